@@ -1,0 +1,49 @@
+"""multilayer: multi-layer perceptrons done right.
+
+Keras' names and defaults on a small NumPy engine, so that ``import multilayer as keras``
+runs Keras MLP code::
+
+    import multilayer as keras
+    from multilayer.layers import Dense
+
+    model = keras.Sequential([Dense(512, activation="relu", input_shape=(784,)),
+                              Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+"""
+
+from multilayer import (
+    activations,
+    callbacks,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    regularizers,
+    utils,
+)
+from multilayer.engine.layers import Input
+from multilayer.models import Sequential, load_model
+from multilayer.perceptron import Perceptron
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Input",
+    "Perceptron",
+    "Sequential",
+    "activations",
+    "callbacks",
+    "datasets",
+    "initializers",
+    "layers",
+    "load_model",
+    "losses",
+    "metrics",
+    "models",
+    "optimizers",
+    "regularizers",
+    "utils",
+]

@@ -1,0 +1,12 @@
+"""Keras-compatible namespace for callbacks."""
+
+from multilayer.models.callbacks import (  # noqa: F401
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    History,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)

@@ -1,0 +1,334 @@
+"""Loss functions with Keras' names, defaults and reductions (mean over the batch).
+
+Each loss gives its value and its gradient with respect to the model's output. The
+cross-entropies can also *fuse* with the activation that produced their input: for
+softmax + categorical cross-entropy (and sigmoid + binary cross-entropy) the gradient with
+respect to the pre-activation ``z`` is simply ``(p - y) / n``. That is cheaper and, unlike
+chaining ``dL/dp`` through the softmax Jacobian, never divides by a tiny probability.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multilayer.utils.naming import unknown_name_error
+
+#: Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log, as in Keras.
+EPSILON = 1e-7
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def _match(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Let ``(n,)`` targets meet ``(n, 1)`` outputs, as Keras does."""
+    y_true = np.asarray(y_true)
+    if y_true.shape != y_pred.shape and y_true.size == y_pred.size:
+        y_true = y_true.reshape(y_pred.shape)
+    return y_true
+
+
+class Loss:
+    """Base class. Subclasses implement `per_sample` and `gradient`.
+
+    ``loss(y_true, y_pred)`` is the mean over the batch of the per-sample losses (Keras'
+    ``"sum_over_batch_size"`` reduction); `gradient` is the derivative of that mean.
+    """
+
+    name = "loss"
+    #: the output activation whose derivative this loss can absorb (see module docstring)
+    fused_activation: str | None = None
+    #: the kind of targets it expects: "categorical", "sparse", "binary" or "regression"
+    target_kind = "regression"
+    from_logits = False
+
+    def __call__(self, y_true, y_pred) -> float:
+        y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
+        return float(np.mean(self.per_sample(_match(y_true, y_pred), y_pred), dtype=np.float64))
+
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        """dL/dy_pred of the batch-mean loss, shape of ``y_pred``."""
+        raise NotImplementedError
+
+    def fused_gradient(self, y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        """dL/dz where ``probabilities = fused_activation(z)``; may overwrite ``probabilities``."""
+        raise NotImplementedError(f"{self.name} has no fused gradient")
+
+    def get_config(self) -> dict:
+        return {}
+
+
+class MeanSquaredError(Loss):
+    """``mean((y_pred - y_true)^2)`` over the last axis, then over the batch."""
+
+    name = "mean_squared_error"
+
+    def per_sample(self, y_true, y_pred):
+        return np.mean(np.square(y_pred - y_true), axis=-1)
+
+    def gradient(self, y_true, y_pred):
+        return (2.0 / y_pred.size) * (y_pred - y_true)
+
+
+class MeanAbsoluteError(Loss):
+    """``mean(|y_pred - y_true|)`` over the last axis, then over the batch."""
+
+    name = "mean_absolute_error"
+
+    def per_sample(self, y_true, y_pred):
+        return np.mean(np.abs(y_pred - y_true), axis=-1)
+
+    def gradient(self, y_true, y_pred):
+        return np.sign(y_pred - y_true) / y_pred.size
+
+
+class Hinge(Loss):
+    """``mean(max(1 - y_true * y_pred, 0))``; targets in {-1, 1} (or {0, 1}, mapped to -1/1)."""
+
+    name = "hinge"
+    target_kind = "binary"
+
+    @staticmethod
+    def _signed(y_true):
+        return np.where(y_true == 0, -1.0, y_true)
+
+    def per_sample(self, y_true, y_pred):
+        return np.mean(np.maximum(1.0 - self._signed(y_true) * y_pred, 0.0), axis=-1)
+
+    def gradient(self, y_true, y_pred):
+        signed = self._signed(y_true)
+        active = (1.0 - signed * y_pred) > 0
+        return (-signed * active / y_pred.size).astype(y_pred.dtype)
+
+
+class CategoricalCrossentropy(Loss):
+    """``-sum(y_true * log(p))`` for one-hot (or soft) targets of shape ``(n, classes)``.
+
+    Args:
+        from_logits: ``y_pred`` holds logits rather than probabilities.
+        label_smoothing: targets become ``y * (1 - s) + s / classes``.
+    """
+
+    name = "categorical_crossentropy"
+    fused_activation = "softmax"
+    target_kind = "categorical"
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0):
+        if not 0.0 <= float(label_smoothing) <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = float(label_smoothing)
+
+    def _targets(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        if self.label_smoothing:
+            return y_true * (1.0 - self.label_smoothing) + self.label_smoothing / y_pred.shape[-1]
+        return y_true
+
+    def per_sample(self, y_true, y_pred):
+        y = self._targets(y_true, y_pred)
+        if self.from_logits:
+            return -np.sum(y * _log_softmax(y_pred), axis=-1)
+        p = y_pred / y_pred.sum(axis=-1, keepdims=True)
+        return -np.sum(y * np.log(np.clip(p, EPSILON, 1.0 - EPSILON)), axis=-1)
+
+    def gradient(self, y_true, y_pred):
+        y = self._targets(y_true, y_pred)
+        n = y_pred.shape[0]
+        if self.from_logits:
+            return (_softmax(y_pred) * y.sum(axis=-1, keepdims=True) - y) / n
+        # d/dp of -sum(y * log(p / sum(p))) (the normalisation Keras applies)
+        total = y_pred.sum(axis=-1, keepdims=True)
+        return (-y / np.clip(y_pred, EPSILON, None) + y.sum(axis=-1, keepdims=True) / total) / n
+
+    def fused_gradient(self, y_true, probabilities):
+        grad = probabilities
+        grad -= self._targets(y_true, probabilities)
+        grad *= 1.0 / probabilities.shape[0]
+        return grad
+
+    def get_config(self):
+        return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Categorical cross-entropy with integer class labels of shape ``(n,)``.
+
+    Same as `CategoricalCrossentropy` on ``to_categorical(y_true)``, without building the
+    one-hot matrix.
+    """
+
+    name = "sparse_categorical_crossentropy"
+    target_kind = "sparse"
+
+    def _picked(self, y_true, matrix):
+        labels = np.asarray(y_true).reshape(-1).astype(np.intp, copy=False)
+        return matrix[np.arange(matrix.shape[0]), labels], labels
+
+    def per_sample(self, y_true, y_pred):
+        if self.from_logits:
+            log_p = _log_softmax(y_pred)
+        else:
+            p = y_pred / y_pred.sum(axis=-1, keepdims=True)
+            log_p = np.log(np.clip(p, EPSILON, 1.0 - EPSILON))
+        picked, _ = self._picked(y_true, log_p)
+        s = self.label_smoothing
+        if not s:
+            return -picked
+        return -(1.0 - s) * picked - (s / y_pred.shape[-1]) * log_p.sum(axis=-1)
+
+    def gradient(self, y_true, y_pred):
+        return super().gradient(self._one_hot(y_true, y_pred), y_pred)
+
+    def _one_hot(self, y_true, y_pred):
+        one_hot = np.zeros_like(y_pred)
+        one_hot[np.arange(y_pred.shape[0]), np.asarray(y_true).reshape(-1).astype(np.intp)] = 1.0
+        return one_hot
+
+    def fused_gradient(self, y_true, probabilities):
+        n, classes = probabilities.shape
+        grad = probabilities
+        s = self.label_smoothing
+        if s:
+            grad -= s / classes
+        labels = np.asarray(y_true).reshape(-1).astype(np.intp, copy=False)
+        grad[np.arange(n), labels] -= 1.0 - s
+        grad *= 1.0 / n
+        return grad
+
+
+class BinaryCrossentropy(Loss):
+    """``-mean(y log p + (1 - y) log(1 - p))`` over the last axis, for targets in [0, 1].
+
+    Args:
+        from_logits: ``y_pred`` holds logits rather than probabilities.
+        label_smoothing: targets become ``y * (1 - s) + s / 2``.
+    """
+
+    name = "binary_crossentropy"
+    fused_activation = "sigmoid"
+    target_kind = "binary"
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0):
+        if not 0.0 <= float(label_smoothing) <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = float(label_smoothing)
+
+    def _targets(self, y_true):
+        s = self.label_smoothing
+        return y_true * (1.0 - s) + 0.5 * s if s else y_true
+
+    def per_sample(self, y_true, y_pred):
+        y = self._targets(y_true)
+        if self.from_logits:
+            # log(1 + exp(-|z|)) + max(z, 0) - z y: the stable form of the same quantity
+            values = np.maximum(y_pred, 0) - y_pred * y + np.log1p(np.exp(-np.abs(y_pred)))
+        else:
+            p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+            values = -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
+        return np.mean(values, axis=-1)
+
+    def gradient(self, y_true, y_pred):
+        y = self._targets(y_true)
+        if self.from_logits:
+            return (_sigmoid(y_pred) - y) / y_pred.size
+        p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        return (p - y) / (p * (1.0 - p)) / y_pred.size
+
+    def fused_gradient(self, y_true, probabilities):
+        grad = probabilities
+        grad -= self._targets(_match(y_true, probabilities))
+        grad *= 1.0 / probabilities.size
+        return grad
+
+    def get_config(self):
+        return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+_REGISTRY: dict[str, type[Loss]] = {
+    cls.name: cls
+    for cls in (
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Hinge,
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+        BinaryCrossentropy,
+    )
+}
+_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+
+
+def get(identifier: str | Loss | dict) -> Loss:
+    """A `Loss` from a name (``"categorical_crossentropy"``, ``"mse"``), config or instance."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        name = str(config.pop("name", ""))
+        if name not in _REGISTRY:
+            raise unknown_name_error("loss", name, _REGISTRY)
+        return _REGISTRY[name](**config)
+    if isinstance(identifier, str):
+        key = _ALIASES.get(identifier.lower(), identifier.lower())
+        if key not in _REGISTRY:
+            raise unknown_name_error("loss", identifier, [*_REGISTRY, *_ALIASES])
+        return _REGISTRY[key]()
+    raise TypeError(f"loss must be a name or a Loss, got {type(identifier).__name__}")
+
+
+def serialize(loss: Loss) -> dict:
+    return {"name": loss.name, **loss.get_config()}
+
+
+# Keras-style functional forms: per-sample losses.
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    return CategoricalCrossentropy(from_logits, label_smoothing).per_sample(
+        np.asarray(y_true), np.asarray(y_pred)
+    )
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return SparseCategoricalCrossentropy(from_logits).per_sample(
+        np.asarray(y_true), np.asarray(y_pred)
+    )
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    y_pred = np.asarray(y_pred)
+    return BinaryCrossentropy(from_logits, label_smoothing).per_sample(
+        _match(y_true, y_pred), y_pred
+    )
+
+
+def mean_squared_error(y_true, y_pred):
+    y_pred = np.asarray(y_pred)
+    return MeanSquaredError().per_sample(_match(y_true, y_pred), y_pred)
+
+
+def mean_absolute_error(y_true, y_pred):
+    y_pred = np.asarray(y_pred)
+    return MeanAbsoluteError().per_sample(_match(y_true, y_pred), y_pred)
+
+
+def hinge(y_true, y_pred):
+    y_pred = np.asarray(y_pred)
+    return Hinge().per_sample(_match(y_true, y_pred), y_pred)
+
+
+mse = mean_squared_error
+mae = mean_absolute_error

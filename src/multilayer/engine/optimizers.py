@@ -1,0 +1,369 @@
+"""Optimizers with Keras' names, defaults and update equations, one small class each.
+
+Every optimizer updates *one flat vector* of parameters from *one flat vector* of gradients
+(see `multilayer.engine.parameters`), in place, with preallocated scratch space: a step is a
+dozen vectorised passes over memory whatever the number of layers.
+
+Notation in the docstrings: ``p`` parameters, ``g`` gradient, ``lr`` learning rate at this
+step, ``t`` the 1-based step number.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from multilayer.engine import schedules
+from multilayer.utils.naming import unknown_name_error
+
+
+class Optimizer:
+    """Base class: learning rate (a number or a schedule), clipping, decoupled weight decay.
+
+    Args:
+        learning_rate: a float, or a `LearningRateSchedule` called with the step count.
+        clipnorm: clip each parameter tensor's gradient to this L2 norm.
+        global_clipnorm: clip the gradient of all parameters together to this L2 norm.
+        weight_decay: decoupled weight decay, ``p -= lr * weight_decay * p`` before the update.
+    """
+
+    name = "optimizer"
+    #: names of the per-parameter state vectors, allocated by `build`
+    slots: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        learning_rate: float | schedules.LearningRateSchedule = 0.001,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        weight_decay: float | None = None,
+    ):
+        if clipnorm is not None and global_clipnorm is not None:
+            raise ValueError("give at most one of clipnorm and global_clipnorm")
+        for argument, value in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{argument} must be > 0, got {value!r}")
+        self._learning_rate = self._check_learning_rate(learning_rate)
+        self.clipnorm = clipnorm
+        self.global_clipnorm = global_clipnorm
+        self.weight_decay = weight_decay
+        self.iterations = 0
+        self.state: dict[str, np.ndarray] = {}
+        self._segments: list[slice] = []
+
+    @staticmethod
+    def _check_learning_rate(value):
+        if isinstance(value, schedules.LearningRateSchedule):
+            return value
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.floating))
+            or not value > 0
+        ):
+            raise ValueError(
+                f"learning_rate must be a positive number or a schedule, got {value!r}"
+            )
+        return float(value)
+
+    # -- learning rate ------------------------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate the next step will use."""
+        return self.learning_rate_at(self.iterations)
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if isinstance(self._learning_rate, schedules.LearningRateSchedule):
+            raise TypeError(
+                "this optimizer's learning rate is a schedule and cannot be set to a number"
+            )
+        self._learning_rate = self._check_learning_rate(value)
+
+    @property
+    def schedule(self) -> schedules.LearningRateSchedule | None:
+        lr = self._learning_rate
+        return lr if isinstance(lr, schedules.LearningRateSchedule) else None
+
+    def learning_rate_at(self, step: int) -> float:
+        lr = self._learning_rate
+        return float(lr(step)) if callable(lr) else lr
+
+    # -- state ----------------------------------------------------------------------------
+    def build(self, size: int, dtype, segments: list[slice] | None = None) -> None:
+        """Allocate state for ``size`` parameters; ``segments`` delimit tensors (for clipnorm)."""
+        self.state = {slot: np.zeros(size, dtype=dtype) for slot in self.slots}
+        self._init_state()
+        self._scratch = np.empty(size, dtype=dtype)
+        self._segments = list(segments or [slice(0, size)])
+
+    def _init_state(self) -> None:
+        pass
+
+    # -- the step -------------------------------------------------------------------------
+    def apply(self, params: np.ndarray, grads: np.ndarray) -> None:
+        """One update of ``params`` (flat, in place) from ``grads`` (flat; may be modified)."""
+        if len(self._scratch) != params.size:
+            raise ValueError(
+                f"optimizer was built for {self._scratch.size} parameters, got {params.size}"
+            )
+        lr = self.learning_rate_at(self.iterations)
+        self._clip(grads)
+        if self.weight_decay:
+            params -= (lr * self.weight_decay) * params
+        self.update(params, grads, lr, self.iterations + 1)
+        self.iterations += 1
+
+    def _clip(self, grads: np.ndarray) -> None:
+        if self.global_clipnorm is not None:
+            _clip_to_norm(grads, self.global_clipnorm)
+        elif self.clipnorm is not None:
+            for segment in self._segments:
+                _clip_to_norm(grads[segment], self.clipnorm)
+
+    def update(self, p: np.ndarray, g: np.ndarray, lr: float, t: int) -> None:
+        raise NotImplementedError
+
+    # -- description ----------------------------------------------------------------------
+    def get_config(self) -> dict:
+        lr = self._learning_rate
+        config = {"learning_rate": schedules.serialize(lr) if callable(lr) else lr}
+        for key in ("clipnorm", "global_clipnorm", "weight_decay"):
+            if getattr(self, key) is not None:
+                config[key] = getattr(self, key)
+        return config
+
+
+def _clip_to_norm(g: np.ndarray, max_norm: float) -> None:
+    norm = math.sqrt(float(np.dot(g, g)))
+    if norm > max_norm:
+        g *= max_norm / norm
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    Keras' form: ``v = momentum * v - lr * g``; then ``p += v``, or with Nesterov
+    ``p += momentum * v - lr * g``. Without momentum: ``p -= lr * g``.
+    """
+
+    name = "sgd"
+
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.slots = ("velocity",) if self.momentum else ()
+
+    def update(self, p, g, lr, t):
+        step = np.multiply(g, lr, out=self._scratch)
+        if not self.momentum:
+            p -= step
+            return
+        v = self.state["velocity"]
+        v *= self.momentum
+        v -= step
+        if self.nesterov:
+            p -= step
+            step = np.multiply(v, self.momentum, out=self._scratch)
+            p += step
+        else:
+            p += v
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with the bias correction folded into the step size:
+
+        m = b1 m + (1 - b1) g          v = b2 v + (1 - b2) g^2
+        p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)
+
+    ``amsgrad`` uses the running maximum of ``v`` instead.
+    """
+
+    name = "adam"
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        **kwargs,
+    ):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.amsgrad = bool(amsgrad)
+        self.slots = ("m", "v", "v_max") if self.amsgrad else ("m", "v")
+
+    def update(self, p, g, lr, t):
+        m, v, tmp = self.state["m"], self.state["v"], self._scratch
+        alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
+        np.subtract(g, m, out=tmp)
+        tmp *= 1.0 - self.beta_1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1.0 - self.beta_2
+        v += tmp
+        if self.amsgrad:
+            np.maximum(self.state["v_max"], v, out=self.state["v_max"])
+            v = self.state["v_max"]
+        np.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=tmp)
+        tmp *= alpha
+        p -= tmp
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
+        }
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019):
+    ``p -= lr * weight_decay * p``, then the Adam step. Keras' default decay: 0.004."""
+
+    name = "adamw"
+
+    def __init__(self, learning_rate=0.001, weight_decay: float = 0.004, **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, **kwargs)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, 2012), Keras' form:
+
+    v = rho v + (1 - rho) g^2
+    step = lr g / sqrt(v + epsilon)     (centered: v - mean_g^2 under the root)
+    p -= step,  or with momentum:  mom = momentum * mom + step;  p -= mom
+    """
+
+    name = "rmsprop"
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        **kwargs,
+    ):
+        super().__init__(learning_rate, **kwargs)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.centered = bool(centered)
+        self.slots = (
+            ("v",)
+            + (("mean_g",) if self.centered else ())
+            + (("momentum",) if self.momentum else ())
+        )
+
+    def update(self, p, g, lr, t):
+        v, tmp = self.state["v"], self._scratch
+        v *= self.rho
+        v += (1.0 - self.rho) * g * g
+        if self.centered:
+            mean_g = self.state["mean_g"]
+            mean_g *= self.rho
+            mean_g += (1.0 - self.rho) * g
+            np.subtract(v, mean_g * mean_g, out=tmp)
+        else:
+            np.copyto(tmp, v)
+        tmp += self.epsilon
+        np.sqrt(tmp, out=tmp)
+        np.divide(g, tmp, out=tmp)
+        tmp *= lr
+        if self.momentum:
+            mom = self.state["momentum"]
+            mom *= self.momentum
+            mom += tmp
+            p -= mom
+        else:
+            p -= tmp
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011): ``a += g^2``; ``p -= lr g / sqrt(a + epsilon)``,
+    with ``a`` starting at ``initial_accumulator_value`` (Keras: 0.1)."""
+
+    name = "adagrad"
+    slots = ("accumulator",)
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        **kwargs,
+    ):
+        super().__init__(learning_rate, **kwargs)
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.epsilon = float(epsilon)
+
+    def _init_state(self):
+        self.state["accumulator"].fill(self.initial_accumulator_value)
+
+    def update(self, p, g, lr, t):
+        a, tmp = self.state["accumulator"], self._scratch
+        np.multiply(g, g, out=tmp)
+        a += tmp
+        np.add(a, self.epsilon, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(g, tmp, out=tmp)
+        tmp *= lr
+        p -= tmp
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
+
+
+_REGISTRY: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)
+}
+
+
+def get(identifier: str | Optimizer | dict) -> Optimizer:
+    """An `Optimizer` from a name (``"adam"``), a config dict, or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, dict):
+        config = dict(identifier.get("config", {}))
+        name = str(identifier.get("name", ""))
+        if name not in _REGISTRY:
+            raise unknown_name_error("optimizer", name, _REGISTRY)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
+        return _REGISTRY[name](**config)
+    if isinstance(identifier, str):
+        cls = _REGISTRY.get(identifier.lower())
+        if cls is None:
+            raise unknown_name_error("optimizer", identifier, _REGISTRY)
+        return cls()
+    raise TypeError(f"optimizer must be a name or an Optimizer, got {type(identifier).__name__}")
+
+
+def serialize(optimizer: Optimizer) -> dict:
+    return {"name": optimizer.name, "config": optimizer.get_config()}

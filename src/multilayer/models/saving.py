@@ -1,0 +1,189 @@
+"""Model files: one ``.safetensors`` file with the weights as tensors and the architecture,
+compile configuration and training metadata as JSON in the header. Never pickle: loading a
+file reads numbers and JSON, and runs no code from it.
+
+Tensor names: ``layers.{index}.{kernel|bias}`` and, when the optimizer is saved,
+``optimizer.{slot}`` (e.g. ``optimizer.m``). Header metadata keys: ``format``,
+``format_version``, ``model``, ``compile``, ``optimizer_iterations``, ``training``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from multilayer.errors import ModelFileError
+from multilayer.utils.files import atomic_write_bytes
+
+FORMAT = "multilayer.model"
+FORMAT_VERSION = "1"
+_METADATA_KEYS = {
+    "format",
+    "format_version",
+    "model",
+    "compile",
+    "optimizer_iterations",
+    "training",
+}
+
+
+def _safetensors():
+    try:
+        import safetensors.numpy as st_numpy
+        from safetensors import safe_open
+    except ImportError:
+        raise ImportError(
+            "Saving and loading models needs the safetensors package: pip install 'multilayer[io]'"
+        ) from None
+    return st_numpy, safe_open
+
+
+def model_tensors(model) -> dict[str, np.ndarray]:
+    return {
+        f"layers.{index}.{spec.name}": layer.weights[spec.name]
+        for index, layer in enumerate(model.layers)
+        for spec in layer.parameter_specs
+    }
+
+
+def save_model(
+    model, filepath, include_optimizer: bool = True, training: dict | None = None
+) -> Path:
+    """Write ``model`` to ``filepath`` (atomically). See the module docstring for the layout."""
+    st_numpy, _ = _safetensors()
+    if not model.built:
+        raise ValueError("cannot save a model that is not built yet (it has no weights)")
+    tensors = dict(model_tensors(model))
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": json.dumps(model.get_config()),
+        "training": json.dumps(
+            training if training is not None else getattr(model, "training_info", {}) or {}
+        ),
+    }
+    if model.loss is not None:
+        metadata["compile"] = json.dumps(model._compile_config)
+        if include_optimizer and getattr(model, "_optimizer_built", False):
+            metadata["optimizer_iterations"] = str(model.optimizer.iterations)
+            for slot, value in model.optimizer.state.items():
+                tensors[f"optimizer.{slot}"] = value
+    data = st_numpy.save(
+        {k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata
+    )
+    return atomic_write_bytes(filepath, data)
+
+
+def read_file(filepath) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """The header metadata and every tensor of a safetensors file, or ModelFileError."""
+    _, safe_open = _safetensors()
+    path = Path(filepath)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a model file")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle}
+    except Exception as error:  # the library raises several types for a bad file
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelFileError(f"{path} is not a valid .safetensors model file ({reason})") from None
+    return metadata, tensors
+
+
+def _json(metadata: dict, key: str, path) -> object:
+    try:
+        return json.loads(metadata[key])
+    except (KeyError, json.JSONDecodeError, TypeError) as error:
+        raise ModelFileError(
+            f"{path}: header entry {key!r} is missing or not valid JSON ({error})"
+        ) from None
+
+
+def load_model(filepath, compile: bool = True):
+    """Load a model saved by `save_model` (or ``model.save``). Refuses anything else.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: not a safetensors file, not a multilayer model, or tensors that do
+            not match the architecture described in the header.
+    """
+    from multilayer.models.sequential import Sequential
+
+    path = Path(filepath)
+    metadata, tensors = read_file(path)
+    if metadata.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{path} is a safetensors file but not a multilayer model (no 'format: {FORMAT}' in its header)"
+        )
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: unsupported model format version {metadata.get('format_version')!r} (this version reads {FORMAT_VERSION})"
+        )
+    unexpected = set(metadata) - _METADATA_KEYS
+    if unexpected:
+        raise ModelFileError(f"{path}: unexpected header entries {sorted(unexpected)}")
+    config = _json(metadata, "model", path)
+    try:
+        if not isinstance(config, dict):
+            raise ValueError("the model configuration must be a JSON object")
+        model = Sequential.from_config(config)
+        model.build()
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(f"{path}: invalid model configuration: {error}") from None
+
+    expected = model_tensors(model)
+    optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
+    weight_tensors = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+    missing, extra = set(expected) - set(weight_tensors), set(weight_tensors) - set(expected)
+    if missing or extra:
+        raise ModelFileError(
+            f"{path}: tensors do not match the architecture: missing {sorted(missing)}, unexpected {sorted(extra)}"
+        )
+    for name, target in expected.items():
+        value = weight_tensors[name]
+        if value.shape != target.shape or value.dtype != target.dtype:
+            raise ModelFileError(
+                f"{path}: tensor {name!r} has shape {value.shape} and dtype {value.dtype}, but the "
+                f"architecture needs shape {target.shape} and dtype {target.dtype}"
+            )
+        if not np.all(np.isfinite(value)):
+            raise ModelFileError(f"{path}: tensor {name!r} contains NaN or infinite values")
+    for name, target in expected.items():
+        target[...] = weight_tensors[name]
+
+    model.training_info = _json(metadata, "training", path) if "training" in metadata else {}
+    if compile and "compile" in metadata:
+        compile_config = _json(metadata, "compile", path)
+        try:
+            model.compile(
+                optimizer=compile_config["optimizer"],
+                loss=compile_config["loss"],
+                metrics=compile_config["metrics"],
+            )
+        except (KeyError, ValueError, TypeError) as error:
+            raise ModelFileError(f"{path}: invalid compile configuration: {error}") from None
+        if optimizer_tensors:
+            _restore_optimizer(model, optimizer_tensors, metadata, path)
+    return model
+
+
+def _restore_optimizer(model, tensors: dict[str, np.ndarray], metadata: dict, path) -> None:
+    model._build_optimizer()
+    optimizer = model.optimizer
+    for slot, target in optimizer.state.items():
+        value = tensors.get(f"optimizer.{slot}")
+        if value is None or value.shape != target.shape or value.dtype != target.dtype:
+            raise ModelFileError(
+                f"{path}: optimizer state {slot!r} is missing or has the wrong shape or dtype"
+            )
+        target[...] = value
+    try:
+        optimizer.iterations = int(metadata.get("optimizer_iterations", "0"))
+    except ValueError:
+        raise ModelFileError(f"{path}: optimizer_iterations is not an integer") from None
+    if optimizer.iterations < 0:
+        raise ModelFileError(f"{path}: optimizer_iterations is negative")

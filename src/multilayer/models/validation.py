@@ -1,0 +1,117 @@
+"""Checks on the arrays given to fit / evaluate / predict, with errors that say what was wrong
+and what was expected. They run once per call, before any work, in O(data) time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_array(value, argument: str) -> np.ndarray:
+    """``value`` as a non-empty numeric NumPy array, or a TypeError / ValueError naming it."""
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # ragged lists and the like
+        raise TypeError(
+            f"{argument} must be a numeric array, could not convert it: {error}"
+        ) from None
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(f"{argument} must hold numbers, got an array of dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ValueError(f"{argument} must be an array of samples, got a scalar")
+    if len(array) == 0:
+        raise ValueError(f"{argument} is empty: it needs at least one sample")
+    return array
+
+
+def check_finite(array: np.ndarray, argument: str) -> None:
+    """Refuse NaN or infinite values, naming the first offending rows."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return
+    # One cheap reduction first; only a failing array pays for the row-by-row search.
+    if np.isfinite(np.sum(array, dtype=np.float64)):
+        return
+    bad_rows = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
+    if len(bad_rows) == 0:
+        return  # the sum overflowed, but every value is finite
+    shown = ", ".join(str(i) for i in bad_rows[:5]) + (", ..." if len(bad_rows) > 5 else "")
+    raise ValueError(
+        f"{argument} contains NaN or infinite values in {len(bad_rows)} row(s), first at row(s) {shown}"
+    )
+
+
+def check_input_shape(x: np.ndarray, expected: tuple[int, ...], argument: str = "x") -> None:
+    sample = tuple(x.shape[1:])
+    if sample == tuple(expected):
+        return
+    message = (
+        f"{argument} has samples of shape {sample} (array shape {tuple(x.shape)}), but the model "
+        f"expects samples of shape {tuple(expected)}."
+    )
+    if int(np.prod(sample)) == int(np.prod(expected)) and len(expected) == 1:
+        message += (
+            f" Flatten them: add Flatten() as the model's first layer, or pass "
+            f"{argument}.reshape(len({argument}), {expected[0]})."
+        )
+    raise ValueError(message)
+
+
+def check_lengths(x: np.ndarray, y: np.ndarray, x_name: str = "x", y_name: str = "y") -> None:
+    if len(x) != len(y):
+        raise ValueError(
+            f"{x_name} and {y_name} have different lengths: {len(x)} samples and {len(y)} targets"
+        )
+
+
+def prepare_targets(
+    y: np.ndarray, loss, output_shape: tuple[int, ...], dtype, argument: str = "y"
+) -> np.ndarray:
+    """Check targets against the loss and the model's output; return them in working dtype."""
+    units = int(np.prod(output_shape))
+    kind = loss.target_kind
+    check_finite(y, argument)
+    if kind == "sparse":
+        labels = y.reshape(-1) if (y.ndim == 2 and y.shape[1] == 1) else y
+        if labels.ndim != 1:
+            raise ValueError(
+                f"{argument} must hold one integer class label per sample for {loss.name}, "
+                f"got shape {tuple(y.shape)}"
+            )
+        if not np.all(np.equal(np.mod(labels, 1), 0)):
+            raise ValueError(
+                f"{argument} must hold integer class labels for {loss.name}, found non-integer values"
+            )
+        low, high = labels.min(), labels.max()
+        if low < 0 or high >= units:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"{argument} has a label out of range: {bad:g}, but the model has {units} output classes "
+                f"(valid labels: 0 to {units - 1})"
+            )
+        return labels.astype(np.intp)
+    expected = (len(y), *output_shape)
+    if kind == "categorical" and y.ndim == 1:
+        raise ValueError(
+            f"{argument} holds class labels of shape {tuple(y.shape)}, but {loss.name} expects one-hot "
+            f"targets of shape {expected}: convert them with multilayer.utils.to_categorical({argument}, {units}) "
+            f"or use loss='sparse_categorical_crossentropy'"
+        )
+    if y.shape != expected and not (y.size == len(y) * units and y.shape[0] == len(y)):
+        raise ValueError(
+            f"{argument} has shape {tuple(y.shape)}, but the model's output has shape {expected}"
+        )
+    y = y.reshape(expected)
+    if kind == "categorical" and (y.min() < 0 or y.max() > 1):
+        raise ValueError(
+            f"{argument} must hold one-hot (or probability) targets in [0, 1] for {loss.name}"
+        )
+    if kind == "binary" and loss.name == "binary_crossentropy" and (y.min() < 0 or y.max() > 1):
+        raise ValueError(
+            f"{argument} must hold targets in [0, 1] for {loss.name}, found values outside"
+        )
+    return np.ascontiguousarray(y, dtype=dtype)
+
+
+def positive_int(value, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+    return int(value)
