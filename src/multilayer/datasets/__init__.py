@@ -1,0 +1,9 @@
+"""Ready-to-use datasets with Keras' API: ``multilayer.datasets.mnist.load_data()``.
+
+Each module downloads its files on first use into ``multilayer.data.data_dir()`` (set
+``MULTILAYER_DATA`` to choose the directory) and verifies their checksums.
+"""
+
+from multilayer.datasets import fashion_mnist, mnist
+
+__all__ = ["fashion_mnist", "mnist"]

@@ -1,0 +1,53 @@
+"""Shared test setup: point MULTILAYER_DATA at the real MNIST copy when it is not set."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+#: /work/shared/datasets, next to the repository checkout.
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _multilayer_data():
+    """Set MULTILAYER_DATA for the whole session unless the caller already set it."""
+    if "MULTILAYER_DATA" in os.environ:
+        yield
+        return
+    os.environ["MULTILAYER_DATA"] = str(SHARED_DATASETS)
+    yield
+    os.environ.pop("MULTILAYER_DATA", None)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, _multilayer_data):
+    """A run directory with a small 784-128-10 model trained 1 epoch on the real MNIST.
+
+    Written with the `multilayer.runs.RunDir` API as ``mlp train`` writes it (model,
+    config.json, history, metrics.json); about 95% test accuracy, trained in a few seconds.
+    Shared by the report, app, browser and schemathesis tests.
+    """
+    from multilayer.datasets import mnist
+    from multilayer.evaluation import classification_report
+    from multilayer.inference import predict_images
+    from multilayer.recipes import build_model, get_recipe
+    from multilayer.runs import RunDir
+
+    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    recipe = get_recipe("fast").with_overrides(
+        hidden=(128,), epochs=1, batch_size=128, schedule="constant", label_smoothing=0.0
+    )
+    model = build_model(recipe, (28, 28), 10, steps_per_epoch=len(x_train) // 128, seed=0)
+    history = model.fit(
+        x_train, y_train, batch_size=128, epochs=1, validation_split=0.1, verbose=0
+    )
+    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    report = classification_report(y_test, predict_images(model, x_test, pixel_max=255.0))
+
+    run = RunDir(tmp_path_factory.mktemp("runs") / "mnist-128").create()
+    model.save(run.model_path)
+    run.write_config({"recipe": recipe.to_dict(), "dataset": "mnist", "seed": 0})
+    run.write_history(history.epoch, history.history)
+    run.write_metrics({"test_loss": loss, "test_accuracy": accuracy, **report})
+    return run.path

@@ -1,0 +1,491 @@
+"""Datasets: the data directory, real MNIST, and downloads from a local HTTP server.
+
+No test touches the internet: mirrors are a server on 127.0.0.1 or a closed port.
+Big arrays are compared with np.array_equal: assert_array_equal takes ~1 s on MNIST.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from multilayer.data import download, fetch_file, file_md5, paths, read_idx, write_idx
+from multilayer.data.paths import data_dir
+from multilayer.datasets import fashion_mnist, mnist
+from multilayer.datasets.mnist import load_split
+from multilayer.errors import DataError, DatasetNotFoundError
+
+NAMES = list(mnist.FILES)
+TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def shared_data_root() -> Path | None:
+    """The directory holding ``mnist/``: $MULTILAYER_DATA, else ../shared/datasets."""
+    candidates = [Path(__file__).resolve().parents[2] / "shared" / "datasets"]
+    if os.environ.get("MULTILAYER_DATA"):
+        candidates.insert(0, Path(os.environ["MULTILAYER_DATA"]))
+    for root in candidates:
+        if all((root / "mnist" / name).is_file() for name in NAMES):
+            return root
+    return None
+
+
+SHARED = shared_data_root()
+needs_mnist = pytest.mark.skipif(
+    SHARED is None,
+    reason="real MNIST not found in $MULTILAYER_DATA/mnist or ../shared/datasets/mnist",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch, tmp_path):
+    """No proxy for 127.0.0.1, no inherited mirror overrides, a private cache directory."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.delenv(mnist.MIRRORS_ENV_VAR, raising=False)
+    monkeypatch.delenv(fashion_mnist.MIRRORS_ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+@pytest.fixture(scope="module")
+def real_mnist():
+    """MNIST loaded from the shared copy, verified from scratch as in a fresh process."""
+    if SHARED is None:
+        pytest.skip("real MNIST not available")
+    remembered = set(download._verified)
+    download._verified.clear()
+    try:
+        return mnist.load_data(SHARED)
+    finally:
+        download._verified.update(remembered)
+
+
+class Server:
+    """A static HTTP server on 127.0.0.1 (ephemeral port) that records request paths."""
+
+    def __init__(self, directory: Path) -> None:
+        requests = self.requests = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                requests.append(self.path)
+                super().do_GET()
+
+        handler = functools.partial(Handler, directory=str(directory))
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/"
+        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.02)
+        threading.Thread(target=serve, daemon=True).start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(directory: Path) -> Server:
+        servers.append(Server(directory))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def dead_url():
+    """A URL on a port nothing listens on: connection refused, immediately."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def corrupted_copy(source: Path, destination: Path) -> Path:
+    """``source`` with one byte of its decompressed content flipped, recompressed."""
+    content = bytearray(gzip.decompress(source.read_bytes()))
+    content[len(content) // 2] ^= 0xFF
+    destination.write_bytes(gzip.compress(bytes(content), mtime=0))
+    return destination
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.rglob("*")) if directory.exists() else []
+
+
+# --- where data lives ------------------------------------------------------------------
+
+
+def test_data_dir_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("MULTILAYER_DATA", str(tmp_path / "from-env"))
+    assert data_dir(tmp_path / "explicit") == tmp_path / "explicit"
+    assert data_dir(str(tmp_path / "explicit")) == tmp_path / "explicit"
+    assert data_dir() == tmp_path / "from-env"
+    monkeypatch.delenv("MULTILAYER_DATA")
+    assert data_dir() == tmp_path / "xdg-cache" / "multilayer" / "datasets"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # ignored, as XDG says
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data_dir() == tmp_path / "home" / ".cache" / "multilayer" / "datasets"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert data_dir() == tmp_path / "home" / ".cache" / "multilayer" / "datasets"
+    assert data_dir("~/data") == tmp_path / "home" / "data"
+    assert not (tmp_path / "home").exists()  # data_dir() only names the directory
+    assert paths.DATA_ENV_VAR == "MULTILAYER_DATA"
+
+
+def test_public_imports():
+    import multilayer.datasets
+
+    assert multilayer.datasets.mnist.load_data is mnist.load_data
+    assert multilayer.datasets.fashion_mnist.load_data is fashion_mnist.load_data
+
+
+# --- real MNIST ------------------------------------------------------------------------
+
+
+@needs_mnist
+def test_real_mnist_directory_is_not_written_to(real_mnist):
+    # The shared copy is read-only (by mode bits; root could still write): no sidecars.
+    assert [name for name in os.listdir(SHARED / "mnist") if name.startswith(".")] == []
+
+
+@needs_mnist
+def test_real_mnist_loads(real_mnist):
+    (x_train, y_train), (x_test, y_test) = real_mnist
+    assert x_train.shape == (60000, 28, 28) and y_train.shape == (60000,)
+    assert x_test.shape == (10000, 28, 28) and y_test.shape == (10000,)
+    for array in (x_train, y_train, x_test, y_test):
+        assert array.dtype == np.uint8
+    assert x_train.min() == 0 and x_train.max() == 255
+    assert x_test.min() == 0 and x_test.max() == 255
+    assert np.bincount(y_train, minlength=10).tolist() == TRAIN_COUNTS
+    assert np.bincount(y_test, minlength=10).tolist() == TEST_COUNTS
+    assert sum(TRAIN_COUNTS) == 60000 and np.argmax(TRAIN_COUNTS) == 1
+    # Well-known facts: mean pixel 33.32 (train), 33.79 (test); the first digit is a 5.
+    assert x_train.mean() == pytest.approx(33.3184, abs=1e-3)
+    assert x_test.mean() == pytest.approx(33.7912, abs=1e-3)
+    assert y_train[0] == 5 and y_test[0] == 7
+
+
+@needs_mnist
+def test_real_mnist_via_the_environment_variable(monkeypatch, real_mnist):
+    monkeypatch.setenv("MULTILAYER_DATA", str(SHARED))
+    (x_train, _), (_, y_test) = mnist.load_data()
+    assert np.array_equal(x_train, real_mnist[0][0])
+    assert np.array_equal(y_test, real_mnist[1][1])
+
+
+@needs_mnist
+def test_real_mnist_files_match_the_published_checksums():
+    for name, md5 in mnist.FILES.items():
+        assert file_md5(SHARED / "mnist" / name) == md5
+
+
+# --- downloads -------------------------------------------------------------------------
+
+
+@needs_mnist
+def test_download_verify_and_load_from_a_local_server(
+    monkeypatch, tmp_path, serve, dead_url, real_mnist
+):
+    server = serve(SHARED / "mnist")
+    root = tmp_path / "data"
+    (x_train, y_train), (x_test, y_test) = mnist.load_data(root, mirrors=[server.url])
+
+    assert sorted(server.requests) == sorted(f"/{name}" for name in NAMES)
+    assert leftovers(root) == sorted(["mnist", *NAMES, *(f".{name}.md5ok" for name in NAMES)])
+    for name in NAMES:
+        assert (root / "mnist" / name).read_bytes() == (SHARED / "mnist" / name).read_bytes()
+    assert np.array_equal(x_train, real_mnist[0][0])
+    assert np.array_equal(y_test, real_mnist[1][1])
+
+    # Second load: from disk, verified via the sidecars, no network needed.
+    monkeypatch.setattr(download, "_verified", set())
+    (x_again, _), _ = mnist.load_data(root, mirrors=[dead_url])
+    assert np.array_equal(x_again, x_train)
+    assert len(server.requests) == 4
+
+
+@needs_mnist
+def test_mirrors_from_the_environment_and_fallback(monkeypatch, tmp_path, serve, dead_url):
+    # Three files already there (links to the shared copy); only the labels are fetched.
+    (tmp_path / "mnist").mkdir()
+    for name in NAMES:
+        if name != TRAIN_LABELS:
+            (tmp_path / "mnist" / name).symlink_to(SHARED / "mnist" / name)
+    server = serve(SHARED / "mnist")
+    monkeypatch.setenv("MULTILAYER_MNIST_MIRRORS", f"{dead_url}, {server.url}")
+    monkeypatch.setenv("MULTILAYER_DATA", str(tmp_path))
+    (x_train, y_train), _ = mnist.load_data()
+    assert x_train.shape == (60000, 28, 28) and np.bincount(y_train)[1] == 6742
+    assert server.requests == [f"/{TRAIN_LABELS}"]
+    assert (tmp_path / "mnist" / TRAIN_LABELS).is_file()
+
+
+@needs_mnist
+def test_corrupted_download_is_rejected_and_nothing_is_left(tmp_path, serve):
+    served = tmp_path / "served"
+    served.mkdir()
+    corrupted_copy(SHARED / "mnist" / TRAIN_LABELS, served / TRAIN_LABELS)
+    server = serve(served)
+    target = tmp_path / "data" / "mnist"
+    actual = file_md5(served / TRAIN_LABELS)
+
+    with pytest.raises(DataError) as excinfo:
+        fetch_file(TRAIN_LABELS, target, [server.url], mnist.FILES[TRAIN_LABELS])
+    assert str(excinfo.value) == (
+        f"{TRAIN_LABELS}: no mirror served a valid copy, nothing was saved in {target}:\n"
+        f"  {server.url}{TRAIN_LABELS}: MD5 of the decompressed content is {actual}, "
+        f"expected {mnist.FILES[TRAIN_LABELS]}"
+    )
+    assert server.requests == [f"/{TRAIN_LABELS}"]
+    assert leftovers(tmp_path / "data") == []  # no temporary file, no directory made
+
+
+@needs_mnist
+def test_corrupted_file_during_load_data(tmp_path, serve):
+    served = tmp_path / "served"
+    served.mkdir()
+    for name in NAMES:
+        (served / name).symlink_to(SHARED / "mnist" / name)
+    (served / TRAIN_LABELS).unlink()
+    corrupted_copy(SHARED / "mnist" / TRAIN_LABELS, served / TRAIN_LABELS)
+    server = serve(served)
+
+    with pytest.raises(DataError, match="MD5 of the decompressed content is"):
+        mnist.load_data(tmp_path / "data", mirrors=[server.url])
+    # Only the verified file before the bad one is kept; no temporary files.
+    first = NAMES[0]
+    assert leftovers(tmp_path / "data") == sorted(["mnist", first, f".{first}.md5ok"])
+
+
+@needs_mnist
+def test_a_bad_mirror_is_skipped_for_a_good_one(tmp_path, serve):
+    served = tmp_path / "served"
+    served.mkdir()
+    corrupted_copy(SHARED / "mnist" / TRAIN_LABELS, served / TRAIN_LABELS)
+    bad, good = serve(served), serve(SHARED / "mnist")
+    target = tmp_path / "data"
+    path = fetch_file(TRAIN_LABELS, target, [bad.url, good.url], mnist.FILES[TRAIN_LABELS])
+    assert path == target / TRAIN_LABELS
+    assert read_idx(path).shape == (60000,)
+    assert leftovers(target) == sorted([TRAIN_LABELS, f".{TRAIN_LABELS}.md5ok"])
+
+
+def offline_message(title: str, directory: Path, tried: str, missing: list[str]) -> str:
+    files = "".join(f"  {name}\n" for name in missing)
+    return (
+        f"{title}: missing from {directory} and could not be downloaded:\n{tried}\n"
+        f"To use it without internet access, place these files in {directory}:\n{files}"
+        "(or set the environment variable MULTILAYER_DATA to a directory whose "
+        f"'{directory.name}' subdirectory holds them)."
+    )
+
+
+def test_offline_names_every_file_and_the_directory(tmp_path, dead_url):
+    with pytest.raises(DatasetNotFoundError) as excinfo:
+        mnist.load_data(tmp_path, mirrors=[dead_url])
+    assert isinstance(excinfo.value, FileNotFoundError)
+    message = str(excinfo.value)
+    tried = message.splitlines()[1]
+    assert tried.startswith(f"  {dead_url}{NAMES[0]}: ") and "refused" in tried
+    assert message == offline_message("MNIST", tmp_path / "mnist", tried, NAMES)
+    assert leftovers(tmp_path) == []  # no directory made for nothing
+
+
+@needs_mnist
+def test_offline_lists_only_the_missing_files(tmp_path, dead_url, serve):
+    target = tmp_path / "mnist"
+    target.mkdir()
+    for name in NAMES[:2]:
+        shutil.copy(SHARED / "mnist" / name, target / name)
+    server = serve(tmp_path / "empty-dir")  # answers 404 for everything
+    with pytest.raises(DatasetNotFoundError) as excinfo:
+        mnist.load_data(tmp_path, mirrors=[server.url, dead_url])
+    message = str(excinfo.value)
+    lines = message.splitlines()
+    assert lines[1] == f"  {server.url}{NAMES[2]}: HTTP 404 File not found"
+    assert message == offline_message("MNIST", target, "\n".join(lines[1:3]), NAMES[2:])
+
+
+def test_fashion_mnist_offline_message(monkeypatch, tmp_path, dead_url):
+    monkeypatch.setenv("MULTILAYER_FASHION_MNIST_MIRRORS", dead_url)
+    monkeypatch.setenv("MULTILAYER_DATA", str(tmp_path))
+    with pytest.raises(DatasetNotFoundError) as excinfo:
+        fashion_mnist.load_data()
+    message = str(excinfo.value)
+    tried = message.splitlines()[1]
+    directory = tmp_path / "fashion_mnist"
+    assert message == offline_message("Fashion-MNIST", directory, tried, list(fashion_mnist.FILES))
+
+
+def test_no_mirror_at_all(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="the list of mirrors is empty"):
+        fetch_file("a.gz", tmp_path, [], "0" * 32)
+
+
+def test_file_names_must_not_escape_the_directory(tmp_path):
+    with pytest.raises(ValueError, match="plain name"):
+        fetch_file("../a.gz", tmp_path, [], "0" * 32)
+
+
+# --- local files: verified once, never overwritten ---------------------------------------
+
+
+def small_dataset_file(path: Path, labels) -> tuple[str, str]:
+    """Write labels as gzip IDX; returns (md5 of content, md5 of file)."""
+    write_idx(path, np.asarray(labels, dtype=np.uint8))
+    content = hashlib.md5(gzip.decompress(path.read_bytes())).hexdigest()
+    return content, hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_local_file_with_a_wrong_checksum_is_refused_and_kept(tmp_path, dead_url):
+    target = tmp_path / "mnist"
+    target.mkdir()
+    name = NAMES[0]
+    small_dataset_file(target / name, [1, 2, 3])
+    before = (target / name).read_bytes()
+    with pytest.raises(DataError) as excinfo:
+        mnist.load_data(tmp_path, mirrors=[dead_url])
+    assert str(excinfo.value) == (
+        f"{target / name}: MD5 of the decompressed content is {file_md5(target / name)}, "
+        f"expected {mnist.FILES[name]}; the file is damaged or not the expected one: delete it "
+        "to download it again (it is never overwritten automatically)"
+    )
+    assert (target / name).read_bytes() == before
+
+
+def test_local_file_that_is_not_gzip_is_refused(tmp_path):
+    (tmp_path / TRAIN_LABELS).write_bytes(b"\x1f\x8bnot really gzip")
+    with pytest.raises(DataError, match="not a valid gzip file .*delete it"):
+        fetch_file(TRAIN_LABELS, tmp_path, [], mnist.FILES[TRAIN_LABELS])
+
+
+def test_verification_is_cached_in_a_sidecar(monkeypatch, tmp_path):
+    path = tmp_path / "labels.gz"
+    content_md5, _ = small_dataset_file(path, [1, 2, 3])
+    assert fetch_file("labels.gz", tmp_path, [], content_md5) == path
+    assert (tmp_path / ".labels.gz.md5ok").is_file()
+
+    # A new process (empty memory) trusts the sidecar: no hashing.
+    monkeypatch.setattr(download, "_verified", set())
+    monkeypatch.setattr(download, "_content_md5", lambda *a: pytest.fail("re-hashed"))
+    assert fetch_file("labels.gz", tmp_path, [], content_md5) == path
+    monkeypatch.undo()
+
+    # Content changed (same size, new mtime): the sidecar no longer applies.
+    write_idx(path, np.array([1, 2, 4], dtype=np.uint8))
+    os.utime(path, ns=(1, 1))
+    with pytest.raises(DataError, match=f"expected {content_md5}"):
+        fetch_file("labels.gz", tmp_path, [], content_md5)
+
+
+def test_read_only_directory_still_works(tmp_path):
+    path = tmp_path / "labels.gz"
+    content_md5, _ = small_dataset_file(path, [1, 2, 3])
+    tmp_path.chmod(0o555)  # even root must leave it alone
+    try:
+        assert fetch_file("labels.gz", tmp_path, [], content_md5) == path
+        assert not (tmp_path / ".labels.gz.md5ok").exists()
+    finally:
+        tmp_path.chmod(0o755)
+
+
+def test_md5_of_the_file_as_downloaded(tmp_path, serve):
+    served = tmp_path / "served"
+    served.mkdir()
+    content_md5, gz_md5 = small_dataset_file(served / "labels.gz", [0, 9, 3])
+    server = serve(served)
+    path = fetch_file("labels.gz", tmp_path / "a", [server.url], gz_md5, md5_of="file")
+    assert read_idx(path).tolist() == [0, 9, 3]
+    # The content checksum is not the file checksum: refused, nothing kept.
+    with pytest.raises(DataError, match=f"MD5 of the file is {gz_md5}, expected {content_md5}"):
+        fetch_file("labels.gz", tmp_path / "b", [server.url], content_md5, md5_of="file")
+    assert not (tmp_path / "b").exists()
+
+
+def test_fashion_mnist_end_to_end_with_small_files(monkeypatch, tmp_path, serve):
+    served = tmp_path / "served"
+    served.mkdir()
+    rng = np.random.default_rng(0)
+    arrays = [
+        rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+        np.array([0, 1, 2, 9, 9, 5], dtype=np.uint8),
+        rng.integers(0, 256, (2, 28, 28), dtype=np.uint8),
+        np.array([3, 4], dtype=np.uint8),
+    ]
+    files = {}
+    for name, array in zip(fashion_mnist.FILES, arrays, strict=True):
+        write_idx(served / name, array)
+        files[name] = file_md5(served / name, "file")
+    monkeypatch.setattr(fashion_mnist, "FILES", files)
+    server = serve(served)
+
+    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data(tmp_path, mirrors=[server.url])
+    for got, expected in zip((x_train, y_train, x_test, y_test), arrays, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert (tmp_path / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
+    assert fashion_mnist.CLASS_NAMES[9] == "Ankle boot"
+
+
+# --- consistency of images and labels --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("images", "labels", "message"),
+    [
+        (
+            np.zeros((3, 2, 2), "u1"),
+            np.array([0, 1], "u1"),
+            "{labels}: expected 3 labels, one per image of images.gz, found 2",
+        ),
+        (
+            np.zeros((3, 2, 2), "u1"),
+            np.array([0, 10, 1], "u1"),
+            "{labels}: expected labels 0..9, found 10 at index 1",
+        ),
+        (
+            np.zeros((3, 4), "u1"),
+            np.array([0, 1, 2], "u1"),
+            "{images}: expected uint8 images of shape (n, height, width), "
+            "found uint8 of shape (3, 4)",
+        ),
+        (
+            np.zeros((3, 2, 2), "f4"),
+            np.array([0, 1, 2], "u1"),
+            "{images}: expected uint8 images of shape (n, height, width), "
+            "found float32 of shape (3, 2, 2)",
+        ),
+        (
+            np.zeros((3, 2, 2), "u1"),
+            np.array([0, 1, 2], "i4"),
+            "{labels}: expected uint8 labels of shape (n,), found int32 of shape (3,)",
+        ),
+    ],
+)
+def test_inconsistent_images_and_labels_are_refused(tmp_path, images, labels, message):
+    images_path, labels_path = tmp_path / "images.gz", tmp_path / "labels.gz"
+    write_idx(images_path, images)
+    write_idx(labels_path, labels)
+    with pytest.raises(DataError) as excinfo:
+        load_split(images_path, labels_path)
+    assert str(excinfo.value) == message.format(images=images_path, labels=labels_path)
