@@ -21,6 +21,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     except OSError as error:
         raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
     try:
+        # mkstemp creates 0600 files; give the file the permissions open() would have.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -34,6 +36,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         raise
     _fsync_directory(directory)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -1,0 +1,112 @@
+"""``mlp evaluate MODEL``: test loss, accuracy, per-class precision/recall, confusion matrix."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from multilayer.cli.common import check_dataset_name, console, load_dataset, load_model_arg, percent
+
+
+def evaluate_model(model, dataset) -> dict:
+    """Evaluate ``model`` on ``dataset``'s test split.
+
+    Returns:
+        ``{"test_loss": float | None, "test_accuracy", "test_samples", "per_class",
+        "confusion_matrix"}``; the loss is None for a model saved without its compile
+        configuration.
+
+    Raises:
+        ValueError: the model's inputs or number of classes do not match the dataset.
+    """
+    from multilayer.evaluation import classification_report
+    from multilayer.inference import model_inputs, probabilities
+    from multilayer.utils import to_categorical
+
+    outputs = int(model.output_shape[-1])
+    if outputs != dataset.num_classes:
+        raise ValueError(
+            f"the model has {outputs} outputs but {dataset.name} has {dataset.num_classes} classes"
+        )
+    x = model_inputs(model, dataset.x_test, pixel_max=255)
+    loss = None
+    if model.loss is not None:
+        # Models trained the tutorial's way use one-hot targets, mlp train's use labels.
+        targets = (
+            to_categorical(dataset.y_test, outputs)
+            if model.loss.target_kind == "categorical"
+            else dataset.y_test
+        )
+        loss = model.evaluate(x, targets, verbose=0, return_dict=True)["loss"]
+    probs = probabilities(model, model.predict(x))
+    report = classification_report(dataset.y_test, probs, dataset.num_classes, dataset.class_names)
+    return {
+        "test_loss": loss,
+        "test_accuracy": report["accuracy"],
+        "test_samples": len(dataset.x_test),
+        "per_class": report["per_class"],
+        "confusion_matrix": report["confusion_matrix"],
+    }
+
+
+def print_report(results: dict, title: str) -> None:
+    """Rich tables: accuracy and loss, per-class precision/recall, the confusion matrix."""
+    from rich.table import Table
+
+    out = console()
+    loss = results["test_loss"]
+    out.print(
+        f"[bold]{title}[/bold]: test accuracy {percent(results['test_accuracy'])}"
+        + ("" if loss is None else f", test loss {loss:.4f}")
+        + f" on {results['test_samples']} samples"
+    )
+    per_class = Table(title="Per class", title_justify="left")
+    for header in ("class", "precision", "recall", "support"):
+        per_class.add_column(header, justify="left" if header == "class" else "right")
+    for row in results["per_class"]:
+        per_class.add_row(
+            row["name"], percent(row["precision"]), percent(row["recall"]), str(row["support"])
+        )
+    out.print(per_class)
+    names = [row["name"] for row in results["per_class"]]
+    matrix = Table(
+        title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left"
+    )
+    matrix.add_column("true \\ pred")
+    for name in names:
+        matrix.add_column(name[:8], justify="right")
+    for name, counts in zip(names, results["confusion_matrix"], strict=True):
+        matrix.add_row(name, *(str(c) for c in counts))
+    out.print(matrix)
+
+
+def command(
+    model: Annotated[Path, typer.Argument(help="A .safetensors model file or a run directory.")],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            callback=check_dataset_name,
+            help="mnist, fashion_mnist, or an .npz file with x_train, y_train, x_test, y_test.",
+        ),
+    ] = "mnist",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Directory holding the datasets (default: $MULTILAYER_DATA)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Evaluate a model on a dataset's test split."""
+    loaded, model_file, _ = load_model_arg(model)
+    data = load_dataset(dataset, data_dir)
+    results = evaluate_model(loaded, data)
+    if as_json:
+        from multilayer.runs import json_safe
+
+        print(
+            json.dumps(
+                {"model": str(model_file), "dataset": data.name, **json_safe(results)}, indent=2
+            )
+        )
+    else:
+        print_report(results, f"{model_file} on {data.name}")

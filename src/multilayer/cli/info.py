@@ -1,0 +1,73 @@
+"""``mlp info MODEL``: the architecture and how the model was trained."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from multilayer.cli.common import console, load_model_arg, show
+
+
+def describe(model, model_file: Path, run) -> dict:
+    """Everything ``mlp info`` shows, as JSON-ready values."""
+    from multilayer.runs import json_safe
+
+    info = {
+        "model_file": str(model_file),
+        "parameters": model.count_params(),
+        "input_shape": list(model.input_shape),
+        "output_shape": list(model.output_shape),
+        "architecture": model.get_config(),
+        "compile": getattr(model, "_compile_config", None),
+        "training_info": getattr(model, "training_info", {}) or {},
+    }
+    if run is not None:
+        info["run_dir"] = str(run.path)
+        info["config"] = run.config
+        metrics = run.metrics
+        if metrics is not None:
+            # The per-class table and confusion matrix are `mlp evaluate`'s job.
+            info["metrics"] = {
+                k: v for k, v in metrics.items() if k not in ("per_class", "confusion_matrix")
+            }
+    return json_safe(info)
+
+
+def command(
+    model: Annotated[Path, typer.Argument(help="A .safetensors model file or a run directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Show a model's architecture and training metadata."""
+    loaded, model_file, run = load_model_arg(model)
+    info = describe(loaded, model_file, run)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    out = console()
+    loaded.summary(print_fn=out.print)
+    compile_config = info["compile"]
+    if compile_config:
+        optimizer = compile_config["optimizer"]
+        loss = compile_config["loss"]
+        out.print(
+            f"Optimizer: {optimizer.get('name', optimizer) if isinstance(optimizer, dict) else optimizer}"
+            f" - loss: {loss.get('name', loss) if isinstance(loss, dict) else loss}"
+        )
+    training = info["training_info"]
+    if training:
+        out.print("[bold]Training[/bold]")
+        for key, value in training.items():
+            out.print(f"  {key}: {show(key, value)}")
+    metrics = info.get("metrics")
+    if metrics:
+        out.print(f"[bold]Run directory[/bold] {info['run_dir']}")
+        for key, value in metrics.items():
+            out.print(f"  {key}: {show(key, value)}")
+    config = info.get("config")
+    if config:
+        recipe = config.get("recipe", {})
+        out.print(
+            "  recipe: " + ", ".join(f"{k}={v}" for k, v in recipe.items() if k not in ("extra",))
+        )
+        out.print(f"  versions: {config.get('versions')}")

@@ -1,0 +1,106 @@
+"""Feeding images to a trained model: the one place that knows which pixel scale a model takes.
+
+Models built by ``mlp train`` (``multilayer.recipes.build_model``) start with
+``Flatten`` + ``Rescaling(1/255)``: they take raw pixels in 0..255. Models written the
+tutorial's way take floats in [0, 1], flattened or not. `model_inputs` looks at the
+model's leading layers and converts images accordingly, so the CLI (``mlp evaluate``,
+``mlp predict``) and the web app feed every model correctly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multilayer.engine.layers import Flatten, InputLayer, Rescaling
+
+__all__ = [
+    "expects_raw_pixels",
+    "model_inputs",
+    "predict_image",
+    "predict_images",
+    "probabilities",
+    "top_k",
+]
+
+
+def expects_raw_pixels(model) -> bool:
+    """True if the model rescales 0..255 pixels itself: a ``Rescaling(1/255)`` among its
+    leading weightless layers (Input, Flatten, Rescaling)."""
+    for layer in model.layers:
+        if isinstance(layer, Rescaling):
+            return np.isclose(layer.scale, 1.0 / 255.0)
+        if not isinstance(layer, (InputLayer, Flatten)):
+            return False
+    return False
+
+
+def model_inputs(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
+    """``images`` converted to the scale and shape ``model`` takes.
+
+    Args:
+        model: a built `Sequential` model.
+        images: shape (n, height, width) (or any (n, ...) with the same number of values
+            per sample as the model's input), pixel values in ``0 .. pixel_max``.
+        pixel_max: 255 for uint8 images as stored in MNIST, 1 for images in [0, 1] (as
+            `multilayer.data.images.preprocess` returns).
+
+    Returns:
+        an array of shape (n, *model.input_shape): raw uint8-scale pixels (0..255) if the
+        model rescales them itself, floats in [0, 1] otherwise. uint8 data is passed
+        through without a copy when the model takes it as it is.
+
+    Raises:
+        ValueError: the images do not have as many values as the model's input.
+    """
+    images = np.asarray(images)
+    expected = tuple(model.input_shape)
+    if int(np.prod(images.shape[1:])) != int(np.prod(expected)):
+        raise ValueError(
+            f"the model expects inputs of shape {expected}, but the images have shape "
+            f"{tuple(images.shape[1:])}"
+        )
+    target_max = 255.0 if expects_raw_pixels(model) else 1.0
+    if target_max != pixel_max:
+        images = images.astype(np.float32) * np.float32(target_max / pixel_max)
+    return images.reshape(len(images), *expected)
+
+
+def probabilities(model, outputs: np.ndarray) -> np.ndarray:
+    """Class probabilities from the model's outputs: unchanged if the last layer is a
+    softmax, otherwise the outputs are taken as logits and a softmax is applied."""
+    activation = getattr(getattr(model.layers[-1], "activation", None), "name", None)
+    if activation == "softmax":
+        return outputs
+    shifted = outputs - outputs.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def predict_images(model, images: np.ndarray, pixel_max: float = 1.0) -> np.ndarray:
+    """Class probabilities for a batch of images.
+
+    Args:
+        images: shape (n, 28, 28), values in ``0 .. pixel_max`` (default [0, 1]).
+
+    Returns:
+        float array of shape (n, num_classes), each row summing to 1.
+    """
+    return probabilities(model, model.predict(model_inputs(model, images, pixel_max)))
+
+
+def predict_image(model, image: np.ndarray) -> np.ndarray:
+    """Class probabilities for one (28, 28) image in [0, 1] (as `preprocess` returns).
+
+    Returns:
+        float array of shape (num_classes,).
+    """
+    image = np.asarray(image)
+    return predict_images(model, image[np.newaxis], pixel_max=1.0)[0]
+
+
+def top_k(probs: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The ``k`` most probable classes of one probability vector, most probable first."""
+    probs = np.asarray(probs)
+    k = max(1, min(int(k), probs.shape[-1]))
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [(int(c), float(probs[c])) for c in order]

@@ -1,0 +1,207 @@
+"""Run directories: what ``mlp train`` writes, and how everything else reads it back.
+
+A run directory holds one trained model and how it came to be::
+
+    runs/20250101-120000-fast/
+        model.safetensors   the model (architecture, weights, optimizer state, training_info)
+        config.json         recipe, command-line flags, seed, dataset, library versions
+        history.csv         per-epoch metrics: "epoch" (0-based) then the log keys, sorted
+        history.json        the same as {"epoch": [...], "loss": [...], "val_loss": [...], ...}
+        metrics.json        test loss and accuracy, per-class precision/recall, confusion
+                            matrix, training wall time, seconds per epoch
+
+Read one with ``RunDir(path)``: ``.model_path``, ``.config``, ``.history``, ``.metrics``
+(``None`` for a file that is absent), ``.load_model()``. Write with the ``write_*`` methods:
+each file is written atomically (temporary file + rename), so a reader never sees half a
+file. JSON is strict: NaN and infinities are written as ``null``.
+
+``resolve_model_path`` accepts what a user types after ``mlp evaluate``: a ``.safetensors``
+file or a run directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from multilayer.errors import DataError, ModelFileError
+from multilayer.utils.files import atomic_write_bytes
+
+__all__ = [
+    "CONFIG_FILE",
+    "HISTORY_CSV",
+    "HISTORY_JSON",
+    "METRICS_FILE",
+    "MODEL_FILE",
+    "RunDir",
+    "new_run_path",
+    "json_safe",
+    "resolve_model_path",
+    "write_json",
+]
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+METRICS_FILE = "metrics.json"
+
+
+def json_safe(value):
+    """``value`` with NaN/inf floats replaced by None, recursively (strict JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.ndarray, np.generic)):
+        return json_safe(value.tolist())
+    return value
+
+
+def write_json(path: str | Path, data) -> Path:
+    """Write ``data`` as indented, strict JSON, atomically."""
+    text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path} is not valid JSON ({error})") from None
+
+
+class RunDir:
+    """A run directory (see the module docstring). Creating the object touches no file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- paths -------------------------------------------------------------------------------
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def history_csv_path(self) -> Path:
+        return self.path / HISTORY_CSV
+
+    @property
+    def history_json_path(self) -> Path:
+        return self.path / HISTORY_JSON
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS_FILE
+
+    def has_model(self) -> bool:
+        return self.model_path.is_file()
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def config(self) -> dict | None:
+        """config.json as a dict, None if absent. Raises DataError if it is not valid JSON."""
+        return _read_json(self.config_path)
+
+    @property
+    def metrics(self) -> dict | None:
+        """metrics.json as a dict, None if absent. Raises DataError if it is not valid JSON."""
+        return _read_json(self.metrics_path)
+
+    @property
+    def history(self) -> dict[str, list] | None:
+        """history.json as ``{"epoch": [...], key: [per-epoch values]}``, None if absent."""
+        return _read_json(self.history_json_path)
+
+    def load_model(self, compile: bool = True):
+        """The run's model (``multilayer.models.load_model``); ModelFileError if it has none."""
+        from multilayer.models import load_model
+
+        if not self.has_model():
+            raise ModelFileError(f"{self.path} has no {MODEL_FILE}: it is not a finished run")
+        return load_model(self.model_path, compile=compile)
+
+    # -- writing -----------------------------------------------------------------------------
+    def create(self) -> RunDir:
+        """Make the directory (and its parents). Refuses a directory that already has files,
+        so a run never mixes its files with another's."""
+        if self.path.exists() and not self.path.is_dir():
+            raise FileExistsError(f"{self.path} exists and is not a directory")
+        if self.path.is_dir() and any(self.path.iterdir()):
+            raise FileExistsError(
+                f"{self.path} already exists and is not empty: choose another output directory"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write_config(self, config: dict) -> Path:
+        return write_json(self.config_path, config)
+
+    def write_metrics(self, metrics: dict) -> Path:
+        return write_json(self.metrics_path, metrics)
+
+    def write_history(self, epochs: list[int], history: dict[str, list[float]]) -> None:
+        """Write history.csv and history.json from a `History` (``.epoch``, ``.history``)."""
+        keys = sorted(history)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["epoch", *keys])
+        for row, epoch in enumerate(epochs):
+            writer.writerow([epoch, *(repr(float(history[k][row])) for k in keys)])
+        atomic_write_bytes(self.history_csv_path, buffer.getvalue().encode("utf-8"))
+        write_json(self.history_json_path, {"epoch": list(epochs), **{k: history[k] for k in keys}})
+
+
+def new_run_path(root: str | Path, recipe: str) -> Path:
+    """A fresh path ``<root>/<YYYYmmdd-HHMMSS>-<recipe>`` (with -2, -3... if taken)."""
+    base = Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe}"
+    path, suffix = base, 2
+    while path.exists():
+        path, suffix = base.with_name(f"{base.name}-{suffix}"), suffix + 1
+    return path
+
+
+def resolve_model_path(path: str | Path) -> tuple[Path, RunDir | None]:
+    """The model file named by ``path`` and its run directory, if it is in one.
+
+    Args:
+        path: a model file (``.safetensors``) or a run directory.
+
+    Returns:
+        ``(model_file, run_dir)``; ``run_dir`` is None for a model file that is not
+        ``model.safetensors`` inside a directory with a config.json.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        ModelFileError: a directory without ``model.safetensors``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if path.is_dir():
+        run = RunDir(path)
+        if not run.has_model():
+            raise ModelFileError(
+                f"{path} is a directory without {MODEL_FILE}: give a model file or a run directory"
+            )
+        return run.model_path, run
+    run = RunDir(path.parent)
+    is_run = path.name == MODEL_FILE and run.config_path.is_file()
+    return path, run if is_run else None
