@@ -39,9 +39,7 @@ def trained_run(tmp_path_factory, _multilayer_data):
         hidden=(128,), epochs=1, batch_size=128, schedule="constant", label_smoothing=0.0
     )
     model = build_model(recipe, (28, 28), 10, steps_per_epoch=len(x_train) // 128, seed=0)
-    history = model.fit(
-        x_train, y_train, batch_size=128, epochs=1, validation_split=0.1, verbose=0
-    )
+    history = model.fit(x_train, y_train, batch_size=128, epochs=1, validation_split=0.1, verbose=0)
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     report = classification_report(y_test, predict_images(model, x_test, pixel_max=255.0))
 

@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "multilayer.cli.evaluate",
     "predict": "multilayer.cli.predict",
     "info": "multilayer.cli.info",
+    "report": "multilayer.cli.report",
+    "serve": "multilayer.cli.serve",
 }
 
 

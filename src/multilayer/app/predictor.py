@@ -1,0 +1,94 @@
+"""Run a trained model on one 28x28 digit image and expose what happens inside it.
+
+This module has no web dependency: the browser app (`multilayer.app.server`) uses it, and
+the run reports use `first_dense`. Which pixel scale a model takes is decided in one place,
+`multilayer.inference.model_inputs`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from multilayer.engine.layers import Dense
+from multilayer.inference import model_inputs, probabilities
+
+if TYPE_CHECKING:
+    from multilayer.models.sequential import Sequential
+
+__all__ = ["LayerActivation", "Prediction", "Predictor", "first_dense"]
+
+
+def first_dense(model: Sequential) -> Dense | None:
+    """The first ``Dense`` layer of ``model`` (after any Flatten / Rescaling), or None."""
+    return next((layer for layer in model.layers if isinstance(layer, Dense)), None)
+
+
+@dataclass(frozen=True)
+class LayerActivation:
+    """The output of one Dense layer for one image."""
+
+    name: str
+    activation: str
+    values: np.ndarray  # (units,)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model makes of one 28x28 image."""
+
+    probabilities: np.ndarray  # (classes,), the last layer's output
+    image: np.ndarray  # (28, 28) float32 in [0, 1]: what the network sees
+    activations: list[LayerActivation]
+
+    @property
+    def top_class(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+
+class Predictor:
+    """A loaded model, safe to call from several threads.
+
+    Layers keep reusable work buffers between calls (that is what makes training fast), so two
+    concurrent forward passes through the same model would overwrite each other's buffers: a
+    lock serialises them. A forward pass of one image takes well under a millisecond, so the
+    lock costs little next to image decoding, which runs outside it.
+
+    Args:
+        model: a built `Sequential` taking 784 inputs (e.g. from ``load_model``).
+    """
+
+    def __init__(self, model: Sequential):
+        if not model.built:
+            model.build()
+        self.model = model
+        # Fail early, at start-up, on a model that does not take 28x28 images.
+        model_inputs(model, np.zeros((1, 28, 28), dtype=np.float32), pixel_max=1.0)
+        self._lock = threading.Lock()
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Probabilities and every Dense layer's output for one image.
+
+        Args:
+            image: array (28, 28) of floats in [0, 1], white ink on black (as returned by
+                ``multilayer.data.images.preprocess``).
+        """
+        image = np.asarray(image, dtype=np.float32).reshape(28, 28)
+        x = model_inputs(self.model, image[None], pixel_max=1.0)
+        activations: list[LayerActivation] = []
+        with self._lock:
+            for layer in self.model.layers:
+                x = layer.forward(x, training=False)
+                if isinstance(layer, Dense):
+                    activations.append(
+                        LayerActivation(
+                            name=layer.name,
+                            activation=layer.activation.name,
+                            values=np.array(x[0], dtype=np.float32),  # copy out of the buffer
+                        )
+                    )
+            output = probabilities(self.model, np.array(x, dtype=np.float64))[0]
+        return Prediction(probabilities=output, image=image, activations=activations)

@@ -1,0 +1,240 @@
+"""The figures of a run report, drawn with matplotlib.
+
+Each function takes plain NumPy data and returns a ``matplotlib.figure.Figure``; `save_png`
+writes one to PNG bytes. Figures are built with ``Figure()`` directly rather than through
+``pyplot``: no global state, no GUI backend, safe in threads and web servers (rendering is
+done by the Agg canvas that ``Figure.savefig`` uses by default).
+
+matplotlib is an optional dependency (``multilayer[plots]``), imported on first use.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "confusion_matrix_figure",
+    "first_layer_weights_figure",
+    "learning_curves_figure",
+    "misclassified_figure",
+    "precision_recall_figure",
+    "save_png",
+]
+
+_MATPLOTLIB_MISSING = "Reports need matplotlib: pip install 'multilayer[plots]'"
+#: History keys that are not metrics to plot per epoch.
+_NOT_METRICS = {"epoch", "lr", "learning_rate"}
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    """A fresh Figure (inches), or ImportError naming the extra that provides matplotlib."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(_MATPLOTLIB_MISSING) from exc
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_png(figure: Figure, dpi: int = 110) -> bytes:
+    """Render ``figure`` to PNG bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def learning_curves_figure(history: Mapping[str, Sequence[float | None]]) -> Figure:
+    """Loss and metrics per epoch, training (solid) vs validation (dashed).
+
+    Args:
+        history: ``{"epoch": [0, 1, ...], "loss": [...], "val_loss": [...], "accuracy": [...],
+            ...}`` as in history.json; "epoch" (0-based) is optional. ``None`` values (a NaN
+            written as strict JSON) are left as gaps.
+
+    Returns:
+        a Figure with one panel for the loss and one for the other metrics (if any).
+    """
+    train_keys = [
+        k for k in history if not k.startswith("val_") and k not in _NOT_METRICS and history[k]
+    ]
+    if not train_keys:
+        raise ValueError("the history has no per-epoch metrics to plot")
+    panels = [["loss"]] if "loss" in train_keys else []
+    others = [k for k in train_keys if k != "loss"]
+    if others:
+        panels.append(others)
+    figure = _new_figure(5.2 * len(panels), 3.6)
+    from matplotlib.ticker import MaxNLocator
+
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for ax, keys in zip(axes, panels, strict=True):
+        for index, key in enumerate(keys):
+            for offset, (name, style, label) in enumerate(
+                ((key, "-", "training"), (f"val_{key}", "--", "validation"))
+            ):
+                colour = f"C{2 * index + offset}"
+                values = history.get(name)
+                if not values:
+                    continue
+                y = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                epochs = history.get("epoch") or list(range(len(y)))
+                x = np.asarray(epochs[: len(y)], dtype=np.float64) + 1  # epochs shown 1-based
+                ax.plot(
+                    x, y, style, color=colour, marker="o", markersize=3, label=f"{key} ({label})"
+                )
+        ax.set_xlabel("epoch")
+        ax.set_title("loss" if keys == ["loss"] else ", ".join(keys))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return figure
+
+
+def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:
+    """The confusion matrix as a heat map with counts (rows true, columns predicted).
+
+    Args:
+        matrix: (classes, classes) integer counts.
+        class_names: one label per class.
+    """
+    matrix = np.asarray(matrix)
+    classes = len(class_names)
+    figure = _new_figure(5.6, 5.0)
+    ax = figure.subplots()
+    # A log-like scale would hide the diagonal; instead the colour shows each row's share,
+    # so errors of small classes stay visible.
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(classes):
+        for j in range(classes):
+            if matrix[i, j]:
+                colour = "white" if shares[i, j] > 0.5 else "black"
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xticks(range(classes), class_names)
+    ax.set_yticks(range(classes), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("confusion matrix (test set)")
+    figure.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
+    return figure
+
+
+def _mosaic(tiles: np.ndarray, columns: int, gap: int, label_space: int = 0) -> np.ndarray:
+    """Tiles (n, 28, 28) laid out in a grid, NaN between them (drawn as the background).
+
+    One ``imshow`` of a mosaic renders in milliseconds; a grid of 64 matplotlib axes takes
+    seconds, so the tiled figures below are single images.
+    """
+    n, height, width = tiles.shape
+    rows = math.ceil(n / columns)
+    cell_h, cell_w = height + gap + label_space, width + gap
+    mosaic = np.full((rows * cell_h, columns * cell_w), np.nan)
+    for index in range(n):
+        top = (index // columns) * cell_h + label_space
+        left = (index % columns) * cell_w
+        mosaic[top : top + height, left : left + width] = tiles[index]
+    return mosaic
+
+
+def misclassified_figure(
+    images: np.ndarray,
+    true: Sequence[int],
+    predicted: Sequence[int],
+    confidence: Sequence[float],
+    class_names: Sequence[str],
+) -> Figure:
+    """A grid of wrongly classified images, each labelled "true → predicted" and confidence.
+
+    Args:
+        images: (n, 28, 28) or (n, 784) pixels (any numeric scale; drawn white ink on black).
+        true, predicted: (n,) class indices.
+        confidence: (n,) probability the model gave to ``predicted``.
+    """
+    n = len(images)
+    if n == 0:
+        raise ValueError("no misclassified images to draw")
+    tiles = np.asarray(images, dtype=np.float64).reshape(n, 28, 28)
+    tiles = tiles / max(float(tiles.max()), 1e-12)
+    columns, gap, label = min(8, n), 6, 18
+    mosaic = _mosaic(tiles, columns, gap, label)
+    scale = 1 / 34  # inches per mosaic pixel
+    figure = _new_figure(mosaic.shape[1] * scale, mosaic.shape[0] * scale)
+    figure.set_layout_engine(None)
+    ax = figure.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_facecolor("white")
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    for index in range(n):
+        x = (index % columns) * (28 + gap) + 14
+        y = (index // columns) * (28 + gap + label) + label / 2
+        ax.text(
+            x,
+            y,
+            f"{class_names[true[index]]}→{class_names[predicted[index]]} "
+            f"{100 * confidence[index]:.0f}%",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="#b00020",
+        )
+    return figure
+
+
+def precision_recall_figure(
+    precision: Sequence[float | None], recall: Sequence[float | None], class_names: Sequence[str]
+) -> Figure:
+    """Per-class precision and recall as grouped bars (a missing value is left out)."""
+    p = np.array([np.nan if v is None else v for v in precision], dtype=np.float64)
+    r = np.array([np.nan if v is None else v for v in recall], dtype=np.float64)
+    x = np.arange(len(class_names))
+    figure = _new_figure(7.0, 3.4)
+    ax = figure.subplots()
+    ax.bar(x - 0.2, p, width=0.4, label="precision")
+    ax.bar(x + 0.2, r, width=0.4, label="recall")
+    finite = np.concatenate([p[np.isfinite(p)], r[np.isfinite(r)]])
+    low = float(finite.min()) if finite.size else 0.0
+    # Zoom in on the interesting range: on MNIST every class is above 90%.
+    ax.set_ylim(max(0.0, math.floor((low - 0.02) * 20) / 20), 1.0)
+    ax.set_xticks(x, class_names)
+    ax.set_xlabel("class")
+    ax.set_title("per-class precision and recall (test set)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def first_layer_weights_figure(kernel: np.ndarray, max_units: int = 64) -> Figure:
+    """The first Dense layer's incoming weights, one 28x28 image per unit.
+
+    Args:
+        kernel: (784, units) weight matrix of the first Dense layer.
+        max_units: draw at most this many units (the first ones), in rows of 8.
+
+    Each image is scaled by its own largest absolute weight (red positive, blue negative), so
+    the pattern each unit responds to is visible whatever its weights' magnitude.
+
+    Raises:
+        ValueError: the kernel does not have 784 rows (the input is not a 28x28 image).
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 2 or kernel.shape[0] != 784:
+        raise ValueError(f"expected a (784, units) kernel, got shape {kernel.shape}")
+    n = min(kernel.shape[1], max_units)
+    tiles = kernel[:, :n].T.reshape(n, 28, 28)
+    tiles = tiles / np.maximum(np.abs(tiles).max(axis=(1, 2), keepdims=True), 1e-12)
+    columns = min(8, n)
+    mosaic = _mosaic(tiles, columns, gap=3)
+    scale = 1 / 30  # inches per mosaic pixel
+    figure = _new_figure(mosaic.shape[1] * scale, mosaic.shape[0] * scale)
+    figure.set_layout_engine(None)
+    ax = figure.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.imshow(mosaic, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    return figure
