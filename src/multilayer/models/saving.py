@@ -53,6 +53,7 @@ def save_model(
 ) -> Path:
     """Write ``model`` to ``filepath`` (atomically). See the module docstring for the layout."""
     st_numpy, _ = _safetensors()
+    model._build_if_possible()  # Keras builds as soon as the input shape is known
     if not model.built:
         raise ValueError("cannot save a model that is not built yet (it has no weights)")
     tensors = dict(model_tensors(model))
