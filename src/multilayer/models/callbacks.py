@@ -161,9 +161,23 @@ class EarlyStopping(_Monitor):
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model (``.safetensors``) after each epoch, or only when ``monitor`` improves.
+    """Save the model (``.safetensors``) after each epoch or every ``save_freq`` batches,
+    or only when ``monitor`` improves.
 
-    ``filepath`` may contain ``{epoch}`` and log keys, e.g. ``"m-{epoch:02d}-{val_loss:.3f}.safetensors"``.
+    ``filepath`` may contain ``{epoch}``, ``{batch}`` and log keys, e.g.
+    ``"m-{epoch:02d}-{val_loss:.3f}.safetensors"``.
+
+    Args:
+        save_freq: ``"epoch"``, or a positive integer: save every that many batches (Keras'
+            meaning; the logs are then the running means of the current epoch).
+        save_training_state: write a full training checkpoint instead of a model file:
+            optimizer state, random-generator state, epoch and history as well (see
+            `multilayer.models.checkpoint`; read it back with ``read_checkpoint`` and
+            ``model_from_checkpoint``). Only at epoch ends (``save_freq="epoch"``). To resume
+            an interrupted run exactly, even mid-epoch, prefer ``fit(checkpoint=...)``.
+
+    Raises:
+        ValueError: an invalid ``save_freq``, or ``save_training_state`` with a step frequency.
     """
 
     def __init__(
@@ -175,26 +189,61 @@ class ModelCheckpoint(_Monitor):
         save_weights_only: bool = False,
         mode: str = "auto",
         save_freq="epoch",
+        save_training_state: bool = False,
     ):
         super().__init__(monitor, mode, 0.0)
-        if save_freq != "epoch":
-            raise ValueError("ModelCheckpoint: only save_freq='epoch' is supported")
+        if save_freq != "epoch" and (
+            isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq <= 0
+        ):
+            raise ValueError(
+                f"ModelCheckpoint: save_freq must be 'epoch' or a positive number of batches, "
+                f"got {save_freq!r}"
+            )
+        if save_training_state and save_freq != "epoch":
+            raise ValueError(
+                "ModelCheckpoint: save_training_state=True needs save_freq='epoch'; for "
+                "checkpoints every N steps use fit(checkpoint=CheckpointConfig(dir, every=N, "
+                "unit='step'))"
+            )
         self.filepath = str(filepath)
         self.verbose = verbose
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
+        self.save_freq = save_freq
+        self.save_training_state = save_training_state
+        self._epoch = 0
+        self._batches_seen = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches_seen += 1
+        if self._batches_seen % self.save_freq == 0:
+            self._save(logs or {}, epoch=self._epoch + 1, batch=batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        if self.save_freq == "epoch":
+            self._save(logs or {}, epoch=epoch + 1, batch=0)
+
+    def _save(self, logs: dict, epoch: int, batch: int) -> None:
         if self.save_best_only:
             value = self._current(logs)
             if not self._improved(value):
                 return
             self.best = value
-        path = self.filepath.format(epoch=epoch + 1, **logs)
-        self.model.save(path)
+        path = self.filepath.format(epoch=epoch, batch=batch, **logs)
+        if self.save_training_state:
+            from multilayer.models.checkpoint import write_checkpoint
+
+            state = self.model._training_state(epoch, 0, None, 0.0, 0)
+            write_checkpoint(self.model, Path(path).parent, state, path=path)
+        else:
+            self.model.save(path)
         if self.verbose:
-            print(f"Epoch {epoch + 1}: saved model to {path}")
+            print(f"Epoch {epoch}: saved model to {path}")
 
 
 class ReduceLROnPlateau(_Monitor):

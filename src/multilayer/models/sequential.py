@@ -9,6 +9,8 @@ its own reused buffers, so the loop allocates almost nothing.
 from __future__ import annotations
 
 import json
+import math
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -20,8 +22,15 @@ from multilayer.engine.config import resolve_dtype
 from multilayer.engine.layers import InputLayer, Layer
 from multilayer.engine.parameters import ParameterBuffer
 from multilayer.engine.random import new_generator
+from multilayer.errors import TrainingError
 from multilayer.models import validation
 from multilayer.models.callbacks import CallbackList, History
+from multilayer.models.checkpoint import (
+    CheckpointConfig,
+    Checkpointer,
+    TrainingInterrupted,
+    TrainingState,
+)
 from multilayer.models.progress import ProgressLogger, format_logs
 
 #: Batch size used by evaluate / predict / validation when none is given. Larger batches are
@@ -204,8 +213,33 @@ class Sequential:
             else self.loss.gradient(y, outputs).astype(self.dtype)
         )
         self._backward(grad, fused)
+        self._check_divergence(loss)
         self.optimizer.apply(self.parameters.values, self.parameters.grads)
         return loss
+
+    def _check_divergence(self, loss: float) -> None:
+        """Refuse to apply an update computed from a non-finite loss or gradient, so the
+        model keeps the last good weights. One dot product per step; details only on failure."""
+        grads = self.parameters.grads
+        if math.isfinite(loss) and math.isfinite(float(np.dot(grads, grads))):
+            return
+        if math.isfinite(loss) and np.isfinite(grads).all():
+            return  # the squared norm overflowed, but every gradient value is finite
+        what = (
+            f"the loss became {loss}"
+            if not math.isfinite(loss)
+            else "the gradient became NaN or infinite"
+        )
+        kept = (
+            "the model keeps the weights from before this batch"
+            if np.isfinite(self.parameters.values).all()
+            else "the weights themselves are no longer finite: reload the last checkpoint"
+        )
+        raise TrainingError(
+            f"training diverged: {what} at optimizer step {self.optimizer.iterations + 1}; "
+            f"training stopped and {kept}. Try a lower learning rate, inputs scaled to about "
+            "[0, 1] (e.g. Rescaling(1/255)), or gradient clipping (clipnorm=1.0)."
+        )
 
     # -- fit ----------------------------------------------------------------------------------
     def fit(
@@ -220,6 +254,7 @@ class Sequential:
         validation_data=None,
         shuffle: bool = True,
         initial_epoch: int = 0,
+        checkpoint: CheckpointConfig | None = None,
     ) -> History:
         """Train for ``epochs`` epochs (Keras' signature and defaults: batch_size 32).
 
@@ -230,9 +265,17 @@ class Sequential:
                 shuffling, as Keras does).
             validation_data: ``(x_val, y_val)``; overrides validation_split.
             verbose: 0 silent, 1 progress bar, 2 one line per epoch; "auto" is 1.
+            checkpoint: a `multilayer.models.checkpoint.CheckpointConfig` to write crash-safe
+                checkpoints (weights, optimizer and random-generator state, position in the
+                epoch, history) and, with ``resume=True``, to continue from the newest one.
+                With it, Ctrl-C writes a checkpoint and raises `TrainingInterrupted`.
 
         Returns:
             a `History` whose ``history`` maps each log key to its per-epoch values.
+
+        Raises:
+            TrainingError: the loss became NaN or infinite (the weights stay those from
+                before the offending batch), or a checkpoint does not match this run.
         """
         self._require_compiled("fit")
         batch_size = validation.positive_int(32 if batch_size is None else batch_size, "batch_size")
@@ -263,40 +306,103 @@ class Sequential:
         self._build_optimizer()
 
         steps = -(-len(x) // batch_size)
-        history = self.history if (initial_epoch > 0 and self.history is not None) else History()
+        checkpointer = Checkpointer(checkpoint, self) if checkpoint is not None else None
+        resumed = checkpointer.restore(batch_size, len(x), shuffle) if checkpointer else None
+        if resumed is not None:
+            history = History()
+            history.history, history.epoch = resumed.history, resumed.history_epochs
+            initial_epoch = resumed.epoch
+        elif initial_epoch > 0 and self.history is not None:
+            history = self.history
+        else:
+            history = History()
         self.history = history
         extra = [ProgressLogger(epochs, steps, verbose)] if verbose else []
         callback_list = CallbackList([history, *(callbacks or []), *extra], self)
         self.stop_training = False
         x_batch = np.empty((batch_size, *x.shape[1:]), dtype=x.dtype)
         y_batch = np.empty((batch_size, *y.shape[1:]), dtype=y.dtype)
+
+        def training_state(epoch, step, order, loss_sum, seen) -> TrainingState:
+            # Everything a resumed run needs to repeat this one exactly (see checkpoint.py).
+            return TrainingState(
+                epoch=epoch,
+                step=step,
+                order=order if step else None,
+                loss_sum=loss_sum,
+                seen=seen,
+                metrics=[[m._total, m._count] for m in self.metrics] if step else [],
+                history={key: list(values) for key, values in history.history.items()},
+                history_epochs=list(history.epoch),
+                batch_size=batch_size,
+                n_samples=len(x),
+                shuffle=shuffle,
+            )
+
+        self._training_state = training_state  # for ModelCheckpoint(save_training_state=True)
         callback_list.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            for metric in self.metrics:
-                metric.reset_state()
-            callback_list.on_epoch_begin(epoch)
-            order = self.rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            loss_sum, seen = 0.0, 0
-            for step in range(steps):
-                index = order[step * batch_size : (step + 1) * batch_size]
-                n = len(index)
-                xb = np.take(x, index, axis=0, out=x_batch[:n])
-                yb = np.take(y, index, axis=0, out=y_batch[:n])
-                callback_list.on_train_batch_begin(step)
-                batch_loss = self.train_step(xb, yb)
-                loss_sum += batch_loss * n
-                seen += n
-                logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in self.metrics}}
-                callback_list.on_train_batch_end(step, logs)
-                if self.stop_training:
-                    break
-            logs = {"loss": loss_sum / max(seen, 1), **{m.name: m.result() for m in self.metrics}}
-            if x_val is not None:
-                val = self._evaluate_arrays(x_val, y_val, INFERENCE_BATCH_SIZE)
-                logs.update({f"val_{key}": value for key, value in val.items()})
-            callback_list.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
+        interrupt_guard = checkpointer.catch_interrupt() if checkpointer else nullcontext()
+        try:
+            with interrupt_guard:
+                for epoch in range(initial_epoch, epochs):
+                    partial = resumed is not None and resumed.epoch == epoch and resumed.step > 0
+                    for index, metric in enumerate(self.metrics):
+                        metric.reset_state()
+                        if partial:  # the running sums of the checkpointed partial epoch
+                            metric._total, metric._count = resumed.metrics[index]
+                    callback_list.on_epoch_begin(epoch)
+                    if partial:
+                        order, first_step = resumed.order, resumed.step
+                        loss_sum, seen = resumed.loss_sum, resumed.seen
+                    else:
+                        order = self.rng.permutation(len(x)) if shuffle else np.arange(len(x))
+                        first_step, loss_sum, seen = 0, 0.0, 0
+                    for step in range(first_step, steps):
+                        index = order[step * batch_size : (step + 1) * batch_size]
+                        n = len(index)
+                        xb = np.take(x, index, axis=0, out=x_batch[:n])
+                        yb = np.take(y, index, axis=0, out=y_batch[:n])
+                        callback_list.on_train_batch_begin(step)
+                        batch_loss = self.train_step(xb, yb)
+                        loss_sum += batch_loss * n
+                        seen += n
+                        logs = {
+                            "loss": loss_sum / seen,
+                            **{m.name: m.result() for m in self.metrics},
+                        }
+                        callback_list.on_train_batch_end(step, logs)
+                        if checkpointer and (
+                            checkpointer.interrupted or checkpointer.due_after_step()
+                        ):
+                            state = training_state(epoch, step + 1, order, loss_sum, seen)
+                            if checkpointer.interrupted:
+                                raise checkpointer.interrupt(state)
+                            checkpointer.save(state)
+                        if self.stop_training:
+                            break
+                    logs = {
+                        "loss": loss_sum / max(seen, 1),
+                        **{m.name: m.result() for m in self.metrics},
+                    }
+                    if x_val is not None:
+                        val = self._evaluate_arrays(x_val, y_val, INFERENCE_BATCH_SIZE)
+                        logs.update({f"val_{key}": value for key, value in val.items()})
+                    callback_list.on_epoch_end(epoch, logs)
+                    last = epoch + 1 == epochs or self.stop_training
+                    if checkpointer and (
+                        checkpointer.interrupted or checkpointer.due_after_epoch(epoch, last)
+                    ):
+                        state = training_state(epoch + 1, 0, None, 0.0, 0)
+                        if checkpointer.interrupted:
+                            raise checkpointer.interrupt(state)
+                        checkpointer.save(state)
+                    if self.stop_training:
+                        break
+        except (TrainingError, TrainingInterrupted):
+            callback_list.on_train_end()  # close progress bars and log files
+            raise
+        finally:
+            self._training_state = None  # it references the training data
         callback_list.on_train_end()
         return history
 
