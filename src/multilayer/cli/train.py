@@ -104,10 +104,11 @@ def split(x, y, fraction: float, seed: int):
 
 
 def make_callbacks(recipe, early_stopping: int | None, has_validation: bool) -> list:
-    """TerminateOnNaN always; EarlyStopping (best weights restored) if asked for."""
-    from multilayer.callbacks import EarlyStopping, TerminateOnNaN
+    """EarlyStopping (best weights restored) if asked for. Divergence needs no callback:
+    fit stops with a TrainingError and keeps the last good weights."""
+    from multilayer.callbacks import EarlyStopping
 
-    callbacks = [TerminateOnNaN()]
+    callbacks = []
     if early_stopping:
         callbacks.append(
             EarlyStopping(
@@ -272,9 +273,15 @@ def command(
             "uninterrupted run.",
         ),
     ] = None,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report/--no-report",
+            help="Write RUN_DIR/report/ (plots and index.html) at the end; needs matplotlib.",
+        ),
+    ] = True,
 ) -> None:
     """Train an MLP, evaluate it on the test set, and write a run directory."""
-    from multilayer.errors import TrainingError
     from multilayer.models.checkpoint import TrainingInterrupted
     from multilayer.recipes import build_model
     from multilayer.runs import RunDir, new_run_path
@@ -350,11 +357,6 @@ def command(
             checkpoint=checkpoint,
         )
         train_seconds = time.perf_counter() - start
-        losses = history.history.get("loss", [])
-        if not losses or not all(math.isfinite(v) for v in losses):
-            raise TrainingError(
-                "training diverged: the loss became NaN or infinite; try a lower --learning-rate"
-            )
         epochs_run = len(history.epoch)
         metrics = evaluate_model(model, data)
         metrics.update(
@@ -379,6 +381,7 @@ def command(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         write_run(run, model, config, history, metrics)
+        page = _write_report(run.path, model, data) if report else None
     except TrainingInterrupted:
         raise typer.Exit(130) from None  # fit has written a checkpoint and the resume command
     except BaseException:
@@ -391,6 +394,19 @@ def command(
         f"trained in {train_seconds:.1f} s ({metrics['seconds_per_epoch']:.2f} s/epoch, "
         f"{epochs_run} epochs) - run: {run.path}"
     )
+    if page is not None:
+        print(f"report: {page}")
+
+
+def _write_report(run_path: Path, model, data) -> Path | None:
+    """The run's report; a missing plotting library is a note, not a failed training run."""
+    try:
+        from multilayer.report import TestData, write_report
+
+        return write_report(run_path, model, TestData(data.x_test, data.y_test, data.class_names))
+    except ImportError as error:
+        print(f"no report written: {error}")
+        return None
 
 
 def _checkpoint_config(run_path: Path, every: str | None, resume: bool, settings: dict):
