@@ -48,9 +48,9 @@ RECIPES: dict[str, Recipe] = {
     "tutorial": Recipe(name="tutorial"),
     "fast": Recipe(
         name="fast",
-        batch_size=256,
-        epochs=10,
-        learning_rate=2e-3,
+        batch_size=512,
+        epochs=5,
+        learning_rate=3e-3,
         schedule="onecycle",
         warmup_fraction=0.25,
         label_smoothing=0.1,

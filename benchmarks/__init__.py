@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of multilayer against PyTorch, scikit-learn and Keras (see README.md)."""

@@ -1,0 +1,78 @@
+"""The benchmark suite's smoke run: it must run end to end and write well-formed results.
+
+Only the shape of the output is checked, never a timing: timings depend on the machine.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--output", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads((out / "smoke.json").read_text()), (out / "smoke.md").read_text()
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_every_section(smoke):
+    results, _ = smoke
+    assert results["smoke"] is True
+    assert results["machine"]["logical_cpus"] >= 1
+    assert _number(results["import"]["median_seconds"])
+    (run,) = results["epochs"]["multilayer"]
+    assert [row["batch_size"] for row in run["rows"]] == [128, 256, 512]
+    for row in run["rows"]:
+        assert _number(row["epoch_seconds"]) and _number(row["sgemm_gflops"])
+        assert row["flops_epoch"] == row["n_train"] * 2 * (
+            2 * (784 * 512 + 512 * 768 + 768 * 10) + (512 * 768 + 768 * 10)
+        )
+    predict = results["predict"]["multilayer"]
+    assert predict["images"] == 500 and _number(predict["images_per_second"])
+    assert _number(predict["latency_ms"])
+
+
+@pytest.mark.slow
+def test_smoke_time_to_accuracy_records_a_learning_curve(smoke):
+    results, _ = smoke
+    (race,) = results["tta"].values()
+    assert race["system"] == "multilayer" and race["recipe"] == "fast"
+    (seed,) = race["seeds"]
+    assert len(seed["curve"]) == 1  # the smoke run trains one epoch
+    point = seed["curve"][0]
+    # One epoch on 1,024 images learns something: far above chance, still below the target.
+    assert 0.3 < point["test_accuracy"] < results["target"]
+    assert seed["seconds_to_target"] is None
+    assert _number(seed["peak_rss_mb"])
+
+
+@pytest.mark.slow
+def test_smoke_report_has_tables_and_targets(smoke):
+    results, markdown = smoke
+    names = [target["name"] for target in results["summary"]["targets"]]
+    assert "import multilayer" in names and "time to 98.4% (median of seeds)" in names
+    assert all(isinstance(target["met"], bool) for target in results["summary"]["targets"])
+    assert "<!-- results:begin -->" in markdown and "<!-- results:end -->" in markdown
+    assert "| batch | multilayer |" in markdown
+    assert "SMOKE" in markdown
