@@ -76,3 +76,24 @@ def test_smoke_report_has_tables_and_targets(smoke):
     assert "<!-- results:begin -->" in markdown and "<!-- results:end -->" in markdown
     assert "| batch | multilayer |" in markdown
     assert "SMOKE" in markdown
+
+
+@pytest.mark.slow
+def test_smoke_environment_variable_keeps_committed_results_untouched():
+    # MULTILAYER_SMOKE=1 is how CI runs the docs' benchmark commands: smoke sizes, and the
+    # results go to a temporary directory, never over benchmarks/results or docs/benchmarks.md
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MULTILAYER_SMOKE": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "import"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    written = completed.stdout.rsplit("wrote ", 1)[1].rsplit(" in ", 1)[0]
+    paths = [Path(part) for part in written.split(" and ")]
+    assert len(paths) == 2 and all(path.exists() for path in paths)
+    assert all(ROOT not in path.resolve().parents for path in paths)
+    assert json.loads(paths[0].read_text())["smoke"] is True

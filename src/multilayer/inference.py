@@ -24,11 +24,14 @@ __all__ = [
 
 
 def expects_raw_pixels(model) -> bool:
-    """True if the model rescales 0..255 pixels itself: a ``Rescaling(1/255)`` among its
+    """True if the model rescales 0..255 pixels itself: a ``Rescaling(1/255)`` (or the
+    standardising ``Rescaling(1/(255 std), -mean/std)`` of ``recipes.build_model``) among its
     leading weightless layers (Input, Flatten, Rescaling)."""
+    from multilayer.recipes import MNIST_STD
+
     for layer in model.layers:
         if isinstance(layer, Rescaling):
-            return np.isclose(layer.scale, 1.0 / 255.0)
+            return bool(np.isclose(layer.scale, [1.0 / 255.0, 1.0 / (255.0 * MNIST_STD)]).any())
         if not isinstance(layer, (InputLayer, Flatten)):
             return False
     return False

@@ -32,6 +32,11 @@ class Recipe:
     label_smoothing: float = 0.0
     validation_split: float = 0.1
     dropout: float = 0.0
+    #: scale pixels to MNIST's mean 0 / standard deviation 1 instead of [0, 1]
+    standardize: bool = False
+    kernel_initializer: str = "glorot_uniform"
+    #: Adam's second-moment decay (a shorter memory suits short schedules)
+    beta_2: float = 0.999
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **changes) -> Recipe:
@@ -57,6 +62,8 @@ RECIPES: dict[str, Recipe] = {
     ),
 }
 DEFAULT_RECIPE = "fast"
+#: mean and standard deviation of MNIST's training pixels scaled to [0, 1]
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 def get_recipe(name: str) -> Recipe:
@@ -107,14 +114,24 @@ def build_model(
     """
     from multilayer.engine.layers import Dropout
 
-    model = Sequential([Flatten(input_shape=input_shape), Rescaling(1.0 / 255)], seed=seed)
+    rescaling = (
+        Rescaling(1.0 / (255 * MNIST_STD), offset=-MNIST_MEAN / MNIST_STD)
+        if recipe.standardize
+        else Rescaling(1.0 / 255)
+    )
+    model = Sequential([Flatten(input_shape=input_shape), rescaling], seed=seed)
+    init = recipe.kernel_initializer
     for units in recipe.hidden:
-        model.add(Dense(units, activation=recipe.activation))
+        model.add(Dense(units, activation=recipe.activation, kernel_initializer=init))
         if recipe.dropout:
             model.add(Dropout(recipe.dropout))
-    model.add(Dense(classes, activation="softmax"))
+    model.add(Dense(classes, activation="softmax", kernel_initializer=init))
     optimizer = optimizers.get(recipe.optimizer)
-    optimizer = type(optimizer)(learning_rate=make_schedule(recipe, steps_per_epoch))
+    learning_rate = make_schedule(recipe, steps_per_epoch)
+    if isinstance(optimizer, optimizers.Adam):
+        optimizer = type(optimizer)(learning_rate=learning_rate, beta_2=recipe.beta_2)
+    else:
+        optimizer = type(optimizer)(learning_rate=learning_rate)
     from multilayer.engine.losses import SparseCategoricalCrossentropy
 
     model.compile(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -62,6 +63,21 @@ def check_dataset_name(value: str) -> str:
     raise typer.BadParameter(
         str(unknown_name_error("dataset", value, DATASETS)) + " Or give the path of an .npz file."
     )
+
+
+#: ``--dataset``, shared by the commands that read a dataset.
+DatasetOption = Annotated[
+    str,
+    typer.Option(
+        callback=check_dataset_name,
+        help="mnist, fashion_mnist, or an .npz file with x_train, y_train, x_test, y_test.",
+    ),
+]
+#: ``--data-dir``, shared by the commands that read a dataset.
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Directory holding the datasets (default: $MULTILAYER_DATA)."),
+]
 
 
 def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:

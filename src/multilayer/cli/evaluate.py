@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from multilayer.cli.common import check_dataset_name, console, load_dataset, load_model_arg, percent
+from multilayer.cli.common import (
+    DataDirOption,
+    DatasetOption,
+    console,
+    load_dataset,
+    load_model_arg,
+    percent,
+)
 
 
 def evaluate_model(model, dataset) -> dict:
@@ -83,17 +90,8 @@ def print_report(results: dict, title: str) -> None:
 
 def command(
     model: Annotated[Path, typer.Argument(help="A .safetensors model file or a run directory.")],
-    dataset: Annotated[
-        str,
-        typer.Option(
-            callback=check_dataset_name,
-            help="mnist, fashion_mnist, or an .npz file with x_train, y_train, x_test, y_test.",
-        ),
-    ] = "mnist",
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Directory holding the datasets (default: $MULTILAYER_DATA)."),
-    ] = None,
+    dataset: DatasetOption = "mnist",
+    data_dir: DataDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Evaluate a model on a dataset's test split."""

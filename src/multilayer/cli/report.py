@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from multilayer.cli.common import console, load_dataset
+from multilayer.cli.common import DataDirOption, console, load_dataset
 
 
 def _dataset_argument(config: dict | None) -> str:
@@ -20,10 +20,7 @@ def _dataset_argument(config: dict | None) -> str:
 
 def command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by mlp train.")],
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Directory holding the datasets (default: $MULTILAYER_DATA)."),
-    ] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Write RUN_DIR/report/: PNG figures and one self-contained HTML page."""
     from multilayer.report import TestData, write_report

@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from multilayer.cli.common import check_dataset_name, load_dataset, percent
+from multilayer.cli.common import DataDirOption, DatasetOption, load_dataset, percent
 from multilayer.cli.evaluate import evaluate_model
 
 SCHEDULES = ("constant", "exponential", "cosine", "onecycle")
@@ -200,17 +200,8 @@ def command(
             callback=_check_recipe_name, help="Training recipe: fast (default) or tutorial."
         ),
     ] = "fast",
-    dataset: Annotated[
-        str,
-        typer.Option(
-            callback=check_dataset_name,
-            help="mnist, fashion_mnist, or an .npz file with x_train, y_train, x_test, y_test.",
-        ),
-    ] = "mnist",
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Directory holding the datasets (default: $MULTILAYER_DATA)."),
-    ] = None,
+    dataset: DatasetOption = "mnist",
+    data_dir: DataDirOption = None,
     hidden: Annotated[
         str | None, typer.Option(help="Hidden layer sizes, comma-separated, e.g. 512,768.")
     ] = None,

@@ -2,7 +2,10 @@
 
 Every optimizer updates *one flat vector* of parameters from *one flat vector* of gradients
 (see `multilayer.engine.parameters`), in place, with preallocated scratch space: a step is a
-dozen vectorised passes over memory whatever the number of layers.
+dozen vectorised passes over memory whatever the number of layers. The update is element-wise,
+so the base class may run it on contiguous chunks of the vector in parallel threads
+(`multilayer.engine.config.set_num_threads`); every element sees the same operations, so the
+result is bitwise the same.
 
 Notation in the docstrings: ``p`` parameters, ``g`` gradient, ``lr`` learning rate at this
 step, ``t`` the 1-based step number.
@@ -14,7 +17,7 @@ import math
 
 import numpy as np
 
-from multilayer.engine import schedules
+from multilayer.engine import config, schedules
 from multilayer.utils.naming import unknown_name_error
 
 
@@ -31,6 +34,8 @@ class Optimizer:
     name = "optimizer"
     #: names of the per-parameter state vectors, allocated by `build`
     slots: tuple[str, ...] = ()
+    #: below this many parameters a step runs in one thread (a thread hand-off costs ~20 us)
+    min_parallel_size = 2**16
 
     def __init__(
         self,
@@ -109,10 +114,32 @@ class Optimizer:
             )
         lr = self.learning_rate_at(self.iterations)
         self._clip(grads)
-        if self.weight_decay:
-            params -= (lr * self.weight_decay) * params
-        self.update(params, grads, lr, self.iterations + 1)
+        t = self.iterations + 1
+        chunks = self._chunks(params.size)
+        if len(chunks) == 1:
+            self._update_chunk(chunks[0], params, grads, lr, t)
+        else:
+            pool = config.thread_pool(len(chunks) - 1)
+            others = [
+                pool.submit(self._update_chunk, chunk, params, grads, lr, t) for chunk in chunks[1:]
+            ]
+            self._update_chunk(chunks[0], params, grads, lr, t)
+            for future in others:
+                future.result()
         self.iterations += 1
+
+    def _chunks(self, size: int) -> list[slice]:
+        """Contiguous slices covering ``range(size)``, one per thread, 64-element aligned."""
+        threads = config.num_threads() if size >= self.min_parallel_size else 1
+        bounds = [min(size, (size * i // threads + 63) // 64 * 64) for i in range(threads)]
+        return [slice(a, b) for a, b in zip(bounds, bounds[1:] + [size], strict=True)]
+
+    def _update_chunk(self, chunk: slice, params, grads, lr: float, t: int) -> None:
+        p, g = params[chunk], grads[chunk]
+        if self.weight_decay:
+            p -= (lr * self.weight_decay) * p
+        state = {slot: values[chunk] for slot, values in self.state.items()}
+        self.update(p, g, state, self._scratch[chunk], lr, t)
 
     def _clip(self, grads: np.ndarray) -> None:
         if self.global_clipnorm is not None:
@@ -121,7 +148,11 @@ class Optimizer:
             for segment in self._segments:
                 _clip_to_norm(grads[segment], self.clipnorm)
 
-    def update(self, p: np.ndarray, g: np.ndarray, lr: float, t: int) -> None:
+    def update(
+        self, p: np.ndarray, g: np.ndarray, state: dict, tmp: np.ndarray, lr: float, t: int
+    ) -> None:
+        """Update ``p`` in place from ``g`` (same-length flat views: the whole vector or a
+        chunk of it); ``state`` holds the matching views of the slots, ``tmp`` is scratch."""
         raise NotImplementedError
 
     # -- description ----------------------------------------------------------------------
@@ -157,17 +188,17 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slots = ("velocity",) if self.momentum else ()
 
-    def update(self, p, g, lr, t):
-        step = np.multiply(g, lr, out=self._scratch)
+    def update(self, p, g, state, tmp, lr, t):
+        step = np.multiply(g, lr, out=tmp)
         if not self.momentum:
             p -= step
             return
-        v = self.state["velocity"]
+        v = state["velocity"]
         v *= self.momentum
         v -= step
         if self.nesterov:
             p -= step
-            step = np.multiply(v, self.momentum, out=self._scratch)
+            step = np.multiply(v, self.momentum, out=tmp)
             p += step
         else:
             p += v
@@ -201,8 +232,8 @@ class Adam(Optimizer):
         self.amsgrad = bool(amsgrad)
         self.slots = ("m", "v", "v_max") if self.amsgrad else ("m", "v")
 
-    def update(self, p, g, lr, t):
-        m, v, tmp = self.state["m"], self.state["v"], self._scratch
+    def update(self, p, g, state, tmp, lr, t):
+        m, v = state["m"], state["v"]
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         np.subtract(g, m, out=tmp)
         tmp *= 1.0 - self.beta_1
@@ -212,8 +243,8 @@ class Adam(Optimizer):
         tmp *= 1.0 - self.beta_2
         v += tmp
         if self.amsgrad:
-            np.maximum(self.state["v_max"], v, out=self.state["v_max"])
-            v = self.state["v_max"]
+            np.maximum(state["v_max"], v, out=state["v_max"])
+            v = state["v_max"]
         np.sqrt(v, out=tmp)
         tmp += self.epsilon
         np.divide(m, tmp, out=tmp)
@@ -268,12 +299,12 @@ class RMSprop(Optimizer):
             + (("momentum",) if self.momentum else ())
         )
 
-    def update(self, p, g, lr, t):
-        v, tmp = self.state["v"], self._scratch
+    def update(self, p, g, state, tmp, lr, t):
+        v = state["v"]
         v *= self.rho
         v += (1.0 - self.rho) * g * g
         if self.centered:
-            mean_g = self.state["mean_g"]
+            mean_g = state["mean_g"]
             mean_g *= self.rho
             mean_g += (1.0 - self.rho) * g
             np.subtract(v, mean_g * mean_g, out=tmp)
@@ -284,7 +315,7 @@ class RMSprop(Optimizer):
         np.divide(g, tmp, out=tmp)
         tmp *= lr
         if self.momentum:
-            mom = self.state["momentum"]
+            mom = state["momentum"]
             mom *= self.momentum
             mom += tmp
             p -= mom
@@ -322,8 +353,8 @@ class Adagrad(Optimizer):
     def _init_state(self):
         self.state["accumulator"].fill(self.initial_accumulator_value)
 
-    def update(self, p, g, lr, t):
-        a, tmp = self.state["accumulator"], self._scratch
+    def update(self, p, g, state, tmp, lr, t):
+        a = state["accumulator"]
         np.multiply(g, g, out=tmp)
         a += tmp
         np.add(a, self.epsilon, out=tmp)

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from multilayer.errors import ModelFileError, TrainingError
-from multilayer.models.saving import model_tensors, read_file
+from multilayer.models.saving import model_tensors, read_checked
 from multilayer.utils.files import atomic_write_bytes
 
 FORMAT = "multilayer.checkpoint"
@@ -311,16 +311,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             tensor checksum does not match) or an inconsistent training state.
     """
     path = Path(path)
-    metadata, tensors = read_file(path)
-    if metadata.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not a multilayer checkpoint (no 'format: {FORMAT}')")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: unsupported checkpoint version {metadata.get('format_version')!r}"
-        )
-    unexpected = set(metadata) - _METADATA_KEYS
-    if unexpected:
-        raise ModelFileError(f"{path}: unexpected header entries {sorted(unexpected)}")
+    metadata, tensors = read_checked(path, FORMAT, FORMAT_VERSION, _METADATA_KEYS, "checkpoint")
     if metadata.get("sha256") != _digest(tensors):
         raise ModelFileError(f"{path}: the tensor data does not match its checksum (damaged file)")
     info = _json(metadata, "state", path)

@@ -95,6 +95,25 @@ def read_file(filepath) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     return metadata, tensors
 
 
+def read_checked(
+    path: Path, format_name: str, version: str, allowed_keys: set[str], what: str
+) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """`read_file`, then refuse a header of another format or version, or with unknown keys."""
+    metadata, tensors = read_file(path)
+    if metadata.get("format") != format_name:
+        raise ModelFileError(
+            f"{path} is a safetensors file but not a multilayer {what} (no 'format: {format_name}' in its header)"
+        )
+    if metadata.get("format_version") != version:
+        raise ModelFileError(
+            f"{path}: unsupported {what} format version {metadata.get('format_version')!r} (this version reads {version})"
+        )
+    unexpected = set(metadata) - allowed_keys
+    if unexpected:
+        raise ModelFileError(f"{path}: unexpected header entries {sorted(unexpected)}")
+    return metadata, tensors
+
+
 def _json(metadata: dict, key: str, path) -> object:
     try:
         return json.loads(metadata[key])
@@ -115,18 +134,7 @@ def load_model(filepath, compile: bool = True):
     from multilayer.models.sequential import Sequential
 
     path = Path(filepath)
-    metadata, tensors = read_file(path)
-    if metadata.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{path} is a safetensors file but not a multilayer model (no 'format: {FORMAT}' in its header)"
-        )
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: unsupported model format version {metadata.get('format_version')!r} (this version reads {FORMAT_VERSION})"
-        )
-    unexpected = set(metadata) - _METADATA_KEYS
-    if unexpected:
-        raise ModelFileError(f"{path}: unexpected header entries {sorted(unexpected)}")
+    metadata, tensors = read_checked(path, FORMAT, FORMAT_VERSION, _METADATA_KEYS, "model")
     config = _json(metadata, "model", path)
     try:
         if not isinstance(config, dict):
