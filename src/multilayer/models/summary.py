@@ -16,7 +16,11 @@ def _format_bytes(n: int) -> str:
 def summary_text(model) -> str:
     built = model.built
     rows = []
+    from multilayer.engine.layers import InputLayer
+
     for layer in model.layers:
+        if isinstance(layer, InputLayer):
+            continue  # as in Keras 3: the input is not a row of the table
         shape = f"(None, {', '.join(str(s) for s in layer.output_shape)})" if built else "?"
         params = f"{layer.count_params():,}" if built else "0 (unbuilt)"
         rows.append((f"{layer.name} ({type(layer).__name__})", shape, params))
