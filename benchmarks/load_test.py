@@ -9,6 +9,7 @@ Usage::
 
     MULTILAYER_DATA=../shared/datasets python benchmarks/load_test.py            # 2,000 x 16
     python benchmarks/load_test.py --requests 200 --concurrency 4 --mode pixels  # smaller
+    MULTILAYER_SMOKE=1 python benchmarks/load_test.py   # 20 requests, result in a temp dir
 
 The served model is the tutorial's architecture (784-512-768-10) with its initial weights,
 unless ``--model`` names a trained one: latency does not depend on the weights' values.
@@ -191,6 +192,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", type=Path, help="model file or run directory to serve")
     parser.add_argument("--output", type=Path, help="JSON result file (default: results/)")
     args = parser.parse_args(argv)
+    if os.environ.get("MULTILAYER_SMOKE", "").strip() not in ("", "0"):
+        # a check that the code runs (CI runs the docs' commands this way): seconds, and
+        # never over the committed results
+        args.requests, args.concurrency = min(args.requests, 20), min(args.concurrency, 2)
+        args.warmup = min(args.warmup, 2)
+        args.output = (
+            Path(tempfile.mkdtemp(prefix="mlp-load-smoke-")) / f"load_test_{args.mode}.json"
+        )
     if args.requests < 1 or args.concurrency < 1 or args.warmup < 0:
         parser.error("--requests and --concurrency must be positive, --warmup non-negative")
 

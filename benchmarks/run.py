@@ -5,6 +5,7 @@ Usage (from the repository root)::
     MULTILAYER_DATA=/path/to/datasets python -m benchmarks            # full run, ~15-25 min
     python -m benchmarks --smoke --output /tmp/bench                 # seconds; what CI runs
     python -m benchmarks --only epochs --systems multilayer,pytorch   # one section
+    MULTILAYER_SMOKE=1 python -m benchmarks ...   # any command as a smoke run, into a temp dir
 
 Every measurement runs in a fresh worker process (`benchmarks.worker`); systems alternate
 within each repetition (the order rotates), so a slow spell of the machine hits all of them.
@@ -20,6 +21,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 ALL_SYSTEMS = ("multilayer", "multilayer-1thread", "pytorch", "sklearn", "keras")
 SECTIONS = ("import", "epochs", "predict", "tta")
 TARGET = 0.984
+
+
+def smoke_from_environment() -> bool:
+    """``MULTILAYER_SMOKE=1`` turns any benchmark command into its seconds-long smoke run,
+    written to a temporary directory (so the docs' commands can run in CI)."""
+    return os.environ.get("MULTILAYER_SMOKE", "").strip() not in ("", "0")
+
+
+def smoke_directory() -> Path:
+    return Path(tempfile.mkdtemp(prefix="multilayer-bench-smoke-"))
 
 
 def run_worker(task: dict, timeout: float = 1800) -> dict:
@@ -125,6 +137,9 @@ def tta_plans(systems: list[str], smoke: bool, budget: float) -> list[dict]:
         "epochs": fast.epochs,
         "label_smoothing": fast.label_smoothing,
         "warmup_fraction": fast.warmup_fraction,
+        "standardize": fast.standardize,
+        "beta_2": fast.beta_2,
+        "kernel_initializer": fast.kernel_initializer,
     }
     idiomatic = {"schedule": "constant", "learning_rate": 1e-3}
     plans = [
@@ -173,17 +188,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the time-to-accuracy race")
     parser.add_argument("--budget", type=float, default=30.0, help="training seconds per peer seed")
     parser.add_argument("--batch-sizes", default="128,256,512")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--output", type=Path, help="results directory (default benchmarks/results)"
+    )
     parser.add_argument("--markdown", type=Path, help="report path (default docs/benchmarks.md)")
     parser.add_argument(
         "--merge", type=Path, help="a previous results JSON whose other sections are kept"
     )
     parser.add_argument("--render", type=Path, help="only rewrite the report from a results JSON")
     args = parser.parse_args(argv)
+    if smoke_from_environment():
+        # never overwrite the committed results or docs/benchmarks.md from a smoke run
+        args.smoke, args.output, args.markdown = True, smoke_directory(), None
+    if args.output is None:
+        args.output = smoke_directory() if args.smoke else ROOT / "benchmarks" / "results"
     if args.render:
         results = json.loads(args.render.read_text())
         results["summary"] = report.summarise(results)
-        md_path = args.markdown or ROOT / "docs" / "benchmarks.md"
+        md_path = args.markdown or (
+            args.output / "smoke.md" if args.smoke else ROOT / "docs" / "benchmarks.md"
+        )
         report.write_into(md_path, report.markdown(results, results["summary"]))
         print(f"wrote {md_path}")
         return 0

@@ -40,6 +40,10 @@ class TrainConfig:
     epochs: int = 1
     label_smoothing: float = 0.0
     warmup_fraction: float = 0.0
+    #: inputs to mean 0 / std 1 (MNIST's statistics) instead of [0, 1]
+    standardize: bool = False
+    beta_2: float = 0.999
+    kernel_initializer: str = "glorot_uniform"
 
 
 def flops_per_sample(hidden=HIDDEN, inputs: int = 784, classes: int = CLASSES) -> int:
@@ -82,6 +86,9 @@ class Multilayer:
             epochs=config.epochs,
             label_smoothing=config.label_smoothing,
             warmup_fraction=config.warmup_fraction,
+            standardize=config.standardize,
+            beta_2=config.beta_2,
+            kernel_initializer=config.kernel_initializer,
         )
         steps = math.ceil(len(self.x) / config.batch_size)
         self.model = build_model(recipe, self.x.shape[1:], CLASSES, steps, seed=seed)
@@ -140,7 +147,12 @@ class Torch:
             t.nn.ReLU(),
             t.nn.Linear(HIDDEN[1], CLASSES),
         )
-        self.optimizer = t.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.optimizer = t.optim.Adam(
+            self.model.parameters(), lr=config.learning_rate, betas=(0.9, config.beta_2)
+        )
+        # torchvision's Normalize((0.1307,), (0.3081,)), applied once to the whole set
+        self.shift, self.scale = (0.1307, 0.3081) if config.standardize else (0.0, 1.0)
+        self._normalized_source, self.x_train = self.x, self._normalize(self.x)
         steps = math.ceil(len(self.x) / config.batch_size)
         self.scheduler = None
         if config.schedule == "onecycle":
@@ -155,19 +167,26 @@ class Torch:
 
     def train_epoch(self):
         t = self.torch
+        if self._normalized_source is not self.x:  # the data set changed (see task_epochs)
+            self._normalized_source, self.x_train = self.x, self._normalize(self.x)
         self.model.train()
         order = t.randperm(len(self.x), generator=self.generator)
         for start in range(0, len(self.x), self.batch_size):
             index = order[start : start + self.batch_size]
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss(self.model(self.x[index]), self.y[index])
+            loss = self.loss(self.model(self.x_train[index]), self.y[index])
             loss.backward()
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
 
     def accuracy(self, x, y) -> float:
-        return float(np.mean(self.predict_tensor(self.x_test_t).argmax(axis=1) == y))
+        return float(
+            np.mean(self.predict_tensor(self._normalize(self.x_test_t)).argmax(axis=1) == y)
+        )
+
+    def _normalize(self, x):
+        return (x - self.shift) / self.scale if self.scale != 1.0 else x
 
     def predict_tensor(self, x):
         self.model.eval()
@@ -177,7 +196,7 @@ class Torch:
     def predict(self, x):
         # The idiomatic conversion is part of inference: uint8 images in, scores out.
         x = self.torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / 255)
-        return self.predict_tensor(x)
+        return self.predict_tensor(self._normalize(x))
 
 
 class Sklearn:

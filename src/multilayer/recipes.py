@@ -51,14 +51,19 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "tutorial": Recipe(name="tutorial"),
+    # 4 epochs of one-cycle (15% warm-up) at batch 512 on standardised pixels, Adam with a
+    # short second-moment memory (beta_2 0.99), label smoothing 0.1: over 98.4% test accuracy
+    # after the 3rd epoch and 98.55-98.6% at the end. The experiments: docs/benchmarks.md
     "fast": Recipe(
         name="fast",
         batch_size=512,
-        epochs=5,
-        learning_rate=3e-3,
+        epochs=4,
+        learning_rate=4e-3,
         schedule="onecycle",
-        warmup_fraction=0.25,
+        warmup_fraction=0.15,
         label_smoothing=0.1,
+        standardize=True,
+        beta_2=0.99,
     ),
 }
 DEFAULT_RECIPE = "fast"

@@ -38,14 +38,16 @@ def resolve_dtype(dtype: str | np.dtype | None) -> np.dtype:
 # NumPy's ufuncs run on one core and release the GIL on large arrays, so an element-wise update
 # split into contiguous chunks runs in parallel on a few Python threads, with the same operations
 # on every element (hence bitwise the same result). BLAS has its own threads; this is only for
-# the optimizer step.
-_NUM_THREADS: int | None = None  # None: from MULTILAYER_THREADS, else min(2, cpu count)
+# the optimizer step. Off by default: on our 2-vCPU build machine two threads were never faster
+# than one (1.5-2.1 ms per Adam step either way: the passes are bound by memory/cache
+# bandwidth shared by both vCPUs), see docs/benchmarks.md.
+_NUM_THREADS: int | None = None  # None: from MULTILAYER_THREADS, else 1
 _POOL = None
 
 
 def num_threads() -> int:
     """Threads used by the optimizer step: `set_num_threads`, else the environment variable
-    ``MULTILAYER_THREADS``, else ``min(2, os.cpu_count())``."""
+    ``MULTILAYER_THREADS``, else 1."""
     if _NUM_THREADS is not None:
         return _NUM_THREADS
     value = os.environ.get("MULTILAYER_THREADS", "").strip()
@@ -56,7 +58,7 @@ def num_threads() -> int:
             raise ValueError(
                 f"MULTILAYER_THREADS must be a positive integer, got {value!r}"
             ) from None
-    return max(1, min(2, os.cpu_count() or 1))
+    return 1
 
 
 def set_num_threads(threads: int | None) -> None:
