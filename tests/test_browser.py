@@ -117,8 +117,8 @@ def draw(page, strokes) -> None:
             for point in stroke[1:]:
                 page.mouse.move(*at(point), steps=8)
             page.mouse.up()
-    # Requests made while drawing may still be answered; wait until the page settles.
-    page.wait_for_timeout(400)
+    # Wait until the answer to the finished drawing (not to a partial stroke) is on screen.
+    page.wait_for_function("document.body.dataset.busy === '0'")
     page.wait_for_function("document.getElementById('top-class').textContent !== '?'")
 
 

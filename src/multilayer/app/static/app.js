@@ -84,6 +84,7 @@ function endStroke() {
   if (!drawing) return;
   drawing = false;
   clearTimeout(timer);
+  timer = null;
   predictCanvas();
 }
 pad.addEventListener("pointerup", endStroke);
@@ -94,6 +95,9 @@ document.getElementById("clear").addEventListener("click", () => {
   sequence += 1;
   shown = sequence;
   pending = null;
+  clearTimeout(timer);
+  timer = null;
+  updateBusy();
   showEmpty();
   setStatus("Draw a digit from 0 to 9, large and centred.");
 });
@@ -123,13 +127,26 @@ function previewUpload(file) {
 
 // ------------------------------------------------------------------ asking the server
 
+// document.body.dataset.busy is "1" from a change of the drawing until the answer to its
+// newest version is on screen, then "0" (tests wait on it; nothing else reads it).
+function updateBusy() {
+  document.body.dataset.busy = timer !== null || inFlight || pending !== null ? "1" : "0";
+}
+
 function schedulePredict() {
   clearTimeout(timer);
-  timer = setTimeout(predictCanvas, PREDICT_DELAY_MS);
+  timer = setTimeout(() => {
+    timer = null;
+    predictCanvas();
+  }, PREDICT_DELAY_MS);
+  updateBusy();
 }
 
 function predictCanvas() {
-  if (!hasInk) return;
+  if (!hasInk) {
+    updateBusy();
+    return;
+  }
   pad.toBlob((blob) => send(blob, "drawing.png"), "image/png");
 }
 
@@ -145,6 +162,7 @@ function send(blob, name) {
 
 async function post(request) {
   inFlight = true;
+  updateBusy();
   const form = new FormData();
   form.append("file", request.blob, request.name);
   try {
@@ -167,6 +185,8 @@ async function post(request) {
       const next = pending;
       pending = null;
       post(next);
+    } else {
+      updateBusy();
     }
   }
 }
