@@ -69,7 +69,7 @@ def page(browser, server):
     page.goto(server + "/")
     page.wait_for_selector("#bars .bar")
     page.wait_for_function(
-        "!document.getElementById('model-summary').textContent.startsWith('Loading')"
+        "() => !document.getElementById('model-summary').textContent.startsWith('Loading')"
     )
     yield page
     # The page must work offline: nothing but this server is ever contacted.
@@ -118,8 +118,9 @@ def draw(page, strokes) -> None:
                 page.mouse.move(*at(point), steps=8)
             page.mouse.up()
     # Wait until the answer to the finished drawing (not to a partial stroke) is on screen.
-    page.wait_for_function("document.body.dataset.busy === '0'")
-    page.wait_for_function("document.getElementById('top-class').textContent !== '?'")
+    # Predicates are functions, not expressions: the page's CSP forbids eval of a string.
+    page.wait_for_function("() => document.body.dataset.busy === '0'")
+    page.wait_for_function("() => document.getElementById('top-class').textContent !== '?'")
 
 
 def chart(page) -> list[float]:
@@ -179,7 +180,7 @@ def test_file_upload(page, tmp_path):
     Image.fromarray(255 - np.asarray(x_test[index])).resize((200, 200)).save(path)
     with page.expect_response(lambda r: r.url.endswith("/predict")):
         page.set_input_files("#upload", str(path))
-    page.wait_for_function("document.getElementById('top-class').textContent !== '?'")
+    page.wait_for_function("() => document.getElementById('top-class').textContent !== '?'")
     assert page.text_content("#top-class") == "3"
 
 
@@ -211,5 +212,5 @@ def test_touch_strokes_draw_too(page):
             }""",
             [box["x"], box["y"], box["width"], box["height"]],
         )
-    page.wait_for_function("document.getElementById('top-class').textContent !== '?'")
+    page.wait_for_function("() => document.getElementById('top-class').textContent !== '?'")
     assert page.text_content("#top-class") == "1"
