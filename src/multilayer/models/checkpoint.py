@@ -463,6 +463,15 @@ class Checkpointer:
             return False
         return last or (config.unit == "epoch" and (epoch + 1) % config.every == 0)
 
+    def after(self, due: bool, state) -> None:
+        """At a step or epoch end: write a checkpoint if one is ``due``; after Ctrl-C, write
+        one and raise `TrainingInterrupted`. ``state()`` builds the `TrainingState` (only
+        when needed: it copies the history)."""
+        if self.interrupted:
+            raise self.interrupt(state())
+        if due:
+            self.save(state())
+
     # what
     def save(self, state: TrainingState) -> Path:
         """Write a checkpoint and prune old ones."""

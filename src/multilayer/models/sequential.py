@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from contextlib import nullcontext
+from functools import partial
 
 import numpy as np
 
@@ -288,21 +289,7 @@ class Sequential:
         if x is None or y is None:
             raise ValueError("fit needs both x and y")
         x, y = self._check_data(x, y)
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            x_val, y_val = self._check_data(
-                *validation_data, x_name="validation x", y_name="validation y"
-            )
-        elif validation_split:
-            split = int(len(x) * (1.0 - validation_split))
-            if split == 0 or split == len(x):
-                raise ValueError(
-                    f"validation_split={validation_split} leaves no training or no validation samples"
-                )
-            x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
-        else:
-            x_val = y_val = None
+        x, y, x_val, y_val = self._validation_arrays(x, y, validation_split, validation_data)
         self._build_optimizer()
 
         steps = -(-len(x) // batch_size)
@@ -345,13 +332,13 @@ class Sequential:
         try:
             with interrupt_guard:
                 for epoch in range(initial_epoch, epochs):
-                    partial = resumed is not None and resumed.epoch == epoch and resumed.step > 0
+                    mid_epoch = resumed is not None and resumed.epoch == epoch and resumed.step > 0
                     for index, metric in enumerate(self.metrics):
                         metric.reset_state()
-                        if partial:  # the running sums of the checkpointed partial epoch
+                        if mid_epoch:  # the running sums of the checkpointed partial epoch
                             metric._total, metric._count = resumed.metrics[index]
                     callback_list.on_epoch_begin(epoch)
-                    if partial:
+                    if mid_epoch:
                         order, first_step = resumed.order, resumed.step
                         loss_sum, seen = resumed.loss_sum, resumed.seen
                     else:
@@ -371,13 +358,11 @@ class Sequential:
                             **{m.name: m.result() for m in self.metrics},
                         }
                         callback_list.on_train_batch_end(step, logs)
-                        if checkpointer and (
-                            checkpointer.interrupted or checkpointer.due_after_step()
-                        ):
-                            state = training_state(epoch, step + 1, order, loss_sum, seen)
-                            if checkpointer.interrupted:
-                                raise checkpointer.interrupt(state)
-                            checkpointer.save(state)
+                        if checkpointer:
+                            checkpointer.after(
+                                checkpointer.due_after_step(),
+                                partial(training_state, epoch, step + 1, order, loss_sum, seen),
+                            )
                         if self.stop_training:
                             break
                     logs = {
@@ -388,14 +373,12 @@ class Sequential:
                         val = self._evaluate_arrays(x_val, y_val, INFERENCE_BATCH_SIZE)
                         logs.update({f"val_{key}": value for key, value in val.items()})
                     callback_list.on_epoch_end(epoch, logs)
-                    last = epoch + 1 == epochs or self.stop_training
-                    if checkpointer and (
-                        checkpointer.interrupted or checkpointer.due_after_epoch(epoch, last)
-                    ):
-                        state = training_state(epoch + 1, 0, None, 0.0, 0)
-                        if checkpointer.interrupted:
-                            raise checkpointer.interrupt(state)
-                        checkpointer.save(state)
+                    if checkpointer:
+                        last = epoch + 1 == epochs or self.stop_training
+                        checkpointer.after(
+                            checkpointer.due_after_epoch(epoch, last),
+                            partial(training_state, epoch + 1, 0, None, 0.0, 0),
+                        )
                     if self.stop_training:
                         break
         except (TrainingError, TrainingInterrupted):
@@ -405,6 +388,26 @@ class Sequential:
             self._training_state = None  # it references the training data
         callback_list.on_train_end()
         return history
+
+    def _validation_arrays(self, x, y, validation_split: float, validation_data):
+        """``(x, y, x_val, y_val)``: validation_data if given, else the last
+        ``validation_split`` of the samples (before shuffling, as Keras does), else no
+        validation (None, None)."""
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            x_val, y_val = self._check_data(
+                *validation_data, x_name="validation x", y_name="validation y"
+            )
+            return x, y, x_val, y_val
+        if not validation_split:
+            return x, y, None, None
+        split = int(len(x) * (1.0 - validation_split))
+        if split == 0 or split == len(x):
+            raise ValueError(
+                f"validation_split={validation_split} leaves no training or no validation samples"
+            )
+        return x[:split], y[:split], x[split:], y[split:]
 
     def _check_data(self, x, y, x_name: str = "x", y_name: str = "y"):
         x = validation.as_array(x, x_name)
