@@ -16,11 +16,12 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from multilayer.datasets import BUILTIN
 from multilayer.errors import DataError
 from multilayer.utils.naming import unknown_name_error
 
-#: Built-in datasets: name -> (module under multilayer.datasets, class names).
-DATASETS = ("mnist", "fashion_mnist")
+#: Names of the built-in datasets.
+DATASETS = tuple(BUILTIN)
 NUM_CLASSES = 10
 
 
@@ -92,20 +93,13 @@ def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:
         DataError: malformed arrays, labels out of range, NaN or out-of-range pixels.
         DatasetNotFoundError: the built-in dataset is not on disk and cannot be downloaded.
     """
-    if name == "mnist":
+    if name in DATASETS:
         from multilayer.data.paths import data_dir as resolve
-        from multilayer.datasets import mnist
 
-        (x_train, y_train), (x_test, y_test) = mnist.load_data(data_dir)
-        names = tuple(str(c) for c in range(NUM_CLASSES))
-        source = str(resolve(data_dir) / mnist.SUBDIR)
-    elif name == "fashion_mnist":
-        from multilayer.data.paths import data_dir as resolve
-        from multilayer.datasets import fashion_mnist
-
-        (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data(data_dir)
-        names = tuple(fashion_mnist.CLASS_NAMES)
-        source = str(resolve(data_dir) / fashion_mnist.SUBDIR)
+        module = BUILTIN[name]
+        (x_train, y_train), (x_test, y_test) = module.load_data(data_dir)
+        names = tuple(module.CLASS_NAMES)
+        source = str(resolve(data_dir) / module.SUBDIR)
     else:
         x_train, y_train, x_test, y_test = _load_npz(Path(name))
         names = tuple(str(c) for c in range(NUM_CLASSES))

@@ -6,4 +6,7 @@ Each module downloads its files on first use into ``multilayer.data.data_dir()``
 
 from multilayer.datasets import fashion_mnist, mnist
 
-__all__ = ["fashion_mnist", "mnist"]
+#: The built-in datasets by name: each module has ``load_data``, ``SUBDIR`` and ``CLASS_NAMES``.
+BUILTIN = {"mnist": mnist, "fashion_mnist": fashion_mnist}
+
+__all__ = ["BUILTIN", "fashion_mnist", "mnist"]

@@ -20,10 +20,12 @@ from multilayer.data.idx import read_idx
 from multilayer.data.paths import data_dir
 from multilayer.errors import DataError
 
-__all__ = ["DEFAULT_MIRRORS", "FILES", "MIRRORS_ENV_VAR", "SUBDIR", "load_data"]
+__all__ = ["CLASS_NAMES", "DEFAULT_MIRRORS", "FILES", "MIRRORS_ENV_VAR", "SUBDIR", "load_data"]
 
 #: Subdirectory of the data root.
 SUBDIR = "mnist"
+#: The label of each class: the digit itself.
+CLASS_NAMES = tuple(str(digit) for digit in range(10))
 #: Environment variable overriding the mirror list.
 MIRRORS_ENV_VAR = "MULTILAYER_MNIST_MIRRORS"
 DEFAULT_MIRRORS = (

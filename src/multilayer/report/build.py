@@ -59,22 +59,17 @@ def _dataset_name(config: dict | None) -> str:
 
 def _load_builtin(name: str) -> TestData | None:
     """The test split of a built-in dataset, or None if it is not one / not available."""
-    if name == "mnist":
-        from multilayer.datasets import mnist as module
+    from multilayer.datasets import BUILTIN
 
-        names = None
-    elif name == "fashion_mnist":
-        from multilayer.datasets import fashion_mnist as module
-
-        names = tuple(module.CLASS_NAMES)
-    else:
+    module = BUILTIN.get(name)
+    if module is None:
         return None
     try:
         _, (x_test, y_test) = module.load_data()
     except DatasetNotFoundError as error:
         log.warning("report without test-set figures: %s", error)
         return None
-    return TestData(x_test, y_test, names)
+    return TestData(x_test, y_test, tuple(module.CLASS_NAMES))
 
 
 def _headline(metrics: dict | None, history: dict | None) -> list[tuple[str, str]]:
