@@ -9,6 +9,7 @@ A run directory holds one trained model and how it came to be::
         history.json        the same as {"epoch": [...], "loss": [...], "val_loss": [...], ...}
         metrics.json        test loss and accuracy, per-class precision/recall, confusion
                             matrix, training wall time, seconds per epoch
+        report/index.html   the run's report (``mlp report``), with its PNG figures
 
 Read one with ``RunDir(path)``: ``.model_path``, ``.config``, ``.history``, ``.metrics``
 (``None`` for a file that is absent), ``.load_model()``. Write with the ``write_*`` methods:
@@ -39,6 +40,8 @@ __all__ = [
     "HISTORY_JSON",
     "METRICS_FILE",
     "MODEL_FILE",
+    "REPORT_DIR",
+    "REPORT_HTML",
     "RunDir",
     "new_run_path",
     "json_safe",
@@ -51,6 +54,8 @@ CONFIG_FILE = "config.json"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 METRICS_FILE = "metrics.json"
+REPORT_DIR = "report"
+REPORT_HTML = "index.html"
 
 
 def json_safe(value):
@@ -111,6 +116,14 @@ class RunDir:
     def metrics_path(self) -> Path:
         return self.path / METRICS_FILE
 
+    @property
+    def report_dir(self) -> Path:
+        return self.path / REPORT_DIR
+
+    @property
+    def report_path(self) -> Path:
+        return self.report_dir / REPORT_HTML
+
     def has_model(self) -> bool:
         return self.model_path.is_file()
 
@@ -129,6 +142,17 @@ class RunDir:
     def history(self) -> dict[str, list] | None:
         """history.json as ``{"epoch": [...], key: [per-epoch values]}``, None if absent."""
         return _read_json(self.history_json_path)
+
+    @property
+    def dataset_argument(self) -> str:
+        """What ``mlp train --dataset`` was given (a name or an .npz path); "mnist" if the
+        config does not say."""
+        config = self.config or {}
+        flag = (config.get("flags") or {}).get("dataset")
+        if isinstance(flag, str):
+            return flag
+        dataset = config.get("dataset", "mnist")
+        return dataset.get("name", "mnist") if isinstance(dataset, dict) else str(dataset)
 
     def load_model(self, compile: bool = True):
         """The run's model (``multilayer.models.load_model``); ModelFileError if it has none."""

@@ -259,7 +259,7 @@ def create_app(source: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES) -> F
     model_file, run = resolve_model_path(source)
     model = load_model(model_file, compile=False)
     predictor = Predictor(model)
-    report_html = run.path / "report" / "index.html" if run is not None else None
+    report_html = run.report_path if run is not None else None
 
     def model_info() -> dict:
         return {

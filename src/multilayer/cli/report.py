@@ -8,16 +8,6 @@ import typer
 from multilayer.cli.common import DataDirOption, console, load_dataset
 
 
-def _dataset_argument(config: dict | None) -> str:
-    """What ``mlp train --dataset`` was given (a name or an .npz path); MNIST if unknown."""
-    config = config or {}
-    flag = (config.get("flags") or {}).get("dataset")
-    if isinstance(flag, str):
-        return flag
-    dataset = config.get("dataset", "mnist")
-    return dataset.get("name", "mnist") if isinstance(dataset, dict) else str(dataset)
-
-
 def command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by mlp train.")],
     data_dir: DataDirOption = None,
@@ -29,6 +19,6 @@ def command(
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise FileNotFoundError(f"{run.path}: no such run directory")
-    data = load_dataset(_dataset_argument(run.config), data_dir)
+    data = load_dataset(run.dataset_argument, data_dir)
     page = write_report(run.path, test_data=TestData(data.x_test, data.y_test, data.class_names))
     console().print(f"report written to {page}")

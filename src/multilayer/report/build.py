@@ -19,15 +19,12 @@ import numpy as np
 from multilayer.errors import DatasetNotFoundError
 from multilayer.report import plots
 from multilayer.report.html import Section, per_class_table, render_page
-from multilayer.runs import RunDir
+from multilayer.runs import REPORT_DIR, REPORT_HTML, RunDir
 
 __all__ = ["REPORT_DIR", "REPORT_HTML", "TestData", "write_report"]
 
 log = logging.getLogger(__name__)
 
-#: The report's directory inside a run directory, and its page.
-REPORT_DIR = "report"
-REPORT_HTML = "index.html"
 #: How many confidently wrong test images to show.
 MISCLASSIFIED = 24
 #: How many first-layer units to draw.
@@ -132,7 +129,7 @@ def write_report(
     config, metrics, history = run.config, run.metrics, run.history
     if model is None and run.has_model():
         model = run.load_model(compile=False)
-    out = run.path / REPORT_DIR
+    out = run.report_dir
     out.mkdir(exist_ok=True)
 
     sections = [_curves_section(out, history)]
@@ -140,7 +137,7 @@ def write_report(
         sections.append(Section("Model", note=f"{run.path} has no model file."))
     else:
         if test_data is None:
-            test_data = _load_builtin(_dataset_name(config))
+            test_data = _load_builtin(run.dataset_argument)
         if test_data is None:
             sections.append(
                 Section("Test set", note="The test data is not available: no test-set figures.")
@@ -159,7 +156,7 @@ def write_report(
         config,
         metrics,
     )
-    path = out / REPORT_HTML
+    path = run.report_path
     path.write_text(page, encoding="utf-8")
     return path
 
