@@ -45,6 +45,7 @@ from typing import Literal
 
 from multilayer.data.paths import DATA_ENV_VAR
 from multilayer.errors import DataError, DatasetNotFoundError
+from multilayer.utils.files import atomic_write_bytes, fsync_directory
 
 __all__ = ["Md5Of", "fetch_file", "fetch_files", "file_md5", "mirrors_from_env"]
 
@@ -278,7 +279,7 @@ def _download(
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
+    fsync_directory(target.parent)
     _remember(target, md5, md5_of)
 
 
@@ -320,15 +321,9 @@ def _remember(path: Path, md5: str, md5_of: str) -> None:
     if not _may_write(path.parent):
         return
     record = {"md5": md5, "md5_of": md5_of, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    sidecar = _sidecar(path)
-    tmp = sidecar.with_name(sidecar.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, sidecar)
-    except OSError:
-        # Read-only directory: verify again next time, which is only slower.
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    # Unwritable after all: verify again next time, which is only slower.
+    with contextlib.suppress(OSError):
+        atomic_write_bytes(_sidecar(path), json.dumps(record).encode())
 
 
 def _may_write(directory: Path) -> bool:
@@ -378,20 +373,6 @@ def _make_dirs(directory: Path) -> list[Path]:
         missing.append(parent)
     directory.mkdir(parents=True, exist_ok=True)
     return missing[::-1]
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _gzip_reason(exc: BaseException) -> str:

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from multilayer.errors import ModelFileError, TrainingError
-from multilayer.models.saving import model_tensors, read_checked
+from multilayer.models.saving import header_json, model_tensors, read_checked
 from multilayer.utils.files import atomic_write_bytes
 
 FORMAT = "multilayer.checkpoint"
@@ -293,15 +293,6 @@ def write_checkpoint(
 
 
 # -- reading -------------------------------------------------------------------------------------
-def _json(metadata: dict, key: str, path: Path):
-    try:
-        return json.loads(metadata[key])
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
-        raise ModelFileError(
-            f"{path}: header entry {key!r} is missing or not valid JSON ({error})"
-        ) from None
-
-
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read and check a checkpoint file.
 
@@ -314,12 +305,12 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     metadata, tensors = read_checked(path, FORMAT, FORMAT_VERSION, _METADATA_KEYS, "checkpoint")
     if metadata.get("sha256") != _digest(tensors):
         raise ModelFileError(f"{path}: the tensor data does not match its checksum (damaged file)")
-    info = _json(metadata, "state", path)
+    info = header_json(metadata, "state", path)
     if not isinstance(info, dict) or set(info) != _STATE_KEYS:
         raise ModelFileError(f"{path}: the training state is malformed")
-    model_config = _json(metadata, "model", path)
-    compile_config = _json(metadata, "compile", path)
-    run = _json(metadata, "run", path) if "run" in metadata else {}
+    model_config = header_json(metadata, "model", path)
+    compile_config = header_json(metadata, "compile", path)
+    run = header_json(metadata, "run", path) if "run" in metadata else {}
     order = tensors.pop(_ORDER, None)
     try:
         state = TrainingState(

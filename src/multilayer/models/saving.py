@@ -114,7 +114,8 @@ def read_checked(
     return metadata, tensors
 
 
-def _json(metadata: dict, key: str, path) -> object:
+def header_json(metadata: dict, key: str, path) -> object:
+    """The header entry ``key`` parsed as JSON, or ModelFileError naming the file and key."""
     try:
         return json.loads(metadata[key])
     except (KeyError, json.JSONDecodeError, TypeError) as error:
@@ -135,7 +136,7 @@ def load_model(filepath, compile: bool = True):
 
     path = Path(filepath)
     metadata, tensors = read_checked(path, FORMAT, FORMAT_VERSION, _METADATA_KEYS, "model")
-    config = _json(metadata, "model", path)
+    config = header_json(metadata, "model", path)
     try:
         if not isinstance(config, dict):
             raise ValueError("the model configuration must be a JSON object")
@@ -164,9 +165,9 @@ def load_model(filepath, compile: bool = True):
     for name, target in expected.items():
         target[...] = weight_tensors[name]
 
-    model.training_info = _json(metadata, "training", path) if "training" in metadata else {}
+    model.training_info = header_json(metadata, "training", path) if "training" in metadata else {}
     if compile and "compile" in metadata:
-        compile_config = _json(metadata, "compile", path)
+        compile_config = header_json(metadata, "compile", path)
         try:
             model.compile(
                 optimizer=compile_config["optimizer"],

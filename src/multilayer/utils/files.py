@@ -34,7 +34,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         if isinstance(error, OSError):
             raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
     return path
 
 
@@ -44,8 +44,8 @@ def _umask() -> int:
     return mask
 
 
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not possible (nor needed) on every platform.
+def fsync_directory(directory: Path) -> None:
+    """Make a rename into ``directory`` durable; a no-op where directories cannot be opened."""
     with contextlib.suppress(OSError, AttributeError):
         fd = os.open(directory, os.O_RDONLY)
         try:
