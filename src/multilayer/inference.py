@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from multilayer.engine.layers import Flatten, InputLayer, Rescaling
+from multilayer.engine.activations import softmax
+from multilayer.engine.layers import Dense, Flatten, InputLayer, Rescaling
 
 __all__ = [
     "expects_raw_pixels",
+    "first_dense",
     "model_inputs",
     "predict_image",
     "predict_images",
@@ -35,6 +37,11 @@ def expects_raw_pixels(model) -> bool:
         if not isinstance(layer, (InputLayer, Flatten)):
             return False
     return False
+
+
+def first_dense(model) -> Dense | None:
+    """The first ``Dense`` layer of ``model`` (after any Flatten / Rescaling), or None."""
+    return next((layer for layer in model.layers if isinstance(layer, Dense)), None)
 
 
 def model_inputs(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
@@ -72,11 +79,7 @@ def probabilities(model, outputs: np.ndarray) -> np.ndarray:
     """Class probabilities from the model's outputs: unchanged if the last layer is a
     softmax, otherwise the outputs are taken as logits and a softmax is applied."""
     activation = getattr(getattr(model.layers[-1], "activation", None), "name", None)
-    if activation == "softmax":
-        return outputs
-    shifted = outputs - outputs.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+    return outputs if activation == "softmax" else softmax(outputs)
 
 
 def predict_images(model, images: np.ndarray, pixel_max: float = 1.0) -> np.ndarray:

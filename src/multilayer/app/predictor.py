@@ -1,7 +1,6 @@
 """Run a trained model on one 28x28 digit image and expose what happens inside it.
 
-This module has no web dependency: the browser app (`multilayer.app.server`) uses it, and
-the run reports use `first_dense`. Which pixel scale a model takes is decided in one place,
+This module has no web dependency: the browser app (`multilayer.app.server`) uses it. Which pixel scale a model takes is decided in one place,
 `multilayer.inference.model_inputs`.
 """
 
@@ -19,12 +18,7 @@ from multilayer.inference import model_inputs, probabilities
 if TYPE_CHECKING:
     from multilayer.models.sequential import Sequential
 
-__all__ = ["LayerActivation", "Prediction", "Predictor", "first_dense"]
-
-
-def first_dense(model: Sequential) -> Dense | None:
-    """The first ``Dense`` layer of ``model`` (after any Flatten / Rescaling), or None."""
-    return next((layer for layer in model.layers if isinstance(layer, Dense)), None)
+__all__ = ["LayerActivation", "Prediction", "Predictor"]
 
 
 @dataclass(frozen=True)

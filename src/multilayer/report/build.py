@@ -240,7 +240,7 @@ def _test_sections(out: Path, model, data: TestData, count: int) -> list[Section
 
 
 def _weights_section(out: Path, model, units: int) -> Section:
-    from multilayer.app.predictor import first_dense
+    from multilayer.inference import first_dense
 
     title = "First-layer weights"
     layer = first_dense(model)
