@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from multilayer.engine.registry import positive_int
+
 
 class Perceptron:
     """A single-layer binary classifier trained with the perceptron learning rule.
@@ -40,14 +42,8 @@ class Perceptron:
     ):
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-        if (
-            isinstance(max_epochs, bool)
-            or not isinstance(max_epochs, (int, np.integer))
-            or max_epochs <= 0
-        ):
-            raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
         self.learning_rate = float(learning_rate)
-        self.max_epochs = int(max_epochs)
+        self.max_epochs = positive_int(max_epochs, "max_epochs")
         self.shuffle = shuffle
         self.seed = seed
 

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry
 
 
 class Activation:
@@ -230,43 +230,23 @@ class Softmax(Activation):
         return grad
 
 
-_REGISTRY: dict[str, type[Activation]] = {
-    cls.name: cls for cls in (Linear, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softplus, Softmax)
-}
+REGISTRY: Registry[Activation] = Registry("activation", Activation)
+for _cls in (Linear, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softplus, Softmax):
+    REGISTRY.register(_cls)
 
 
-def get(identifier: str | Activation | None) -> Activation:
-    """An `Activation` from a name (``"relu"``), an instance, or None (linear)."""
-    if identifier is None:
-        return Linear()
-    if isinstance(identifier, Activation):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _REGISTRY.get(identifier.lower())
-        if cls is None:
-            raise unknown_name_error("activation", identifier, _REGISTRY)
-        return cls()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    raise TypeError(
-        f"activation must be a name such as 'relu', an Activation, or None; got {type(identifier).__name__}"
-    )
+def get(identifier: str | Activation | Config | None) -> Activation:
+    """An `Activation` from a name (``"relu"``), a config dict, an instance, or None (linear)."""
+    return Linear() if identifier is None else REGISTRY.get(identifier)
 
 
-def serialize(activation: Activation) -> str | dict:
-    config = activation.get_config()
-    return {"name": activation.name, **config} if config else activation.name
+def serialize(activation: Activation) -> Config:
+    """``{"class_name": ..., "config": ...}``."""
+    return REGISTRY.serialize(activation)
 
 
-def deserialize(config: str | dict) -> Activation:
-    if isinstance(config, str):
-        return get(config)
-    config = dict(config)
-    name = config.pop("name", None)
-    cls = _REGISTRY.get(str(name))
-    if cls is None:
-        raise unknown_name_error("activation", str(name), _REGISTRY)
-    return cls(**config)
+def deserialize(config: str | Config) -> Activation:
+    return REGISTRY.deserialize(config)
 
 
 # Keras-style functional forms.

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from multilayer.engine.random import global_generator
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry
 
 # Standard deviation of a unit normal truncated to [-2, 2].
 _TRUNCATED_STD = 0.87962566103423978
@@ -141,42 +141,30 @@ class LecunNormal(Initializer):
         return _truncated_normal(rng, shape, math.sqrt(1.0 / _fans(shape)[0]))
 
 
-_REGISTRY: dict[str, type[Initializer]] = {
-    cls.name: cls
-    for cls in (
-        Zeros,
-        Ones,
-        RandomNormal,
-        RandomUniform,
-        GlorotUniform,
-        GlorotNormal,
-        HeUniform,
-        HeNormal,
-        LecunNormal,
-    )
-}
+REGISTRY: Registry[Initializer] = Registry("initializer", Initializer)
+for _cls in (
+    Zeros,
+    Ones,
+    RandomNormal,
+    RandomUniform,
+    GlorotUniform,
+    GlorotNormal,
+    HeUniform,
+    HeNormal,
+    LecunNormal,
+):
+    REGISTRY.register(_cls)
 
 
-def get(identifier: str | Initializer | dict) -> Initializer:
+def get(identifier: str | Initializer | Config) -> Initializer:
     """An `Initializer` from a name (``"he_normal"``), a config dict, or an instance."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = str(config.pop("name", ""))
-        if name not in _REGISTRY:
-            raise unknown_name_error("initializer", name, _REGISTRY)
-        return _REGISTRY[name](**config)
-    if isinstance(identifier, str):
-        cls = _REGISTRY.get(identifier.lower())
-        if cls is None:
-            raise unknown_name_error("initializer", identifier, _REGISTRY)
-        return cls()
-    raise TypeError(
-        f"initializer must be a name or an Initializer, got {type(identifier).__name__}"
-    )
+    return REGISTRY.get(identifier)
 
 
-def serialize(initializer: Initializer) -> str | dict:
-    config = initializer.get_config()
-    return {"name": initializer.name, **config} if config else initializer.name
+def serialize(initializer: Initializer) -> Config:
+    """``{"class_name": ..., "config": ...}``."""
+    return REGISTRY.serialize(initializer)
+
+
+def deserialize(config: str | Config) -> Initializer:
+    return REGISTRY.deserialize(config)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry
 
 #: Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log, as in Keras.
 EPSILON = 1e-7
@@ -259,40 +259,32 @@ class BinaryCrossentropy(Loss):
         return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
 
 
-_REGISTRY: dict[str, type[Loss]] = {
-    cls.name: cls
-    for cls in (
-        MeanSquaredError,
-        MeanAbsoluteError,
-        Hinge,
-        CategoricalCrossentropy,
-        SparseCategoricalCrossentropy,
-        BinaryCrossentropy,
-    )
-}
-_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+REGISTRY: Registry[Loss] = Registry(
+    "loss", Loss, aliases={"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+)
+for _cls in (
+    MeanSquaredError,
+    MeanAbsoluteError,
+    Hinge,
+    CategoricalCrossentropy,
+    SparseCategoricalCrossentropy,
+    BinaryCrossentropy,
+):
+    REGISTRY.register(_cls)
 
 
-def get(identifier: str | Loss | dict) -> Loss:
+def get(identifier: str | Loss | Config) -> Loss:
     """A `Loss` from a name (``"categorical_crossentropy"``, ``"mse"``), config or instance."""
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = str(config.pop("name", ""))
-        if name not in _REGISTRY:
-            raise unknown_name_error("loss", name, _REGISTRY)
-        return _REGISTRY[name](**config)
-    if isinstance(identifier, str):
-        key = _ALIASES.get(identifier.lower(), identifier.lower())
-        if key not in _REGISTRY:
-            raise unknown_name_error("loss", identifier, [*_REGISTRY, *_ALIASES])
-        return _REGISTRY[key]()
-    raise TypeError(f"loss must be a name or a Loss, got {type(identifier).__name__}")
+    return REGISTRY.get(identifier)
 
 
-def serialize(loss: Loss) -> dict:
-    return {"name": loss.name, **loss.get_config()}
+def serialize(loss: Loss) -> Config:
+    """``{"class_name": ..., "config": ...}``."""
+    return REGISTRY.serialize(loss)
+
+
+def deserialize(config: str | Config) -> Loss:
+    return REGISTRY.deserialize(config)
 
 
 # Keras-style functional forms: per-sample losses.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry
 
 
 class Metric:
@@ -115,44 +115,51 @@ class MeanAbsoluteError(Metric):
         return np.mean(np.abs(y_pred - y_true), axis=-1)
 
 
-_REGISTRY: dict[str, type[Metric]] = {
-    cls.default_name: cls
-    for cls in (
-        CategoricalAccuracy,
-        SparseCategoricalAccuracy,
-        BinaryAccuracy,
-        TopKCategoricalAccuracy,
-        SparseTopKCategoricalAccuracy,
-        MeanSquaredError,
-        MeanAbsoluteError,
-    )
-}
-_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
-_ACCURACY_BY_TARGET = {
+REGISTRY: Registry[Metric] = Registry(
+    "metric",
+    Metric,
+    aliases={"mse": "mean_squared_error", "mae": "mean_absolute_error"},
+    legacy=False,  # metrics were only ever saved by name
+)
+for _cls in (
+    CategoricalAccuracy,
+    SparseCategoricalAccuracy,
+    BinaryAccuracy,
+    TopKCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    MeanSquaredError,
+    MeanAbsoluteError,
+):
+    REGISTRY.register(_cls, names=(_cls.default_name,))
+_ACCURACY_BY_TARGET: dict[str, type[Metric]] = {
     "categorical": CategoricalAccuracy,
     "sparse": SparseCategoricalAccuracy,
     "binary": BinaryAccuracy,
 }
 
 
-def get(identifier, loss=None) -> Metric:
-    """A `Metric` from a name or instance; ``"accuracy"``/``"acc"`` depends on ``loss``."""
-    if isinstance(identifier, Metric):
-        return identifier
+def get(identifier: str | Metric | Config, loss: object = None) -> Metric:
+    """A `Metric` from a name, a config dict or an instance; ``"accuracy"``/``"acc"`` is the
+    accuracy that matches ``loss`` (a `Loss`)."""
     if not isinstance(identifier, str):
-        raise TypeError(f"a metric must be a name or a Metric, got {type(identifier).__name__}")
-    key = identifier.lower()
-    if key in ("accuracy", "acc"):
+        return REGISTRY.get(identifier)
+    if identifier.lower() in ("accuracy", "acc"):
         kind = getattr(loss, "target_kind", "categorical")
-        cls = _ACCURACY_BY_TARGET.get(kind)
-        if cls is None:
+        accuracy = _ACCURACY_BY_TARGET.get(kind)
+        if accuracy is None:
             raise ValueError(
                 f"'accuracy' is not defined for the loss {getattr(loss, 'name', loss)!r}"
             )
-        if cls is BinaryAccuracy and getattr(loss, "from_logits", False):
+        if accuracy is BinaryAccuracy and getattr(loss, "from_logits", False):
             return BinaryAccuracy(name=identifier, threshold=0.0)  # logits: 0 is p = 0.5
-        return cls(name=identifier)
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise unknown_name_error("metric", identifier, [*_REGISTRY, *_ALIASES, "accuracy"])
-    return _REGISTRY[key](name=identifier)
+        return accuracy(name=identifier)
+    return REGISTRY.lookup(identifier, extra_names=["accuracy"])(name=identifier)
+
+
+def serialize(metric: Metric) -> Config:
+    """``{"class_name": ..., "config": ...}``."""
+    return REGISTRY.serialize(metric)
+
+
+def deserialize(config: Config) -> Metric:
+    return REGISTRY.deserialize(config)

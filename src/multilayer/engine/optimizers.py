@@ -2,10 +2,7 @@
 
 Every optimizer updates *one flat vector* of parameters from *one flat vector* of gradients
 (see `multilayer.engine.parameters`), in place, with preallocated scratch space: a step is a
-dozen vectorised passes over memory whatever the number of layers. The update is element-wise,
-so the base class may run it on contiguous chunks of the vector in parallel threads
-(`multilayer.engine.config.set_num_threads`); every element sees the same operations, so the
-result is bitwise the same.
+dozen vectorised passes over memory whatever the number of layers.
 
 Notation in the docstrings: ``p`` parameters, ``g`` gradient, ``lr`` learning rate at this
 step, ``t`` the 1-based step number.
@@ -14,11 +11,12 @@ step, ``t`` the 1-based step number.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from multilayer.engine import config, schedules
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine import schedules
+from multilayer.engine.registry import Config, Registry
 
 
 class Optimizer:
@@ -34,8 +32,6 @@ class Optimizer:
     name = "optimizer"
     #: names of the per-parameter state vectors, allocated by `build`
     slots: tuple[str, ...] = ()
-    #: below this many parameters a step runs in one thread (a thread hand-off costs ~20 us)
-    min_parallel_size = 2**16
 
     def __init__(
         self,
@@ -114,32 +110,10 @@ class Optimizer:
             )
         lr = self.learning_rate_at(self.iterations)
         self._clip(grads)
-        t = self.iterations + 1
-        chunks = self._chunks(params.size)
-        if len(chunks) == 1:
-            self._update_chunk(chunks[0], params, grads, lr, t)
-        else:
-            pool = config.thread_pool(len(chunks) - 1)
-            others = [
-                pool.submit(self._update_chunk, chunk, params, grads, lr, t) for chunk in chunks[1:]
-            ]
-            self._update_chunk(chunks[0], params, grads, lr, t)
-            for future in others:
-                future.result()
-        self.iterations += 1
-
-    def _chunks(self, size: int) -> list[slice]:
-        """Contiguous slices covering ``range(size)``, one per thread, 64-element aligned."""
-        threads = config.num_threads() if size >= self.min_parallel_size else 1
-        bounds = [min(size, (size * i // threads + 63) // 64 * 64) for i in range(threads)]
-        return [slice(a, b) for a, b in zip(bounds, bounds[1:] + [size], strict=True)]
-
-    def _update_chunk(self, chunk: slice, params, grads, lr: float, t: int) -> None:
-        p, g = params[chunk], grads[chunk]
         if self.weight_decay:
-            p -= (lr * self.weight_decay) * p
-        state = {slot: values[chunk] for slot, values in self.state.items()}
-        self.update(p, g, state, self._scratch[chunk], lr, t)
+            params -= (lr * self.weight_decay) * params
+        self.update(params, grads, self.state, self._scratch, lr, self.iterations + 1)
+        self.iterations += 1
 
     def _clip(self, grads: np.ndarray) -> None:
         if self.global_clipnorm is not None:
@@ -149,20 +123,38 @@ class Optimizer:
                 _clip_to_norm(grads[segment], self.clipnorm)
 
     def update(
-        self, p: np.ndarray, g: np.ndarray, state: dict, tmp: np.ndarray, lr: float, t: int
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
     ) -> None:
-        """Update ``p`` in place from ``g`` (same-length flat views: the whole vector or a
-        chunk of it); ``state`` holds the matching views of the slots, ``tmp`` is scratch."""
+        """Update ``p`` in place from ``g`` (flat vectors of the same length); ``state`` holds
+        the slots, ``tmp`` is scratch of that length, ``t`` the 1-based step number."""
         raise NotImplementedError
 
     # -- description ----------------------------------------------------------------------
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         lr = self._learning_rate
-        config = {"learning_rate": schedules.serialize(lr) if callable(lr) else lr}
+        config: Config = {
+            "learning_rate": schedules.serialize(lr)
+            if isinstance(lr, schedules.LearningRateSchedule)
+            else lr
+        }
         for key in ("clipnorm", "global_clipnorm", "weight_decay"):
             if getattr(self, key) is not None:
                 config[key] = getattr(self, key)
         return config
+
+    @classmethod
+    def from_config(cls, config: Config) -> Optimizer:
+        """The optimizer `get_config` describes (a schedule given as its config dict)."""
+        arguments: dict[str, Any] = dict(config)
+        if isinstance(arguments.get("learning_rate"), dict):
+            arguments["learning_rate"] = schedules.deserialize(arguments["learning_rate"])
+        return cls(**arguments)
 
 
 def _clip_to_norm(g: np.ndarray, max_norm: float) -> None:
@@ -371,30 +363,24 @@ class Adagrad(Optimizer):
         }
 
 
-_REGISTRY: dict[str, type[Optimizer]] = {
-    cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)
-}
+REGISTRY: Registry[Optimizer] = Registry("optimizer", Optimizer)
+for _cls in (SGD, Adam, AdamW, RMSprop, Adagrad):
+    REGISTRY.register(_cls)
 
 
-def get(identifier: str | Optimizer | dict) -> Optimizer:
+def get(identifier: str | Optimizer | Config) -> Optimizer:
     """An `Optimizer` from a name (``"adam"``), a config dict, or an instance."""
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier.get("config", {}))
-        name = str(identifier.get("name", ""))
-        if name not in _REGISTRY:
-            raise unknown_name_error("optimizer", name, _REGISTRY)
-        if isinstance(config.get("learning_rate"), dict):
-            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
-        return _REGISTRY[name](**config)
-    if isinstance(identifier, str):
-        cls = _REGISTRY.get(identifier.lower())
-        if cls is None:
-            raise unknown_name_error("optimizer", identifier, _REGISTRY)
-        return cls()
-    raise TypeError(f"optimizer must be a name or an Optimizer, got {type(identifier).__name__}")
+    return REGISTRY.get(identifier)
 
 
-def serialize(optimizer: Optimizer) -> dict:
+def serialize(optimizer: Optimizer) -> Config:
+    """``{"name": ..., "config": ...}``: the optimizer's older config shape, still written
+    here because ``models/checkpoint.py`` reads ``["name"]`` from it (the model core is being
+    rewritten in parallel). New code uses ``REGISTRY.serialize`` (``{"class_name": ...,
+    "config": ...}``); `get` and `deserialize` read both.
+    """
     return {"name": optimizer.name, "config": optimizer.get_config()}
+
+
+def deserialize(config: str | Config) -> Optimizer:
+    return REGISTRY.deserialize(config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry, positive_int
 
 
 class LearningRateSchedule:
@@ -34,10 +34,8 @@ class ExponentialDecay(LearningRateSchedule):
         decay_rate: float,
         staircase: bool = False,
     ):
-        if decay_steps <= 0:
-            raise ValueError(f"ExponentialDecay: decay_steps must be > 0, got {decay_steps!r}")
         self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = int(decay_steps)
+        self.decay_steps = positive_int(decay_steps, "ExponentialDecay: decay_steps")
         self.decay_rate = float(decay_rate)
         self.staircase = bool(staircase)
 
@@ -90,10 +88,8 @@ class CosineDecay(LearningRateSchedule):
         warmup_target: float | None = None,
         warmup_steps: int = 0,
     ):
-        if decay_steps <= 0:
-            raise ValueError(f"CosineDecay: decay_steps must be > 0, got {decay_steps!r}")
         self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = int(decay_steps)
+        self.decay_steps = positive_int(decay_steps, "CosineDecay: decay_steps")
         self.alpha = float(alpha)
         self.warmup_target = None if warmup_target is None else float(warmup_target)
         self.warmup_steps = int(warmup_steps)
@@ -148,17 +144,17 @@ class OneCycle(LearningRateSchedule):
         return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * fraction))
 
 
-_REGISTRY = {
-    cls.name: cls for cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, OneCycle)
-}
+REGISTRY: Registry[LearningRateSchedule] = Registry(
+    "learning-rate schedule", LearningRateSchedule, names_are_class_names=True, legacy=False
+)
+for _cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, OneCycle):
+    REGISTRY.register(_cls, names=())
 
 
-def serialize(schedule: LearningRateSchedule) -> dict:
-    return {"class_name": schedule.name, "config": schedule.get_config()}
+def serialize(schedule: LearningRateSchedule) -> Config:
+    """``{"class_name": ..., "config": ...}``."""
+    return REGISTRY.serialize(schedule)
 
 
-def deserialize(config: dict) -> LearningRateSchedule:
-    name = str(config.get("class_name"))
-    if name not in _REGISTRY:
-        raise unknown_name_error("learning-rate schedule", name, _REGISTRY)
-    return _REGISTRY[name](**config.get("config", {}))
+def deserialize(config: Config) -> LearningRateSchedule:
+    return REGISTRY.deserialize(config)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from multilayer.engine.registry import positive_int  # noqa: F401 - used as validation.positive_int
+
 
 def as_array(value, argument: str) -> np.ndarray:
     """``value`` as a non-empty numeric NumPy array, or a TypeError / ValueError naming it."""
@@ -109,9 +111,3 @@ def prepare_targets(
             f"{argument} must hold targets in [0, 1] for {loss.name}, found values outside"
         )
     return np.ascontiguousarray(y, dtype=dtype)
-
-
-def positive_int(value, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-    return int(value)

@@ -21,6 +21,7 @@ import numpy as np
 
 from multilayer.engine import activations, initializers, regularizers
 from multilayer.engine.layers.base import Layer
+from multilayer.engine.registry import positive_int
 
 
 class Dense(Layer):
@@ -53,9 +54,7 @@ class Dense(Layer):
         if input_dim is not None and "input_shape" not in kwargs:
             kwargs["input_shape"] = (input_dim,)
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
-        self.units = int(units)
+        self.units = positive_int(units, "Dense: units")
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
