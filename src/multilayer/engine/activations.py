@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from multilayer.engine.registry import Config, Registry
 
@@ -33,13 +34,13 @@ class Activation:
         """Return dL/dz given dL/dy = ``grad`` (modified in place and returned)."""
         raise NotImplementedError
 
-    def __call__(self, x) -> np.ndarray:
+    def __call__(self, x: ArrayLike) -> np.ndarray:
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.floating):
             x = x.astype(np.float32)
         return self.forward(x, np.empty_like(x))
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {}
 
     def __repr__(self) -> str:
@@ -51,12 +52,12 @@ class Linear(Activation):
 
     name = "linear"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         if out is not z:
             np.copyto(out, z)
         return out
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         return grad
 
 
@@ -65,10 +66,10 @@ class ReLU(Activation):
 
     name = "relu"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.maximum(z, 0, out=out)
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         # Multiplying by the boolean mask is one pass and needs no index arrays.
         return np.multiply(grad, y > 0, out=grad)
 
@@ -78,20 +79,20 @@ class LeakyReLU(Activation):
 
     name = "leaky_relu"
 
-    def __init__(self, negative_slope: float = 0.2):
+    def __init__(self, negative_slope: float = 0.2) -> None:
         self.negative_slope = float(negative_slope)
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         # max(z, a*z) equals leaky ReLU for 0 <= a <= 1.
         return np.maximum(z, self.negative_slope * z, out=out)
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         # The output has the sign of the input, so the slope can be read from y.
         return np.multiply(
             grad, np.where(y > 0, 1.0, self.negative_slope).astype(grad.dtype), out=grad
         )
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"negative_slope": self.negative_slope}
 
 
@@ -100,10 +101,10 @@ class ELU(Activation):
 
     name = "elu"
 
-    def __init__(self, alpha: float = 1.0):
+    def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = float(alpha)
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         below = z <= 0
         negative = self.alpha * np.expm1(np.minimum(z, 0))
         if out is not z:
@@ -111,10 +112,10 @@ class ELU(Activation):
         np.copyto(out, negative, where=below)
         return out
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         return np.multiply(grad, np.where(y > 0, 1.0, y + self.alpha).astype(grad.dtype), out=grad)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"alpha": self.alpha}
 
 
@@ -132,18 +133,21 @@ class GELU(Activation):
     needs_input = True
     _C = math.sqrt(2.0 / math.pi)
 
-    def __init__(self, approximate: bool = False):
+    def __init__(self, approximate: bool = False) -> None:
         self.approximate = bool(approximate)
 
-    def _cdf(self, z):
+    def _cdf(self, z: np.ndarray) -> np.ndarray:
         if self.approximate:
             return 0.5 * (1.0 + np.tanh(self._C * (z + 0.044715 * z**3)))
-        return (0.5 * (1.0 + _erf(z / math.sqrt(2.0)).astype(z.dtype))).astype(z.dtype)
+        erf = np.asarray(_erf(z / math.sqrt(2.0)), dtype=z.dtype)
+        return (0.5 * (1.0 + erf)).astype(z.dtype)
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.multiply(z, self._cdf(z), out=out)
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
+        if z is None:
+            raise ValueError("GELU.backward needs the pre-activation z (needs_input is True)")
         if self.approximate:
             inner = self._C * (z + 0.044715 * z**3)
             t = np.tanh(inner)
@@ -154,7 +158,7 @@ class GELU(Activation):
             derivative = self._cdf(z) + z * pdf
         return np.multiply(grad, derivative.astype(grad.dtype), out=grad)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"approximate": self.approximate}
 
 
@@ -163,14 +167,14 @@ class Sigmoid(Activation):
 
     name = "sigmoid"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         np.multiply(z, 0.5, out=out)
         np.tanh(out, out=out)
         out += 1.0
         out *= 0.5
         return out
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         grad *= y
         grad *= 1.0 - y
         return grad
@@ -181,10 +185,10 @@ class Tanh(Activation):
 
     name = "tanh"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.tanh(z, out=out)
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         grad *= 1.0 - y * y
         return grad
 
@@ -194,11 +198,11 @@ class Softplus(Activation):
 
     name = "softplus"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         positive = np.maximum(z, 0)
         return np.add(positive, np.log1p(np.exp(-np.abs(z))), out=out)
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         grad *= -np.expm1(-y)
         return grad
 
@@ -212,14 +216,14 @@ class Softmax(Activation):
 
     name = "softmax"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         # Subtracting the row maximum keeps exp() from overflowing; the result is unchanged.
         np.subtract(z, z.max(axis=-1, keepdims=True), out=out)
         np.exp(out, out=out)
         out /= out.sum(axis=-1, keepdims=True)
         return out
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         dot = (
             np.einsum("ij,ij->i", grad, y)[:, None]
             if grad.ndim == 2
@@ -250,37 +254,37 @@ def deserialize(config: str | Config) -> Activation:
 
 
 # Keras-style functional forms.
-def linear(x):
+def linear(x: ArrayLike) -> np.ndarray:
     return Linear()(x)
 
 
-def relu(x):
+def relu(x: ArrayLike) -> np.ndarray:
     return ReLU()(x)
 
 
-def leaky_relu(x, negative_slope: float = 0.2):
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.2) -> np.ndarray:
     return LeakyReLU(negative_slope)(x)
 
 
-def elu(x, alpha: float = 1.0):
+def elu(x: ArrayLike, alpha: float = 1.0) -> np.ndarray:
     return ELU(alpha)(x)
 
 
-def gelu(x, approximate: bool = False):
+def gelu(x: ArrayLike, approximate: bool = False) -> np.ndarray:
     return GELU(approximate)(x)
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike) -> np.ndarray:
     return Sigmoid()(x)
 
 
-def tanh(x):
+def tanh(x: ArrayLike) -> np.ndarray:
     return Tanh()(x)
 
 
-def softplus(x):
+def softplus(x: ArrayLike) -> np.ndarray:
     return Softplus()(x)
 
 
-def softmax(x):
+def softmax(x: ArrayLike) -> np.ndarray:
     return Softmax()(x)

@@ -9,8 +9,10 @@ one (as Keras does).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from multilayer.engine.random import global_generator
 from multilayer.engine.registry import Config, Registry
@@ -25,7 +27,9 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return int(np.prod(shape[:-1])), shape[-1]
 
 
-def _truncated_normal(rng: np.random.Generator, shape, stddev: float) -> np.ndarray:
+def _truncated_normal(
+    rng: np.random.Generator, shape: tuple[int, ...], stddev: float
+) -> np.ndarray:
     values = rng.standard_normal(shape)
     outside = np.abs(values) > 2.0
     while outside.any():  # resample the tails: about 4.6% per round
@@ -40,7 +44,10 @@ class Initializer:
     name = "initializer"
 
     def __call__(
-        self, shape, dtype="float32", rng: np.random.Generator | None = None
+        self,
+        shape: Iterable[int],
+        dtype: DTypeLike = "float32",
+        rng: np.random.Generator | None = None,
     ) -> np.ndarray:
         rng = rng if rng is not None else global_generator()
         return np.asarray(self.sample(tuple(int(s) for s in shape), rng), dtype=dtype)
@@ -48,47 +55,47 @@ class Initializer:
     def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {}
 
 
 class Zeros(Initializer):
     name = "zeros"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return np.zeros(shape)
 
 
 class Ones(Initializer):
     name = "ones"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return np.ones(shape)
 
 
 class RandomNormal(Initializer):
     name = "random_normal"
 
-    def __init__(self, mean: float = 0.0, stddev: float = 0.05):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05) -> None:
         self.mean, self.stddev = float(mean), float(stddev)
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.normal(self.mean, self.stddev, shape)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"mean": self.mean, "stddev": self.stddev}
 
 
 class RandomUniform(Initializer):
     name = "random_uniform"
 
-    def __init__(self, minval: float = -0.05, maxval: float = 0.05):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05) -> None:
         self.minval, self.maxval = float(minval), float(maxval)
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.minval, self.maxval, shape)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"minval": self.minval, "maxval": self.maxval}
 
 
@@ -97,7 +104,7 @@ class GlorotUniform(Initializer):
 
     name = "glorot_uniform"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         fan_in, fan_out = _fans(shape)
         limit = math.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, shape)
@@ -108,7 +115,7 @@ class GlorotNormal(Initializer):
 
     name = "glorot_normal"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         fan_in, fan_out = _fans(shape)
         return _truncated_normal(rng, shape, math.sqrt(2.0 / (fan_in + fan_out)))
 
@@ -118,7 +125,7 @@ class HeUniform(Initializer):
 
     name = "he_uniform"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         limit = math.sqrt(6.0 / _fans(shape)[0])
         return rng.uniform(-limit, limit, shape)
 
@@ -128,7 +135,7 @@ class HeNormal(Initializer):
 
     name = "he_normal"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return _truncated_normal(rng, shape, math.sqrt(2.0 / _fans(shape)[0]))
 
 
@@ -137,7 +144,7 @@ class LecunNormal(Initializer):
 
     name = "lecun_normal"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return _truncated_normal(rng, shape, math.sqrt(1.0 / _fans(shape)[0]))
 
 

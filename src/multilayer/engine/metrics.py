@@ -8,6 +8,7 @@ the label), binary cross-entropy binary accuracy (thresholded at 0.5).
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from multilayer.engine.registry import Config, Registry
 
@@ -17,7 +18,7 @@ class Metric:
 
     default_name = "metric"
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None) -> None:
         self.name = name or self.default_name
         self.reset_state()
 
@@ -28,7 +29,7 @@ class Metric:
     def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def update_state(self, y_true, y_pred) -> None:
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike) -> None:
         y_pred = np.asarray(y_pred)
         values = self.values(np.asarray(y_true), y_pred)
         self._total += float(np.sum(values, dtype=np.float64))
@@ -37,7 +38,7 @@ class Metric:
     def result(self) -> float:
         return self._total / self._count if self._count else 0.0
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {"name": self.name}
 
 
@@ -48,29 +49,29 @@ def _labels(y: np.ndarray) -> np.ndarray:
 class CategoricalAccuracy(Metric):
     default_name = "categorical_accuracy"
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return y_true.argmax(axis=-1) == y_pred.argmax(axis=-1)
 
 
 class SparseCategoricalAccuracy(Metric):
     default_name = "sparse_categorical_accuracy"
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return y_true.reshape(-1).astype(np.int64) == y_pred.argmax(axis=-1)
 
 
 class BinaryAccuracy(Metric):
     default_name = "binary_accuracy"
 
-    def __init__(self, name: str | None = None, threshold: float = 0.5):
+    def __init__(self, name: str | None = None, threshold: float = 0.5) -> None:
         self.threshold = float(threshold)
         super().__init__(name)
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y_true = y_true.reshape(y_pred.shape) if y_true.size == y_pred.size else y_true
         return (y_pred > self.threshold) == (y_true > 0.5)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "threshold": self.threshold}
 
 
@@ -80,17 +81,17 @@ class TopKCategoricalAccuracy(Metric):
     default_name = "top_k_categorical_accuracy"
     sparse = False
 
-    def __init__(self, k: int = 5, name: str | None = None):
+    def __init__(self, k: int = 5, name: str | None = None) -> None:
         self.k = int(k)
         super().__init__(name)
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         labels = y_true.reshape(-1).astype(np.int64) if self.sparse else y_true.argmax(axis=-1)
         true_scores = y_pred[np.arange(len(labels)), labels]
         # "in the top k" == fewer than k classes score strictly higher
         return (y_pred > true_scores[:, None]).sum(axis=-1) < self.k
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "k": self.k}
 
 
@@ -102,7 +103,7 @@ class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
 class MeanSquaredError(Metric):
     default_name = "mean_squared_error"
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y_true = y_true.reshape(y_pred.shape) if y_true.size == y_pred.size else y_true
         return np.mean(np.square(y_pred - y_true), axis=-1)
 
@@ -110,7 +111,7 @@ class MeanSquaredError(Metric):
 class MeanAbsoluteError(Metric):
     default_name = "mean_absolute_error"
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y_true = y_true.reshape(y_pred.shape) if y_true.size == y_pred.size else y_true
         return np.mean(np.abs(y_pred - y_true), axis=-1)
 

@@ -14,9 +14,13 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from multilayer.engine import schedules
 from multilayer.engine.registry import Config, Registry
+
+#: a learning rate: a number, or a schedule called with the step count
+LearningRate = float | schedules.LearningRateSchedule
 
 
 class Optimizer:
@@ -35,7 +39,7 @@ class Optimizer:
 
     def __init__(
         self,
-        learning_rate: float | schedules.LearningRateSchedule = 0.001,
+        learning_rate: LearningRate = 0.001,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
         weight_decay: float | None = None,
@@ -54,7 +58,7 @@ class Optimizer:
         self._segments: list[slice] = []
 
     @staticmethod
-    def _check_learning_rate(value):
+    def _check_learning_rate(value: object) -> float | schedules.LearningRateSchedule:
         if isinstance(value, schedules.LearningRateSchedule):
             return value
         if (
@@ -91,7 +95,7 @@ class Optimizer:
         return float(lr(step)) if callable(lr) else lr
 
     # -- state ----------------------------------------------------------------------------
-    def build(self, size: int, dtype, segments: list[slice] | None = None) -> None:
+    def build(self, size: int, dtype: DTypeLike, segments: list[slice] | None = None) -> None:
         """Allocate state for ``size`` parameters; ``segments`` delimit tensors (for clipnorm)."""
         self.state = {slot: np.zeros(size, dtype=dtype) for slot in self.slots}
         self._init_state()
@@ -172,7 +176,13 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, **kwargs):
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum!r}")
@@ -180,7 +190,15 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slots = ("velocity",) if self.momentum else ()
 
-    def update(self, p, g, state, tmp, lr, t):
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
         step = np.multiply(g, lr, out=tmp)
         if not self.momentum:
             p -= step
@@ -195,7 +213,7 @@ class SGD(Optimizer):
         else:
             p += v
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
@@ -212,19 +230,27 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
         amsgrad: bool = False,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.amsgrad = bool(amsgrad)
         self.slots = ("m", "v", "v_max") if self.amsgrad else ("m", "v")
 
-    def update(self, p, g, state, tmp, lr, t):
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
         m, v = state["m"], state["v"]
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         np.subtract(g, m, out=tmp)
@@ -243,7 +269,7 @@ class Adam(Optimizer):
         tmp *= alpha
         p -= tmp
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {
             **super().get_config(),
             "beta_1": self.beta_1,
@@ -259,7 +285,9 @@ class AdamW(Adam):
 
     name = "adamw"
 
-    def __init__(self, learning_rate=0.001, weight_decay: float = 0.004, **kwargs):
+    def __init__(
+        self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004, **kwargs: Any
+    ) -> None:
         super().__init__(learning_rate, weight_decay=weight_decay, **kwargs)
 
 
@@ -275,13 +303,13 @@ class RMSprop(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
+        learning_rate: LearningRate = 0.001,
         rho: float = 0.9,
         momentum: float = 0.0,
         epsilon: float = 1e-7,
         centered: bool = False,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
         self.centered = bool(centered)
@@ -291,7 +319,15 @@ class RMSprop(Optimizer):
             + (("momentum",) if self.momentum else ())
         )
 
-    def update(self, p, g, state, tmp, lr, t):
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
         v = state["v"]
         v *= self.rho
         v += (1.0 - self.rho) * g * g
@@ -314,7 +350,7 @@ class RMSprop(Optimizer):
         else:
             p -= tmp
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {
             **super().get_config(),
             "rho": self.rho,
@@ -333,19 +369,27 @@ class Adagrad(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
+        learning_rate: LearningRate = 0.001,
         initial_accumulator_value: float = 0.1,
         epsilon: float = 1e-7,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.epsilon = float(epsilon)
 
-    def _init_state(self):
+    def _init_state(self) -> None:
         self.state["accumulator"].fill(self.initial_accumulator_value)
 
-    def update(self, p, g, state, tmp, lr, t):
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
         a = state["accumulator"]
         np.multiply(g, g, out=tmp)
         a += tmp
@@ -355,7 +399,7 @@ class Adagrad(Optimizer):
         tmp *= lr
         p -= tmp
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {
             **super().get_config(),
             "initial_accumulator_value": self.initial_accumulator_value,

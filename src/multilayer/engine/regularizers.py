@@ -12,7 +12,7 @@ class Regularizer:
 
     name = "l1_l2"
 
-    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         self.l1, self.l2 = float(l1), float(l2)
         if self.l1 < 0 or self.l2 < 0:
             raise ValueError(f"regularization factors must be >= 0, got l1={l1}, l2={l2}")
@@ -32,27 +32,27 @@ class Regularizer:
         if self.l2:
             grad += (2.0 * self.l2) * weights
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {"l1": self.l1, "l2": self.l2}
 
 
 class L1(Regularizer):
     name = "l1"
 
-    def __init__(self, l1: float = 0.01):
+    def __init__(self, l1: float = 0.01) -> None:
         super().__init__(l1=l1)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"l1": self.l1}
 
 
 class L2(Regularizer):
     name = "l2"
 
-    def __init__(self, l2: float = 0.01):
+    def __init__(self, l2: float = 0.01) -> None:
         super().__init__(l2=l2)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"l2": self.l2}
 
 

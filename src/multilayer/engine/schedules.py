@@ -18,7 +18,7 @@ class LearningRateSchedule:
     def __call__(self, step: int) -> float:
         raise NotImplementedError
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return dict(vars(self))
 
 
@@ -33,13 +33,13 @@ class ExponentialDecay(LearningRateSchedule):
         decay_steps: int,
         decay_rate: float,
         staircase: bool = False,
-    ):
+    ) -> None:
         self.initial_learning_rate = float(initial_learning_rate)
         self.decay_steps = positive_int(decay_steps, "ExponentialDecay: decay_steps")
         self.decay_rate = float(decay_rate)
         self.staircase = bool(staircase)
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         exponent = step / self.decay_steps
         if self.staircase:
             exponent = math.floor(exponent)
@@ -51,7 +51,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
     name = "PiecewiseConstantDecay"
 
-    def __init__(self, boundaries: list[int], values: list[float]):
+    def __init__(self, boundaries: list[int], values: list[float]) -> None:
         if len(values) != len(boundaries) + 1:
             raise ValueError(
                 f"PiecewiseConstantDecay: needs len(values) == len(boundaries) + 1, "
@@ -64,7 +64,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         self.boundaries = [int(b) for b in boundaries]
         self.values = [float(v) for v in values]
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         for boundary, value in zip(self.boundaries, self.values, strict=False):
             if step <= boundary:
                 return value
@@ -87,14 +87,14 @@ class CosineDecay(LearningRateSchedule):
         alpha: float = 0.0,
         warmup_target: float | None = None,
         warmup_steps: int = 0,
-    ):
+    ) -> None:
         self.initial_learning_rate = float(initial_learning_rate)
         self.decay_steps = positive_int(decay_steps, "CosineDecay: decay_steps")
         self.alpha = float(alpha)
         self.warmup_target = None if warmup_target is None else float(warmup_target)
         self.warmup_steps = int(warmup_steps)
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         if self.warmup_target is None:
             peak = self.initial_learning_rate
         else:
@@ -120,7 +120,7 @@ class OneCycle(LearningRateSchedule):
         pct_start: float = 0.3,
         div_factor: float = 25.0,
         final_div_factor: float = 1e4,
-    ):
+    ) -> None:
         if total_steps <= 1:
             raise ValueError(f"OneCycle: total_steps must be > 1, got {total_steps!r}")
         if not 0.0 < pct_start < 1.0:
@@ -131,7 +131,7 @@ class OneCycle(LearningRateSchedule):
         self.div_factor = float(div_factor)
         self.final_div_factor = float(final_div_factor)
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         initial = self.max_learning_rate / self.div_factor
         final = initial / self.final_div_factor
         warmup_end = self.pct_start * self.total_steps - 1
