@@ -122,7 +122,7 @@ class ErrorResponse(BaseModel):
     detail: Any
 
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in (
         (400, "malformed JSON or multipart body"),

@@ -7,7 +7,7 @@ at the pixel scale it takes (`multilayer.inference`).
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -40,7 +40,7 @@ def command(
     batch = np.stack([preprocess(path) for path in images])
     probs = predict_images(loaded, batch, pixel_max=1.0)
     names = class_names(run) or [str(c) for c in range(probs.shape[1])]
-    results = [
+    results: list[dict[str, Any]] = [
         {
             "image": str(path),
             "top": [{"class": c, "name": names[c], "probability": p} for c, p in top_k(row, top)],
