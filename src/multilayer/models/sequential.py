@@ -386,6 +386,9 @@ class Sequential:
             raise
         finally:
             self._training_state = None  # it references the training data
+        if self._optimizer_built:
+            # Keras 3: with use_ema, the weights become their moving average
+            self.optimizer.finalize_variable_values(self.parameters.values)
         callback_list.on_train_end()
         return history
 
