@@ -63,7 +63,8 @@ def command(
     if metrics:
         out.print(f"[bold]Run directory[/bold] {info['run_dir']}")
         for key, value in metrics.items():
-            out.print(f"  {key}: {show(key, value)}")
+            if training.get(key) != value:  # each value once (test metrics are in both)
+                out.print(f"  {key}: {show(key, value)}")
     config = info.get("config")
     if config:
         recipe = config.get("recipe", {})

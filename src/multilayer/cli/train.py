@@ -166,8 +166,9 @@ def _check_every(value: str | None) -> str | None:
 CHECKPOINT_DIR = "checkpoints"
 
 
-def resume_settings(run_dir: Path, explicit: dict) -> dict:
-    """The settings recorded by the run being resumed (its newest valid checkpoint).
+def resume_settings(run_dir: Path, explicit: dict):
+    """The newest valid checkpoint of the run being resumed: ``.run`` holds the settings it
+    was started with, ``.state`` where it stopped and its training time so far.
 
     Raises:
         typer.BadParameter: no valid checkpoint in ``run_dir/checkpoints``, or training
@@ -190,7 +191,25 @@ def resume_settings(run_dir: Path, explicit: dict) -> dict:
             "(checkpoints are written by --checkpoint-every and by Ctrl-C)",
             param_hint="--resume",
         )
-    return checkpoint.run
+    return checkpoint
+
+
+def plural(count: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def resume_message(run_dir: Path, checkpoint, epochs: int, steps: int) -> str:
+    """Where a resumed run starts again, e.g. ``Resuming runs/x from checkpoint-000000212
+    .safetensors: epoch 3/4, after step 20/106``."""
+    state = checkpoint.state
+    if state.epoch >= epochs:
+        where = f"training had finished ({plural(epochs, 'epoch')}); testing it again"
+    elif state.step:
+        where = f"epoch {state.epoch + 1}/{epochs}, after step {state.step}/{steps}"
+    else:
+        where = f"epoch {state.epoch + 1}/{epochs} ({plural(state.epoch, 'epoch')} done)"
+    return f"Resuming {run_dir} from {checkpoint.path.name}: {where}"
 
 
 def command(
@@ -291,7 +310,8 @@ def command(
     if resume is not None:
         explicit = {**flags, "seed": seed, "output": output, "early_stopping": early_stopping}
         explicit.update(data_dir=data_dir, checkpoint_every=checkpoint_every)
-        settings = resume_settings(resume, explicit)
+        resumed_from = resume_settings(resume, explicit)
+        settings = resumed_from.run
         recipe, dataset, seed = settings["recipe"], settings["dataset"], settings["seed"]
         early_stopping, checkpoint_every = settings["early_stopping"], settings["every"]
         data_dir = Path(settings["data_dir"]) if settings["data_dir"] else None
@@ -325,13 +345,15 @@ def command(
             "flags": {k: (list(v) if isinstance(v, tuple) else v) for k, v in flags.items()},
         },
     )
+    if verbose and resume is not None:
+        print(resume_message(resume, resumed_from, chosen.epochs, steps), flush=True)
     if verbose:
         layers = "-".join(str(n) for n in (math.prod(data.x_train.shape[1:]), *chosen.hidden))
         n_val = 0 if validation is None else len(validation[0])
         print(
             f"Training recipe {chosen.name!r}: {layers}-{data.num_classes} {chosen.activation}, "
             f"{chosen.optimizer} lr {chosen.learning_rate:g} ({chosen.schedule}), batch "
-            f"{chosen.batch_size}, {chosen.epochs} epochs on {data.name} ({len(x_train)} train / "
+            f"{chosen.batch_size}, {plural(chosen.epochs, 'epoch')} on {data.name} ({len(x_train)} train / "
             f"{n_val} validation), seed {seed}",
             flush=True,
         )
@@ -347,12 +369,17 @@ def command(
             verbose=1 if verbose else 0,
             checkpoint=checkpoint,
         )
-        train_seconds = time.perf_counter() - start
+        # A resumed run's training time is the sum of its segments (each checkpoint
+        # records the segments before it); this segment is the last.
+        previous = resumed_from.state.segments if resume is not None else []
+        segments = [*previous, time.perf_counter() - start]
+        train_seconds = sum(segments)
         epochs_run = len(history.epoch)
         metrics = evaluate_model(model, data)
         metrics.update(
             epochs=epochs_run,
             train_seconds=train_seconds,
+            train_segments=segments,
             seconds_per_epoch=train_seconds / epochs_run,
         )
         config = {
@@ -383,7 +410,9 @@ def command(
     print(
         f"test accuracy {percent(metrics['test_accuracy'])} (loss {metrics['test_loss']:.4f}) - "
         f"trained in {train_seconds:.1f} s ({metrics['seconds_per_epoch']:.2f} s/epoch, "
-        f"{epochs_run} epochs) - run: {run.path}"
+        f"{plural(epochs_run, 'epoch')}"
+        + (f" in {len(segments)} segments" if len(segments) > 1 else "")
+        + f") - run: {run.path}"
     )
     if page is not None:
         print(f"report: {page}")
