@@ -142,6 +142,58 @@ def test_finished_epochs_stay_whole_lines_in_an_80_column_terminal(monkeypatch):
     assert "━" in text  # the live bar was drawn, and only the finished lines remain of it
 
 
+PTY_SCRIPT = """
+import numpy as np
+from multilayer.recipes import Recipe, build_model
+rng = np.random.default_rng(0)
+x = rng.integers(0, 256, size=(64, 28, 28)).astype(np.uint8)
+y = np.arange(64) % 10
+model = build_model(Recipe(name="t", hidden=(8,)), (28, 28), 10, 4, seed=0)
+model.fit(x, y, batch_size=16, epochs=2, validation_split=0.25, verbose=1)
+for epoch in range(2):
+    print("EXPECT", " - ".join(f"{k}: {v[epoch]:.4f}" for k, v in model.history.history.items()))
+"""
+
+
+def test_progress_in_a_real_80_column_pty(tmp_path):
+    """The same in a real pseudo-terminal of 80 columns, as a user's terminal is."""
+    pytest.importorskip("rich")
+    pty, fcntl, termios, struct = (
+        pytest.importorskip(m) for m in ("pty", "fcntl", "termios", "struct")
+    )
+    import os
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", PTY_SCRIPT],
+        stdout=slave,
+        stderr=slave,
+        env={**env, "TERM": "xterm-256color"},
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert process.wait(timeout=120) == 0, b"".join(chunks).decode(errors="replace")
+    text = ANSI.sub("", b"".join(chunks).decode())
+    expected = [line.split("EXPECT ", 1)[1] for line in text.splitlines() if "EXPECT " in line]
+    flat = " ".join(text.split())
+    for epoch, logs in enumerate(expected):
+        assert re.search(rf"Epoch {epoch + 1}/2 - 3/3 - [\d.]+s - \d+ms/step - {logs}", flat), flat
+    assert len(expected) == 2 and "Epoc…" not in flat
+
+
 # -- item 8: plurals, --resume, info, predict ----------------------------------------------------
 
 

@@ -108,8 +108,8 @@ def check_recipe(recipe: Recipe) -> Recipe:
         except ValueError as error:
             raise RecipeError(name, str(error)) from None
     if recipe.schedule not in SCHEDULES:
-        error = unknown_name_error("schedule", recipe.schedule, SCHEDULES)
-        raise RecipeError("schedule", str(error))
+        unknown = unknown_name_error("schedule", recipe.schedule, SCHEDULES)
+        raise RecipeError("schedule", str(unknown))
     return recipe
 
 
@@ -150,6 +150,8 @@ def evaluate_model(model: Sequential, dataset) -> dict:
     from multilayer.inference import model_inputs, probabilities
     from multilayer.utils import to_categorical
 
+    if model.output_shape is None:
+        raise ValueError("the model is not built: it has no output shape yet")
     outputs = int(model.output_shape[-1])
     if outputs != dataset.num_classes:
         raise ValueError(
@@ -486,7 +488,7 @@ def latest_run_checkpoint(run_dir: str | Path) -> Checkpoint:
     return checkpoint
 
 
-_SETTINGS = {
+_SETTINGS: dict[str, type | tuple[type, ...]] = {
     "recipe": str,
     "dataset": str,
     "data_dir": (str, type(None)),

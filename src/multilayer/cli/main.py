@@ -19,6 +19,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from multilayer.cli import errors
 
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = command.main(args=argv, prog_name="mlp", standalone_mode=False)
     except Exception as error:  # every error ends as one line: see cli/errors.py
         if errors.is_help_request(error):  # "mlp" alone: the help, as for --help
-            print(error.format_message())
+            print(cast(Any, error).format_message())
             return 0
         return errors.report(error)
     except KeyboardInterrupt as error:

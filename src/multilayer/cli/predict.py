@@ -11,7 +11,7 @@ at the pixel scale it takes (`multilayer.inference`).
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -59,7 +59,7 @@ def command(
         path: [{"class": c, "name": names[c], "probability": p} for c, p in top_k(row, top)]
         for path, row in zip(good, probs if probs is not None else [], strict=True)
     }
-    results = [
+    results: list[dict[str, Any]] = [
         {"image": str(path), "top": found[path]}
         if path in found
         else {"image": str(path), "error": failed[path]}

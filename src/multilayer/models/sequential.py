@@ -72,6 +72,8 @@ class Sequential:
         self.history: History | None = None
         #: The pixel values the model takes (saved with it); None when not recorded.
         self.input_scale: InputScale | None = None
+        #: How the model was trained (recipe, dataset, seed, test metrics...), saved with it.
+        self.training_info: dict = {}
         for layer in layers or []:
             self.add(layer)
 
