@@ -36,7 +36,7 @@ def model(trained_run):
 
 @pytest.fixture(scope="module")
 def client(trained_run):
-    with TestClient(create_app(trained_run)) as test_client:
+    with TestClient(create_app(trained_run), base_url="http://localhost") as test_client:
         yield test_client
 
 
@@ -276,7 +276,7 @@ def test_model_endpoint_describes_the_run(client, model, trained_run):
 def test_report_is_served_once_written(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("report"))
-    with TestClient(create_app(run)) as client:
+    with TestClient(create_app(run), base_url="http://localhost") as client:
         assert client.get("/model").json()["report_url"] is None
         missing = client.get("/report")
         assert missing.status_code == 404 and "mlp report" in missing.json()["detail"]
@@ -292,7 +292,7 @@ def test_a_bare_model_file_has_no_run_information(trained_run, tmp_path):
     model_file = shutil.copy(
         Path(trained_run) / "model.safetensors", tmp_path / "digits.safetensors"
     )
-    with TestClient(create_app(model_file)) as client:
+    with TestClient(create_app(model_file), base_url="http://localhost") as client:
         info = client.get("/model").json()
         assert info["metrics"] is None and info["config"] is None and info["report_url"] is None
         assert client.get("/report").status_code == 404
