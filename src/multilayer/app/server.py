@@ -52,7 +52,7 @@ try:
     from starlette.datastructures import UploadFile
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.requests import ClientDisconnect
-    from swagger_ui_bundle import swagger_ui_path
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 except ImportError as _error:  # pragma: no cover - the [app] extra is installed in tests
     raise ImportError(
         "the web app needs FastAPI, uvicorn, python-multipart and swagger-ui-bundle-v2: "
@@ -173,7 +173,7 @@ class ErrorResponse(BaseModel):
     detail: Any
 
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in (
         (400, "malformed JSON or multipart body"),
