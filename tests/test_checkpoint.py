@@ -269,7 +269,7 @@ def test_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(tmp_path):
         with pytest.raises(
             OSError, match="cannot write .*checkpoint-.*No space left on device"
         ) as info:
-            _fit(model, CheckpointConfig(disk / "run"), epochs=1)
+            _fit(model, CheckpointConfig(disk / "run", resume=True), epochs=2)
         assert info.value.errno == errno.ENOSPC
         assert good.read_bytes() == before
         assert not list((disk / "run").glob(".*.tmp"))
@@ -292,7 +292,7 @@ def test_failing_fsync_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(files_module, "os", _Os())
     with pytest.raises(OSError, match="No space left on device"):
-        _fit(model, CheckpointConfig(tmp_path), epochs=1)
+        _fit(model, CheckpointConfig(tmp_path, resume=True), epochs=2)
     assert list(tmp_path.iterdir()) == [good]
     assert good.read_bytes() == before
 

@@ -40,6 +40,10 @@ class Layer:
     def __init__(
         self, name: str | None = None, input_shape=None, dtype=None, trainable: bool = True
     ):
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"a layer name must be a non-empty string, got {name!r}")
+        if not isinstance(trainable, bool):
+            raise TypeError(f"trainable must be True or False, got {trainable!r}")
         self.name = name or _default_name(type(self).__name__)
         self.dtype = None if dtype is None else np.dtype(dtype)
         self.trainable = trainable
