@@ -346,6 +346,8 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     order = tensors.pop(_ORDER, None)
     try:
         state, iterations = _training_state(info, order, path)
+    except ModelFileError:
+        raise
     except (TypeError, ValueError, AttributeError, KeyError) as error:
         raise ModelFileError(f"{path}: the training state is malformed ({error})") from None
     return Checkpoint(
