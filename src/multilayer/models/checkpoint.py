@@ -498,6 +498,19 @@ def restore(model, checkpoint: Checkpoint) -> None:
             f"{path}: the checkpoint was trained with optimizer {saved.get('name')!r}, this "
             f"model is compiled with {optimizer.name!r}"
         )
+    # A callback may have changed a constant learning rate: the saved one goes on. (A saved
+    # schedule is the model's own, rebuilt from the compile configuration.)
+    learning_rate = saved.get("config", {}).get("learning_rate")
+    if optimizer.schedule is not None or learning_rate is None or isinstance(learning_rate, dict):
+        learning_rate = None
+    elif (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, (int, float))
+        or not 0 < learning_rate < math.inf
+    ):
+        raise ModelFileError(
+            f"{path}: the saved learning rate {learning_rate!r} is not a positive finite number"
+        )
     layer_rngs = {int(k): v for k, v in checkpoint.layer_rngs.items()}
     try:
         _set_generator(model.rng, checkpoint.rng)
@@ -508,9 +521,8 @@ def restore(model, checkpoint: Checkpoint) -> None:
     for name, target in expected.items():
         target[...] = checkpoint.tensors[name]
     optimizer.iterations = checkpoint.optimizer_iterations
-    learning_rate = saved.get("config", {}).get("learning_rate")
-    if optimizer.schedule is None and isinstance(learning_rate, (int, float)):
-        optimizer.learning_rate = learning_rate  # a callback may have changed it
+    if learning_rate is not None:
+        optimizer.learning_rate = learning_rate
 
 
 def _set_generator(generator: np.random.Generator, state: dict) -> None:
