@@ -69,7 +69,7 @@ class Optimizer:
             or not math.isfinite(value)
         ):
             raise ValueError(
-                f"learning_rate must be a positive finite number or a schedule, got {value!r}"
+                f"learning_rate must be a positive number or a schedule, got {value!r}"
             )
         return float(value)
 
