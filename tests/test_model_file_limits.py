@@ -184,6 +184,10 @@ def test_deeply_nested_header_json_is_a_model_file_error(saved):
             "{'class_name': str, 'config': {...}}",
         ),
         (
+            lambda c: c["layers"][1]["config"].update(dtype="<U5"),
+            "invalid model configuration: dtype must be one of ('float32', 'float64'), got '<U5'",
+        ),
+        (
             lambda c: c["layers"][1]["config"].update(use_bias="no"),
             "invalid model configuration: invalid configuration for layer type Dense: "
             "Dense: use_bias must be True or False, got 'no'",

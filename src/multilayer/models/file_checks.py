@@ -93,9 +93,10 @@ def parameter_shapes(config: dict, path) -> dict[str, tuple[int, ...]]:
 
     try:
         layers = [layer_module.deserialize(layer) for layer in config["layers"]]
-        shape = layers[0].input_shape
-        if shape is None:
+        first = layers[0].input_shape
+        if first is None:
             raise ValueError("the first layer declares no input shape")
+        shape: tuple[int, ...] = tuple(first)
         shapes: dict[str, tuple[int, ...]] = {}
         total = 0
         for index, layer in enumerate(layers):
@@ -114,7 +115,7 @@ def parameter_shapes(config: dict, path) -> dict[str, tuple[int, ...]]:
                         f"{tuple(spec.shape)})"
                     )
                 shapes[f"layers.{index}.{spec.name}"] = tuple(spec.shape)
-            shape = layer.output_shape
+            shape = tuple(layer.output_shape or ())
         if math.prod(shape) > MAX_SAMPLE_SIZE:
             raise ValueError(
                 f"the output shape {tuple(shape)} has more than {MAX_SAMPLE_SIZE} numbers"
