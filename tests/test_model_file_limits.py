@@ -73,8 +73,8 @@ def _exact(path: Path, message: str) -> str:
         (
             2**40,
             f"invalid model configuration: the architecture declares more than "
-            f"{file_checks.MAX_PARAMETERS} parameters (layer 1 'hidden' alone has a kernel of "
-            f"shape (4, {2**40}))",
+            f"{file_checks.MAX_PARAMETERS} parameters (the limit is passed at layer 1 'hidden', "
+            f"whose kernel has shape (4, {2**40}))",
         ),
     ],
 )
@@ -106,10 +106,10 @@ def test_architecture_over_the_parameter_cap_is_refused_before_allocating(saved)
     assert re.fullmatch(  # the layer's name is generated: any name
         re.escape(
             f"{path}: invalid model configuration: the architecture declares more than "
-            f"{file_checks.MAX_PARAMETERS} parameters (layer 1 "
+            f"{file_checks.MAX_PARAMETERS} parameters (the limit is passed at layer 1 "
         )
         + r"'[a-z_0-9]+'"
-        + re.escape(f" alone has a kernel of shape (784, {2**40}))"),
+        + re.escape(f", whose kernel has shape (784, {2**40}))"),
         info.value.args[0],
     )
 

@@ -111,8 +111,8 @@ def parameter_shapes(config: dict, path) -> dict[str, tuple[int, ...]]:
                 if total > MAX_PARAMETERS:
                     raise ValueError(
                         f"the architecture declares more than {MAX_PARAMETERS} parameters "
-                        f"(layer {index} {layer.name!r} alone has a {spec.name} of shape "
-                        f"{tuple(spec.shape)})"
+                        f"(the limit is passed at layer {index} {layer.name!r}, whose "
+                        f"{spec.name} has shape {tuple(spec.shape)})"
                     )
                 shapes[f"layers.{index}.{spec.name}"] = tuple(spec.shape)
             shape = tuple(layer.output_shape or ())
