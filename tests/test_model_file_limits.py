@@ -404,3 +404,27 @@ def test_checkpoint_with_non_finite_optimizer_state_is_refused(mid_epoch):
         match=_exact(mid_epoch, "tensor 'optimizer.m' contains NaN or infinite values"),
     ):
         read_checkpoint(mid_epoch)  # fmt: skip
+
+
+def test_the_parameter_cap_counts_all_layers_together(tmp_path):
+    config = {
+        "name": "m",
+        "dtype": "float32",
+        "layers": [
+            {"class_name": "InputLayer", "config": {"name": "in", "shape": [5000]}},
+            {"class_name": "Dense", "config": {"name": "a", "units": 15000}},  # 75 M parameters
+            {"class_name": "Dense", "config": {"name": "b", "units": 5000}},  # 75 M more
+        ],
+    }
+    with pytest.raises(ModelFileError) as info:
+        file_checks.parameter_shapes(config, "m.safetensors")
+    assert info.value.args[0] == (
+        "m.safetensors: invalid model configuration: the architecture declares more than "
+        "100000000 parameters (the limit is passed at layer 2 'b', whose kernel has shape "
+        "(15000, 5000))"
+    )
+    del config["layers"][2]
+    assert file_checks.parameter_shapes(config, "m.safetensors") == {
+        "layers.1.kernel": (5000, 15000),
+        "layers.1.bias": (15000,),
+    }
