@@ -22,9 +22,11 @@ Resuming restores all of that, so the resumed run draws the same shuffles and dr
 and makes the same updates as an uninterrupted one: the final weights are bitwise identical
 (same machine, same thread count; see docs/reliability.md).
 
-Files are named ``checkpoint-{optimizer step:09d}.safetensors`` in the run directory; the
-newest `CheckpointConfig.keep` are kept. Reading falls back from the newest file to older
-ones when a file is damaged.
+Files are named ``checkpoint-{optimizer step:09d}.safetensors`` in the run directory, and
+each holds the id of the run that wrote it (header ``run_id``; a resumed run keeps the id).
+Pruning keeps the newest `CheckpointConfig.keep` of the current run's own files and never
+touches others; a new run refuses a directory that already holds checkpoints. Reading falls
+back from the newest file to older ones when a file is damaged.
 """
 
 from __future__ import annotations
@@ -107,10 +109,13 @@ class CheckpointConfig:
         every: write a checkpoint every ``every`` units (a positive integer), and at the end
             of training; None: only when Ctrl-C interrupts training.
         unit: ``"epoch"`` or ``"step"`` (one optimizer step = one batch).
-        keep: how many of the newest checkpoints to keep (>= 1; 2 or more lets a resume fall
-            back to an older file if the newest is damaged).
+        keep: how many of this run's newest checkpoints to keep (>= 1; 2 or more lets a
+            resume fall back to an older file if the newest is damaged). Files of other runs
+            are never deleted.
         resume: continue from the newest valid checkpoint in ``directory`` if there is one
-            (training starts from scratch when there is none).
+            (training starts from scratch when there is none). Without it, ``fit`` refuses
+            a directory that already holds checkpoints (TrainingError): one run per
+            directory, so a later resume cannot continue the wrong run.
         run: JSON-serialisable dict stored in each checkpoint for the caller (the CLI keeps
             its arguments there).
         resume_hint: how to resume, printed when Ctrl-C interrupts training.
