@@ -264,6 +264,8 @@ def test_pixel_statistics_are_exact_and_refuse_blank_data():
         ({"pixel_max": -1}, "positive"),
         ({"mean": 0.1}, "both"),
         ({"mean": 0.1, "std": 0.0}, "positive"),
+        ({"pixel_max": 10**400}, "finite"),
+        ({"pixel_max": "255"}, "finite"),
     ],
 )
 def test_input_scale_values_are_checked(kwargs, message):

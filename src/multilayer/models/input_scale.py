@@ -17,9 +17,14 @@ __all__ = ["InputScale"]
 
 
 def _finite(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"InputScale: {name} must be a finite number, got {value!r}")
-    return float(value)
+    if not isinstance(value, bool) and isinstance(value, (int, float)):
+        try:
+            number = float(value)  # a huge JSON integer overflows here
+        except OverflowError:
+            number = math.inf
+        if math.isfinite(number):
+            return number
+    raise ValueError(f"InputScale: {name} must be a finite number, got {value!r:.50}")
 
 
 @dataclass(frozen=True)
