@@ -20,7 +20,7 @@ def describe(model, model_file: Path, run) -> dict:
         "output_shape": list(model.output_shape),
         "architecture": model.get_config(),
         "compile": getattr(model, "_compile_config", None),
-        "training_info": getattr(model, "training_info", {}) or {},
+        "training_info": model.training_info,
         "input_scale": None if model.input_scale is None else model.input_scale.to_dict(),
     }
     if run is not None:
