@@ -290,7 +290,7 @@ def test_missing_argument_is_a_usage_error(capsys):
 @pytest.mark.parametrize(
     ("arrays", "fragment"),
     [
-        ({"y_train": np.full(20, 10)}, "out of range"),
+        ({"y_train": np.full(20, 10)}, "no training sample"),
         ({"y_test": np.r_[np.arange(19) % 10, -1]}, "out of range"),
         ({"x_train": np.full((20, 28, 28), np.nan)}, "NaN"),
         ({"x_train": np.zeros((20, 784), np.uint8)}, "shape"),

@@ -149,9 +149,15 @@ class RunDir:
         config does not say."""
         config = self.config or {}
         flag = (config.get("flags") or {}).get("dataset")
+        dataset = config.get("dataset", "mnist")
+        if isinstance(flag, str) and flag.endswith(".npz") and isinstance(dataset, dict):
+            # The absolute path the dataset was read from: the flag may be relative to a
+            # directory the run no longer knows.
+            source = dataset.get("source")
+            if isinstance(source, str) and Path(source).is_absolute():
+                return source
         if isinstance(flag, str):
             return flag
-        dataset = config.get("dataset", "mnist")
         return dataset.get("name", "mnist") if isinstance(dataset, dict) else str(dataset)
 
     def load_model(self, compile: bool = True):

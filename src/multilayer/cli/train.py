@@ -19,8 +19,9 @@ from typing import Annotated
 
 import typer
 
-from multilayer.cli.common import DataDirOption, DatasetOption, load_dataset, percent
+from multilayer.cli.common import DataDirOption, DatasetOption, percent
 from multilayer.cli.evaluate import evaluate_model
+from multilayer.datasets import load_dataset
 
 SCHEDULES = ("constant", "exponential", "cosine", "onecycle")
 DEFAULT_RUNS_ROOT = Path("runs")
