@@ -31,8 +31,9 @@ def class_names(run) -> list[str] | None:
 def recorded_image_shape(run) -> tuple[int, ...] | None:
     """The image shape of the run's training data, from its config.json, if recorded."""
     shape = _recorded_dataset(run).get("image_shape")
-    valid = isinstance(shape, list) and all(type(d) is int and d > 0 for d in shape)
-    return tuple(shape) if valid else None
+    if isinstance(shape, list) and all(type(d) is int and d > 0 for d in shape):
+        return tuple(shape)
+    return None
 
 
 def command(
