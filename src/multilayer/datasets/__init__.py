@@ -12,6 +12,7 @@ from multilayer.datasets.dataset import (
     NPZ_KEYS,
     Dataset,
     check_split,
+    class_count,
     is_builtin,
     load_dataset,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "NPZ_KEYS",
     "Dataset",
     "check_split",
+    "class_count",
     "fashion_mnist",
     "is_builtin",
     "load_dataset",

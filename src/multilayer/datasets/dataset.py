@@ -4,7 +4,7 @@
 ``load_dataset("my_data.npz")`` returns a `Dataset`. An ``.npz`` file holds the arrays
 ``x_train``, ``y_train``, ``x_test``, ``y_test``: images of any size (n, height, width)
 with numeric pixels 0..255, and integer labels 0..K-1 for any number of classes K >= 2
-(taken from the training labels; every class needs at least one training image). It is
+(K is the largest label + 1). It is
 read with `multilayer.datasets.npz.read_npz`, which trusts nothing in the file. Every
 source is checked the same way before any training: shapes, label range, NaN, pixel range.
 """
@@ -28,6 +28,7 @@ __all__ = [
     "NPZ_KEYS",
     "Dataset",
     "check_split",
+    "class_count",
     "is_builtin",
     "load_dataset",
 ]
@@ -118,9 +119,10 @@ def load_dataset(
         source = str(path.absolute())
         arrays = read_npz(path, NPZ_KEYS, max_bytes=max_bytes)
         x_train, y_train, x_test, y_test = (arrays[key] for key in NPZ_KEYS)
-        classes = check_split(x_train, y_train, f"{text}: x_train", f"{text}: y_train")
+        check_split(x_train, y_train, f"{text}: x_train", f"{text}: y_train")
+        check_split(x_test, y_test, f"{text}: x_test", f"{text}: y_test")
+        classes = class_count({f"{text}: y_train": y_train, f"{text}: y_test": y_test})
         names = tuple(str(c) for c in range(classes))
-        check_split(x_test, y_test, f"{text}: x_test", f"{text}: y_test", classes)
         dataset_name = path.stem
     else:
         from multilayer.utils.naming import unknown_name_error
@@ -150,13 +152,25 @@ def _check_labels(y: np.ndarray, name: str) -> None:
         raise DataError(f"{name}: labels must be integers, found NaN or fractional values")
 
 
-def _class_count(y: np.ndarray, name: str, samples: int) -> int:
-    """K for training labels 0..K-1: every class from 0 to the largest label must occur."""
-    if (y < 0).any():
-        index = int(np.argmax(y < 0))
-        raise DataError(
-            f"{name}: label {y[index]:g} at index {index} is negative: labels must be 0..K-1"
-        )
+def class_count(labels: dict[str, np.ndarray]) -> int:
+    """K for labels 0..K-1: the largest label of all the splits + 1, at least 2, and at most
+    the number of labels (so that a stray huge label cannot ask for a huge output layer).
+
+    Args:
+        labels: name (for messages) -> integer-valued label array, already checked by
+            `check_split`.
+
+    Raises:
+        DataError: a negative label, fewer than 2 classes, or too large a label.
+    """
+    for name, y in labels.items():
+        if (y < 0).any():
+            index = int(np.argmax(y < 0))
+            raise DataError(
+                f"{name}: label {y[index]:g} at index {index} is negative: labels must be 0..K-1"
+            )
+    samples = sum(len(y) for y in labels.values())
+    name, y = max(labels.items(), key=lambda item: item[1].max())
     largest = y.max()
     if largest < 1:
         raise DataError(
@@ -166,31 +180,23 @@ def _class_count(y: np.ndarray, name: str, samples: int) -> int:
     if largest >= samples:
         raise DataError(
             f"{name}: the largest label is {largest:g}, so the labels would name "
-            f"{largest + 1:g} classes but there are only {samples} training samples: labels "
-            "must be 0..K-1 with every class in the training set"
-        )
-    counts = np.bincount(y.astype(np.intp), minlength=int(largest) + 1)
-    absent = np.flatnonzero(counts == 0)
-    if absent.size:
-        shown = ", ".join(str(c) for c in absent[:10]) + (", ..." if absent.size > 10 else "")
-        raise DataError(
-            f"{name}: labels must be 0..K-1 with every class in the training set, but "
-            f"{absent.size} of 0..{int(largest)} have no training sample ({shown})"
+            f"{largest + 1:g} classes but there are only {samples} samples: labels must be "
+            "0..K-1, numbered from 0"
         )
     return int(largest) + 1
 
 
 def check_split(
     x: np.ndarray, y: np.ndarray, x_name: str, y_name: str, classes: int | None = None
-) -> int:
+) -> int | None:
     """Check images ``x`` (n, height, width) and labels ``y`` (n,) for ``classes`` classes.
 
     Args:
-        classes: the number of classes; None takes it from ``y`` (training labels): the
-            largest label + 1, with every class from 0 present and at least 2 classes.
+        classes: the number of classes; None skips the label range check (see
+            `class_count` to take the number from the labels).
 
     Returns:
-        the number of classes.
+        ``classes``.
 
     Raises:
         DataError: wrong shapes or dtypes, NaN or infinite pixels, pixels outside 0..255,
@@ -220,7 +226,7 @@ def check_split(
         )
     _check_labels(y, y_name)
     if classes is None:
-        return _class_count(y, y_name, len(y))
+        return None
     bad = (y < 0) | (y >= classes)
     if bad.any():
         index = int(np.argmax(bad))

@@ -104,7 +104,7 @@ def _read_members(
     for key in keys:
         info = members[f"{key}.npy"]
         with archive.open(info) as stream:
-            header = _read_header(path, key, stream, info.file_size)
+            header = _read_header(path, key, stream, info.file_size, max_bytes)
         headers[key] = header
         total += header[3]
         if total > max_bytes:
@@ -124,7 +124,7 @@ def _read_members(
     return arrays
 
 
-def _read_header(path: Path, key: str, stream, member_size: int):
+def _read_header(path: Path, key: str, stream, member_size: int, max_bytes: int):
     """``(shape, fortran_order, dtype, nbytes, data_offset)`` of a member, checked."""
     what = f"{path}: array {key!r}"
     prefix = stream.read(_MAX_HEADER + 16)
@@ -155,6 +155,12 @@ def _read_header(path: Path, key: str, stream, member_size: int):
     if dtype.subdtype is not None:
         raise DataError(f"{what} has a sub-array dtype {dtype}: expected a plain numeric dtype")
     nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    # Empty dimensions count as 1 here: (0, 10**15) holds nothing but is no sane array.
+    if math.prod(max(d, 1) for d in shape) * dtype.itemsize > max_bytes:
+        raise DataError(
+            f"{what} declares shape {shape} of {dtype}, larger than the {max_bytes} bytes "
+            "allowed; refusing to read it"
+        )
     offset = fp.tell()
     if offset + nbytes != member_size:
         raise DataError(
