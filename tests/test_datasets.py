@@ -894,3 +894,8 @@ def test_fashion_mnist_download_skips_a_damaged_recompressed_copy(monkeypatch, t
         assert (root / "fashion_mnist" / name).read_bytes() == (
             tmp_path / "good" / name
         ).read_bytes()
+
+
+def test_a_file_check_needs_something_to_check():
+    with pytest.raises(ValueError, match="^a FileCheck needs md5, content_md5 or content_check$"):
+        download.FileCheck()

@@ -105,7 +105,8 @@ class FileCheck:
     2. Otherwise, if ``content_md5`` (the MD5 of the decompressed content) is known, it
        must match: the file is a recompressed but faithful copy. Nothing else is tried.
     3. Otherwise, if ``content_check`` is given, the decompressed content must pass it
-       (and gzip's own CRC-32 and length checks). This proves the structure the check
+       (and, for a gzip file, gzip's own CRC-32 and length checks; a file that is not
+       gzip is checked as it is). This proves the structure the check
        describes (sizes, header, label balance...), **not** that every byte is the
        published one: a copy with altered pixels, or with labels swapped between
        samples, passes it.
@@ -118,6 +119,10 @@ class FileCheck:
     md5: str | None = None
     content_md5: str | None = None
     content_check: Callable[[], ContentCheck] | None = None
+
+    def __post_init__(self) -> None:
+        if self.md5 is None and self.content_md5 is None and self.content_check is None:
+            raise ValueError("a FileCheck needs md5, content_md5 or content_check")
 
     def record(self) -> dict[str, str | None]:
         """What a verification record stores of this expectation."""
@@ -407,7 +412,7 @@ def _problem(path: Path, rule: _Rule) -> str | None:
             return None if found is None else prefix + found
     except _GZIP_ERRORS as exc:
         return prefix + _gzip_reason(exc)
-    return "nothing to verify it against"  # a FileCheck with no field set
+    raise AssertionError("unreachable: FileCheck requires at least one field")
 
 
 def _run_content_check(path: Path, content_check: ContentCheck) -> str | None:
