@@ -63,7 +63,7 @@ class Optimizer:
         use_ema: bool = False,
         ema_momentum: float = 0.99,
         ema_overwrite_frequency: int | None = None,
-    ):
+    ) -> None:
         clipping = {
             "clipnorm": clipnorm,
             "clipvalue": clipvalue,
@@ -797,12 +797,9 @@ def get(identifier: str | Optimizer | Config) -> Optimizer:
 
 
 def serialize(optimizer: Optimizer) -> Config:
-    """``{"name": ..., "config": ...}``: the optimizer's older config shape, still written
-    here because ``models/checkpoint.py`` reads ``["name"]`` from it (the model core is being
-    rewritten in parallel). New code uses ``REGISTRY.serialize`` (``{"class_name": ...,
-    "config": ...}``); `get` and `deserialize` read both.
-    """
-    return {"name": optimizer.name, "config": optimizer.get_config()}
+    """``{"class_name": ..., "config": ...}``, the one config shape (`get` and `deserialize`
+    also read the older ``{"name": ..., "config": ...}`` of files written before it)."""
+    return REGISTRY.serialize(optimizer)
 
 
 def deserialize(config: str | Config) -> Optimizer:
