@@ -9,6 +9,12 @@ runs Keras MLP code::
     model = keras.Sequential([Dense(512, activation="relu", input_shape=(784,)),
                               Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+
+or, with the functional API::
+
+    inputs = keras.Input(shape=(784,))
+    outputs = Dense(10, activation="softmax")(Dense(512, activation="relu")(inputs))
+    model = keras.Model(inputs, outputs)
 """
 
 from multilayer import (
@@ -25,13 +31,14 @@ from multilayer import (
     utils,
 )
 from multilayer.engine.layers import Input
-from multilayer.models import Sequential, load_model
+from multilayer.models import Model, Sequential, load_model
 from multilayer.perceptron import Perceptron
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Input",
+    "Model",
     "Perceptron",
     "Sequential",
     "activations",

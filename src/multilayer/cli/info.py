@@ -19,8 +19,8 @@ def describe(model, model_file: Path, run) -> dict:
         "input_shape": list(model.input_shape),
         "output_shape": list(model.output_shape),
         "architecture": model.get_config(),
-        "compile": getattr(model, "_compile_config", None),
-        "training_info": getattr(model, "training_info", {}) or {},
+        "compile": model.compile_config,
+        "training_info": model.training_info,
     }
     if run is not None:
         info["run_dir"] = str(run.path)

@@ -17,9 +17,14 @@ class Callback:
 
     def __init__(self):
         self.model = None
+        self.params: dict = {}
 
     def set_model(self, model) -> None:
         self.model = model
+
+    def set_params(self, params: dict) -> None:
+        """The fit arguments callbacks may need: ``epochs``, ``steps``, ``verbose``."""
+        self.params = dict(params)
 
     def on_train_begin(self, logs=None): ...
     def on_train_end(self, logs=None): ...
@@ -37,6 +42,10 @@ class CallbackList(Callback):
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             callback.set_model(model)
+
+    def set_params(self, params: dict) -> None:
+        for callback in self.callbacks:
+            callback.set_params(params)
 
     def __getattribute__(self, name):
         if name.startswith("on_"):
@@ -238,7 +247,7 @@ class ModelCheckpoint(_Monitor):
         if self.save_training_state:
             from multilayer.models.checkpoint import write_checkpoint
 
-            state = self.model._training_state(epoch, 0, None, 0.0, 0)
+            state = self.model.training_state()  # at an epoch end: the next epoch's start
             write_checkpoint(self.model, Path(path).parent, state, path=path)
         else:
             self.model.save(path)

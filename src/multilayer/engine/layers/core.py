@@ -6,13 +6,15 @@ import numpy as np
 
 from multilayer.engine import activations
 from multilayer.engine.layers.base import Layer, _as_shape
+from multilayer.engine.layers.symbolic import KerasTensor, Node
 
 
 class InputLayer(Layer):
     """Declares the shape of one input sample; passes data through unchanged.
 
-    ``Input(shape=(784,))`` as the first element of a `Sequential` model is the Keras 3 way
-    to give the model its input shape.
+    Its symbolic output tensor, ``output``, is what `Input` returns: the start of a model
+    graph, or the first element of a `Sequential` model (Keras 3's way to give it its input
+    shape).
     """
 
     def __init__(self, shape=None, name: str | None = None, dtype=None, **kwargs):
@@ -20,7 +22,19 @@ class InputLayer(Layer):
             shape = kwargs.pop("input_shape", None)
         if shape is None:
             raise ValueError("Input: shape is required, e.g. Input(shape=(784,))")
+        if kwargs:
+            raise TypeError(f"Input: unexpected arguments {sorted(kwargs)}")
         super().__init__(name=name, input_shape=_as_shape(shape, "shape"), dtype=dtype)
+        self.output_shape = self.input_shape
+        self.built = True
+        self.output = KerasTensor(self.input_shape, self, 0)
+        self.inbound_node = Node(self, [], [self.output])
+
+    def __call__(self, inputs, **kwargs):
+        raise TypeError(
+            f"input layer {self.name!r} cannot be called: use its tensor (keras.Input(shape=...)"
+            " returns it) as the input of other layers"
+        )
 
     def forward(self, x, training=False):
         return x
@@ -32,9 +46,14 @@ class InputLayer(Layer):
         return {"name": self.name, "shape": list(self.input_shape)}
 
 
-def Input(shape=None, name: str | None = None, dtype=None, **kwargs) -> InputLayer:  # noqa: N802 - Keras' name
-    """The input declaration of a model: ``Input(shape=(784,))``."""
-    return InputLayer(shape=shape, name=name, dtype=dtype, **kwargs)
+def Input(shape=None, name: str | None = None, dtype=None, **kwargs) -> KerasTensor:  # noqa: N802 - Keras' name
+    """The input of a model: a symbolic tensor of shape ``(None, *shape)``.
+
+    ``x = Input(shape=(784,))`` starts a functional model (``Dense(64)(x)``, then
+    ``Model(x, outputs)``); as the first element of a `Sequential` model it declares the
+    input shape.
+    """
+    return InputLayer(shape=shape, name=name, dtype=dtype, **kwargs).output
 
 
 class Flatten(Layer):
@@ -96,6 +115,10 @@ class Activation(Layer):
             return None
         return grad if fused else self.activation.backward(grad, self._x, self._y)
 
+    @property
+    def fusable_activation(self) -> str | None:
+        return self.activation.name
+
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
@@ -113,6 +136,7 @@ class Dropout(Layer):
         self.seed = seed
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+            self.owns_rng = True
 
     def forward(self, x, training=False):
         self._mask = None
