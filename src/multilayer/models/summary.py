@@ -32,7 +32,10 @@ def summary_text(model) -> str:
             continue  # as in Keras 3: a Sequential model's input is not a row of the table
         shape = _shape(layer.output_shape) if built and layer.output_shape is not None else "?"
         params = f"{layer.count_params():,}" if built else "0 (unbuilt)"
-        row = [f"{layer.name} ({type(layer).__name__})", shape, params]
+        kind = type(layer).__name__
+        if kind == "Model":
+            kind = "Functional"  # as Keras names a model built from inputs and outputs
+        row = [f"{layer.name} ({kind})", shape, params]
         if graph:
             node = layer.inbound_node
             inputs = node.inputs if node is not None else []
