@@ -386,54 +386,16 @@ class Trainer:
         )
         callback_list.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
         self.stop_training = False
-        x_batches = [np.empty((batch_size, *a.shape[1:]), dtype=a.dtype) for a in xs]
-        y_batches = [np.empty((batch_size, *a.shape[1:]), dtype=a.dtype) for a in ys]
+        batches = _Batches(xs, ys, batch_size)
         try:
             callback_list.on_train_begin()
-            while self.loop.epoch < epochs:
-                loop = self.loop
-                epoch, mid_epoch = loop.epoch, loop.step > 0
-                if not mid_epoch:
-                    for tracker in self._trackers():
-                        tracker.reset_state()
-                callback_list.on_epoch_begin(epoch)
-                if not mid_epoch:
-                    loop.order = self.rng.permutation(n) if shuffle else np.arange(n)
-                    loop.loss_sum, loop.seen = 0.0, 0
-                for step in range(loop.step, steps):
-                    index = loop.order[step * batch_size : (step + 1) * batch_size]
-                    size = len(index)
-                    xb = [
-                        np.take(a, index, axis=0, out=b[:size])
-                        for a, b in zip(xs, x_batches, strict=False)
-                    ]
-                    yb = [
-                        np.take(a, index, axis=0, out=b[:size])
-                        for a, b in zip(ys, y_batches, strict=False)
-                    ]
-                    callback_list.on_train_batch_begin(step)
-                    batch_loss = self.train_step(xb, yb)
-                    loop.loss_sum += batch_loss * size
-                    loop.seen += size
-                    loop.step = step + 1
-                    callback_list.on_train_batch_end(step, self._logs())
-                    if self.stop_training:
-                        break
-                logs = self._logs()
+            while self.loop.epoch < epochs and not self.stop_training:
+                epoch = self.loop.epoch
+                logs = self._train_epoch(batches, steps, callback_list)
                 if val is not None:
                     results = self._evaluate_arrays(*val, INFERENCE_BATCH_SIZE)
                     logs.update({f"val_{key}": value for key, value in results.items()})
-                # the epoch is over: the loop now stands at the start of the next one
-                loop.epoch, loop.step, loop.order, loop.loss_sum, loop.seen = (
-                    epoch + 1,
-                    0,
-                    None,
-                    0.0,
-                    0,
-                )
                 callback_list.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
         except BaseException:
             callback_list.on_train_end()  # close progress bars, files and signal handlers
             self.loop = None  # it references the training data
@@ -441,6 +403,33 @@ class Trainer:
         callback_list.on_train_end()
         self.loop = None
         return history
+
+    def _train_epoch(self, batches: _Batches, steps: int, callback_list) -> dict[str, float]:
+        """The rest of the epoch ``loop`` stands in (all of it, or what a resumed checkpoint
+        left); returns its logs and leaves ``loop`` at the start of the next epoch."""
+        loop = self.loop
+        epoch, mid_epoch = loop.epoch, loop.step > 0
+        if not mid_epoch:
+            for tracker in self._trackers():
+                tracker.reset_state()
+        callback_list.on_epoch_begin(epoch)
+        if not mid_epoch:
+            n = loop.n_samples
+            loop.order = self.rng.permutation(n) if loop.shuffle else np.arange(n)
+            loop.loss_sum, loop.seen = 0.0, 0
+        for step in range(loop.step, steps):
+            xb, yb = batches.take(loop.order[step * loop.batch_size : (step + 1) * loop.batch_size])
+            callback_list.on_train_batch_begin(step)
+            batch_loss = self.train_step(xb, yb)
+            loop.loss_sum += batch_loss * len(xb[0])
+            loop.seen += len(xb[0])
+            loop.step = step + 1
+            callback_list.on_train_batch_end(step, self._logs())
+            if self.stop_training:
+                break
+        logs = self._logs()
+        loop.epoch, loop.step, loop.order, loop.loss_sum, loop.seen = epoch + 1, 0, None, 0.0, 0
+        return logs
 
     def _validation_arrays(self, xs, ys, validation_split: float, validation_data):
         """``(xs, ys, (x_val, y_val) or None)``: validation_data if given, else the last
@@ -634,6 +623,27 @@ class Trainer:
         return self._structure_outputs(
             [out.copy() for out in self._run_forward(xs, training=False)]
         )
+
+
+class _Batches:
+    """Gathers the samples of a batch into buffers allocated once per fit call."""
+
+    def __init__(self, xs: list[np.ndarray], ys: list[np.ndarray], batch_size: int):
+        self.xs, self.ys = xs, ys
+        self.x_buffers = [np.empty((batch_size, *a.shape[1:]), dtype=a.dtype) for a in xs]
+        self.y_buffers = [np.empty((batch_size, *a.shape[1:]), dtype=a.dtype) for a in ys]
+
+    def take(self, index: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        n = len(index)
+        xb = [
+            np.take(a, index, axis=0, out=b[:n])
+            for a, b in zip(self.xs, self.x_buffers, strict=False)
+        ]
+        yb = [
+            np.take(a, index, axis=0, out=b[:n])
+            for a, b in zip(self.ys, self.y_buffers, strict=False)
+        ]
+        return xb, yb
 
 
 def _results(results: dict, return_dict: bool):
