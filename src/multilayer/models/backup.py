@@ -189,7 +189,7 @@ class BackupAndRestore(Callback):
         self.interrupted = False
         self.last_path: Path | None = None
         self._last_written_step: int | None = None
-        self._previous_handler = None
+        self._previous_handler: object = None
 
     # -- the hooks --------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -216,8 +216,8 @@ class BackupAndRestore(Callback):
 
     def on_train_end(self, logs=None):
         if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
+            signal.signal(signal.SIGINT, self._previous_handler)  # type: ignore[arg-type]
+            self._previous_handler: object = None
 
     # -- writing ----------------------------------------------------------------------------
     def _after(self, due: bool) -> None:
@@ -306,7 +306,7 @@ class BackupAndRestore(Callback):
         that stops `fit` (print the hint)."""
         iterations = self.model.optimizer.iterations
         fresh = self._last_written_step == iterations and self.last_path is not None
-        path = self.last_path if fresh else self.save()
+        path = self.last_path if fresh and self.last_path is not None else self.save()
         loop = self.model.loop
         hint = self.config.resume_hint or (
             f"model.fit(..., checkpoint=CheckpointConfig({str(self.config.directory)!r}, "

@@ -114,6 +114,11 @@ class Model(Trainer, Layer):
         """Subclasses compose layers here; the result is traced once into the graph."""
         raise NotImplementedError
 
+    def _built_graph(self) -> Graph:
+        if self._graph is None:
+            raise RuntimeError(f"model {self.name!r} is not built: its graph is not known yet")
+        return self._graph
+
     def _set_graph(self, graph: Graph) -> None:
         self._graph = graph
         self.layers = graph.layers
@@ -213,7 +218,7 @@ class Model(Trainer, Layer):
             leaf.dtype = leaf.dtype or self.dtype
             if leaf.rng is None:
                 leaf.rng = self.rng
-        self.parameters = ParameterBuffer(leaves, self.dtype, self.rng)
+        self.parameters = ParameterBuffer(leaves, self._model_dtype(), self.rng)
         for layer in self.layers:
             if isinstance(layer, Model):
                 layer._adopt(self.parameters.view(layer.leaf_layers()))
@@ -256,7 +261,7 @@ class Model(Trainer, Layer):
         self._build_if_possible()
         if not self.built:
             raise ValueError("the model is not built yet, so it has no parameters")
-        return self.parameters.size
+        return self._buffer_of_parameters().size
 
     def get_layer(self, name: str) -> Layer:
         """The layer called ``name`` (Keras' ``get_layer``)."""
@@ -298,12 +303,13 @@ class Model(Trainer, Layer):
         return _unflatten(outputs, self._output_structure)
 
     def forward(self, x, training: bool = False):
-        outputs = self._graph.forward(x if self.multi_input else [x], training)
+        outputs = self._built_graph().forward(x if self.multi_input else [x], training)
         return outputs[0] if len(outputs) == 1 else outputs
 
     def backward(self, grad, need_input_grad: bool = True, fused: bool = False):
-        grads = grad if len(self._graph.outputs) > 1 else [grad]
-        result = self._graph.backward(grads, [fused] * len(grads), need_input_grad)
+        graph = self._built_graph()
+        grads = grad if len(graph.outputs) > 1 else [grad]
+        result = graph.backward(grads, [fused] * len(grads), need_input_grad)
         if result is None:
             return None
         return result if self.multi_input else result[0]
@@ -316,13 +322,13 @@ class Model(Trainer, Layer):
 
     # -- the trainer's hooks ----------------------------------------------------------------
     def _run_forward(self, inputs: list[np.ndarray], training: bool) -> list[np.ndarray]:
-        return self._graph.forward(inputs, training)
+        return self._built_graph().forward(inputs, training)
 
     def _run_backward(self, output_grads: list[np.ndarray], fused: list[bool]) -> None:
-        self._graph.backward(output_grads, fused, False)
+        self._built_graph().backward(output_grads, fused, False)
 
     def _fusable(self, k: int) -> str | None:
-        return self._graph.fusable(k)
+        return self._built_graph().fusable(k)
 
     # -- weights and state --------------------------------------------------------------------
     def named_weights(self) -> dict[str, np.ndarray]:
@@ -344,14 +350,14 @@ class Model(Trainer, Layer):
         self._build_if_possible()
         if not self.built:
             return []
-        return [array.copy() for array in self.parameters.arrays()]
+        return [array.copy() for array in self._buffer_of_parameters().arrays()]
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
         """Set every parameter from a list shaped like `get_weights`'s result."""
         self._build_if_possible()
         if not self.built:
             raise ValueError("build the model (or fit it) before setting its weights")
-        targets = self.parameters.arrays()
+        targets = self._buffer_of_parameters().arrays()
         if len(weights) != len(targets):
             raise ValueError(
                 f"set_weights: expected a list of {len(targets)} arrays, got {len(weights)}"
@@ -379,7 +385,7 @@ class Model(Trainer, Layer):
                     layer_rngs[f"{index}.{path}"] = inner
             elif "rng" in state:
                 layer_rngs[str(index)] = state["rng"]
-        return {"rng": generator_state(self.rng), "layer_rngs": layer_rngs}
+        return {"rng": generator_state(self._generator()), "layer_rngs": layer_rngs}
 
     def set_state(self, state: dict) -> None:
         """Restore what `get_state` returned.
@@ -397,7 +403,7 @@ class Model(Trainer, Layer):
         for path in state["layer_rngs"]:
             if path not in targets:
                 raise ValueError(f"layer {path!r} has no random generator of its own")
-        set_generator_state(self.rng, state["rng"])
+        set_generator_state(self._generator(), state["rng"])
         for path, value in state["layer_rngs"].items():
             set_generator_state(targets[path], value)
 
@@ -405,10 +411,10 @@ class Model(Trainer, Layer):
         found = {}
         for index, layer in enumerate(self.layers):
             if isinstance(layer, Model):
-                found[str(index)] = layer.rng
+                found[str(index)] = layer._generator()
                 for path, generator in layer._generators().items():
                     found[f"{index}.{path}"] = generator
-            elif layer.owns_rng:
+            elif layer.owns_rng and layer.rng is not None:
                 found[str(index)] = layer.rng
         return found
 
@@ -428,7 +434,7 @@ class Model(Trainer, Layer):
             layers.append(entry)
         return {
             "name": self.name,
-            "dtype": self.dtype.name,
+            "dtype": self._model_dtype().name,
             "layers": layers,
             "inputs": [[t.layer.name, t.index] for t in self._graph.inputs],
             "outputs": [[t.layer.name, t.index] for t in self._graph.outputs],
@@ -495,10 +501,12 @@ class Model(Trainer, Layer):
                 raise ValueError(
                     f"the model configuration has a cycle through layers {sorted(pending)}"
                 )
-        refs = {key: config.get(key) for key in ("inputs", "outputs")}
-        for key, value in refs.items():
+        refs: dict[str, list] = {}
+        for key in ("inputs", "outputs"):
+            value = config.get(key)
             if not isinstance(value, list) or not value or not all(_is_ref(r) for r in value):
                 raise ValueError(f"'{key}' must be a non-empty list of [layer name, index]")
+            refs[key] = value
         inputs = [_pick(outputs, ref, "inputs") for ref in refs["inputs"]]
         outs = [_pick(outputs, ref, "outputs") for ref in refs["outputs"]]
         model = cls(

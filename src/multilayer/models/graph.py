@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from multilayer.engine.layers.core import InputLayer
-from multilayer.engine.layers.symbolic import KerasTensor
+from multilayer.engine.layers.symbolic import KerasTensor, Node
 
 if TYPE_CHECKING:
     from multilayer.engine.layers.base import Layer
@@ -103,14 +103,16 @@ class Graph:
         self.consumers = consumers
         self._plans = {mode: self._backward_plan(mode) for mode in (False, True)}
 
-    def _sort(self, owner: str) -> list:
+    def _sort(self, owner: str) -> list[Node]:
         """Nodes feeding the outputs, each after the nodes it depends on (iterative DFS)."""
         allowed = {id(t) for t in self.inputs}
         done: set[int] = set()
         visiting: set[int] = set()
-        order = []
+        order: list[Node] = []
         for output in self.outputs:
-            stack = [(output.layer.inbound_node, False, None)]
+            stack: list[tuple[Node | None, bool, Layer | None]] = [
+                (output.layer.inbound_node, False, None)
+            ]
             while stack:
                 node, expanded, consumer = stack.pop()
                 if node is None:
@@ -164,7 +166,8 @@ class Graph:
             values[i] = x
         for step in self.steps:
             if step.multi:
-                out = step.layer.forward([values[i] for i in step.inputs], training=training)
+                batch: list = [values[i] for i in step.inputs]
+                out = step.layer.forward(batch, training=training)  # type: ignore[arg-type]
             else:
                 out = step.layer.forward(values[step.inputs[0]], training=training)
             if len(step.outputs) == 1:

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from multilayer.errors import ModelFileError
 from multilayer.utils.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from multilayer.models.functional import Model
 
 FORMAT = "multilayer.model"
 FORMAT_VERSION = "1"
@@ -49,7 +53,7 @@ def model_tensors(model) -> dict[str, np.ndarray]:
     return model.named_weights()
 
 
-def model_from_config(config) -> object:
+def model_from_config(config) -> Model:
     """A `Sequential` or functional `Model` from its ``get_config()`` (not built yet if a
     `Sequential` without input shape).
 
@@ -59,6 +63,7 @@ def model_from_config(config) -> object:
     from multilayer.models.functional import Model
     from multilayer.models.sequential import Sequential
 
+    cls: type[Model]
     if not isinstance(config, dict):
         raise ValueError("the model configuration must be a JSON object")
     cls = Model if "inputs" in config else Sequential

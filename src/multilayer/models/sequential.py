@@ -122,7 +122,7 @@ class Sequential(Model):
     def get_config(self) -> dict:
         return {
             "name": self.name,
-            "dtype": self.dtype.name,
+            "dtype": self._model_dtype().name,
             "layers": [serialize_layer(layer) for layer in self.layers],
         }
 

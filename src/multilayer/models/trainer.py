@@ -23,6 +23,7 @@ import numpy as np
 from multilayer.engine import losses as loss_module
 from multilayer.engine import metrics as metric_module
 from multilayer.engine import optimizers as optimizer_module
+from multilayer.engine.parameters import ParameterBuffer
 from multilayer.errors import TrainingError
 from multilayer.models import validation
 from multilayer.models.callbacks import CallbackList, History
@@ -35,14 +36,82 @@ INFERENCE_BATCH_SIZE = 1024
 
 
 class Trainer:
-    """compile / fit / evaluate / predict for a model (see the module docstring)."""
+    """compile / fit / evaluate / predict for a model (see the module docstring).
 
-    # provided by the model
+    The model provides the attributes annotated below and the methods that raise
+    NotImplementedError here (`multilayer.models.functional.Model` does).
+    """
+
     name: str
-    dtype: np.dtype
+    dtype: np.dtype | None  # a model always has one; a plain layer may not (see Layer)
     built: bool
     rng: np.random.Generator | None
-    parameters: object
+    parameters: ParameterBuffer | None
+    _output_structure: str | list[str]
+
+    # -- the model's hooks ------------------------------------------------------------------
+    @property
+    def output_names(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def input_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def input_shapes(self) -> list[tuple[int, ...]] | None:
+        raise NotImplementedError
+
+    def output_shapes(self) -> list[tuple[int, ...]] | None:
+        raise NotImplementedError
+
+    def _output_count(self) -> int | None:
+        raise NotImplementedError
+
+    def _ensure_built(self, shapes: list[tuple[int, ...]]) -> None:
+        raise NotImplementedError
+
+    def _run_forward(self, inputs: list[np.ndarray], training: bool) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _run_backward(self, output_grads: list[np.ndarray], fused: list[bool]) -> None:
+        raise NotImplementedError
+
+    def _fusable(self, k: int) -> str | None:
+        raise NotImplementedError
+
+    def regularization_loss(self) -> float:
+        raise NotImplementedError
+
+    # -- narrowing helpers ------------------------------------------------------------------
+    def _buffer_of_parameters(self) -> ParameterBuffer:
+        if self.parameters is None:
+            raise RuntimeError(f"model {self.name!r} is not built: it has no parameters yet")
+        return self.parameters
+
+    def _compiled_optimizer(self) -> optimizer_module.Optimizer:
+        if self.optimizer is None:
+            raise RuntimeError("call compile(optimizer=..., loss=...) first")
+        return self.optimizer
+
+    def _current_loop(self) -> TrainingState:
+        if self.loop is None:
+            raise RuntimeError("the loop state only exists while fit() runs")
+        return self.loop
+
+    def _model_dtype(self) -> np.dtype:
+        if self.dtype is None:  # Model.__init__ always sets it
+            raise RuntimeError(f"model {self.name!r} has no dtype")
+        return self.dtype
+
+    def _known(self, shapes: list[tuple[int, ...]] | None) -> list[tuple[int, ...]]:
+        if shapes is None:
+            raise RuntimeError(f"model {self.name!r} is not built: its shapes are not known yet")
+        return shapes
+
+    def _generator(self) -> np.random.Generator:
+        if self.rng is None:
+            raise RuntimeError(f"model {self.name!r} is not built: it has no generator yet")
+        return self.rng
 
     def __init__(self) -> None:
         self.optimizer: optimizer_module.Optimizer | None = None
@@ -141,7 +210,7 @@ class Trainer:
 
         single = count == 1
         self.compile_config = {
-            "optimizer": optimizer_module.serialize(self.optimizer),
+            "optimizer": optimizer_module.serialize(self._compiled_optimizer()),
             "loss": loss_module.serialize(self._losses[0])
             if single
             else [loss_module.serialize(loss) for loss in self._losses],
@@ -173,10 +242,9 @@ class Trainer:
 
     def _build_optimizer(self) -> None:
         if not self._optimizer_built:
-            segments = [
-                slice(offset, offset + spec.size) for _, spec, offset in self.parameters.entries
-            ]
-            self.optimizer.build(self.parameters.size, self.dtype, segments)
+            parameters = self._buffer_of_parameters()
+            segments = [slice(offset, offset + spec.size) for _, spec, offset in parameters.entries]
+            self._compiled_optimizer().build(parameters.size, self.dtype, segments)
             self._optimizer_built = True
 
     # -- one step -----------------------------------------------------------------------------
@@ -216,13 +284,15 @@ class Trainer:
             grads.append(grad)
         self._run_backward(grads, fused)
         self._check_divergence(loss)
-        self.optimizer.apply(self.parameters.values, self.parameters.grads)
+        parameters = self._buffer_of_parameters()
+        self._compiled_optimizer().apply(parameters.values, parameters.grads)
         return loss
 
     def _check_divergence(self, loss: float) -> None:
         """Refuse to apply an update computed from a non-finite loss or gradient, so the
         model keeps the last good weights. One dot product per step; details only on failure."""
-        grads = self.parameters.grads
+        parameters = self._buffer_of_parameters()
+        grads = parameters.grads
         if math.isfinite(loss) and math.isfinite(float(np.dot(grads, grads))):
             return
         if math.isfinite(loss) and np.isfinite(grads).all():
@@ -234,11 +304,12 @@ class Trainer:
         )
         kept = (
             "the model keeps the weights from before this batch"
-            if np.isfinite(self.parameters.values).all()
+            if np.isfinite(parameters.values).all()
             else "the weights themselves are no longer finite: reload the last checkpoint"
         )
         raise TrainingError(
-            f"training diverged: {what} at optimizer step {self.optimizer.iterations + 1}; "
+            f"training diverged: {what} at optimizer step "
+            f"{self._compiled_optimizer().iterations + 1}; "
             f"training stopped and {kept}. Try a lower learning rate, inputs scaled to about "
             "[0, 1] (e.g. Rescaling(1/255)), or gradient clipping (clipnorm=1.0)."
         )
@@ -312,7 +383,7 @@ class Trainer:
             self.history.epoch = list(state.history_epochs)
 
     def _logs(self) -> dict[str, float]:
-        loop = self.loop
+        loop = self._current_loop()
         logs = {"loss": loop.loss_sum / max(loop.seen, 1)}
         logs.update({t.name: t.result() for t in self._trackers()})
         return logs
@@ -389,11 +460,11 @@ class Trainer:
         batches = _Batches(xs, ys, batch_size)
         try:
             callback_list.on_train_begin()
-            while self.loop.epoch < epochs and not self.stop_training:
-                epoch = self.loop.epoch
+            while self._current_loop().epoch < epochs and not self.stop_training:
+                epoch = self._current_loop().epoch
                 logs = self._train_epoch(batches, steps, callback_list)
                 if val is not None:
-                    results = self._evaluate_arrays(*val, INFERENCE_BATCH_SIZE)
+                    results = self._evaluate_arrays(val[0], val[1], INFERENCE_BATCH_SIZE)
                     logs.update({f"val_{key}": value for key, value in results.items()})
                 callback_list.on_epoch_end(epoch, logs)
         except BaseException:
@@ -407,7 +478,7 @@ class Trainer:
     def _train_epoch(self, batches: _Batches, steps: int, callback_list) -> dict[str, float]:
         """The rest of the epoch ``loop`` stands in (all of it, or what a resumed checkpoint
         left); returns its logs and leaves ``loop`` at the start of the next epoch."""
-        loop = self.loop
+        loop = self._current_loop()
         epoch, mid_epoch = loop.epoch, loop.step > 0
         if not mid_epoch:
             for tracker in self._trackers():
@@ -415,10 +486,12 @@ class Trainer:
         callback_list.on_epoch_begin(epoch)
         if not mid_epoch:
             n = loop.n_samples
-            loop.order = self.rng.permutation(n) if loop.shuffle else np.arange(n)
+            loop.order = self._generator().permutation(n) if loop.shuffle else np.arange(n)
             loop.loss_sum, loop.seen = 0.0, 0
+        order = loop.order
+        assert order is not None  # drawn above, or restored with a mid-epoch checkpoint
         for step in range(loop.step, steps):
-            xb, yb = batches.take(loop.order[step * loop.batch_size : (step + 1) * loop.batch_size])
+            xb, yb = batches.take(order[step * loop.batch_size : (step + 1) * loop.batch_size])
             callback_list.on_train_batch_begin(step)
             batch_loss = self.train_step(xb, yb)
             loop.loss_sum += batch_loss * len(xb[0])
@@ -438,7 +511,7 @@ class Trainer:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
             x_val, y_val = self._check_data(
-                *validation_data, x_name="validation x", y_name="validation y"
+                validation_data[0], validation_data[1], "validation x", "validation y"
             )
             return xs, ys, (x_val, y_val)
         if not validation_split:
@@ -495,7 +568,7 @@ class Trainer:
         for array, name in zip(arrays[1:], label[1:], strict=False):
             validation.check_lengths(arrays[0], array, label[0], name)
         self._ensure_built([tuple(a.shape[1:]) for a in arrays])
-        shapes = self.input_shapes()
+        shapes = self._known(self.input_shapes())
         if len(shapes) != len(arrays):
             raise ValueError(f"the model has {len(shapes)} inputs, got {len(arrays)} arrays")
         checked = []
@@ -516,7 +589,7 @@ class Trainer:
             raise ValueError(f"{x_name} and {y_name} are both required")
         xs = self._check_inputs(x, x_name)
         self._resolve_outputs()
-        shapes = self.output_shapes()
+        shapes = self._known(self.output_shapes())
         parts = self._split(y, self.output_names, len(shapes), "output")
         label = [y_name] if len(parts) == 1 else [f"{y_name}[{i}]" for i in range(len(parts))]
         ys = []
@@ -583,7 +656,8 @@ class Trainer:
         xs = self._check_inputs(x)
         batch_size = validation.positive_int(batch_size or INFERENCE_BATCH_SIZE, "batch_size")
         n = len(xs[0])
-        outputs = [np.empty((n, *shape), dtype=self.dtype) for shape in self.output_shapes()]
+        shapes = self._known(self.output_shapes())
+        outputs = [np.empty((n, *shape), dtype=self.dtype) for shape in shapes]
         for batch in self._batches(n, batch_size):
             for out, value in zip(
                 outputs, self._run_forward([a[batch] for a in xs], training=False), strict=True

@@ -29,7 +29,7 @@ class _Merge(Layer):
                 f"{type(self).__name__} layer {self.name!r} needs at least 2 inputs, got "
                 f"{len(shapes)}"
             )
-        self.input_shape = shapes  # type: ignore[assignment] - one shape per input
+        self.input_shape = shapes  # type: ignore[assignment]  # one shape per input
         self.output_shape = self._output_shape(shapes)
         self.built = True
 
@@ -45,10 +45,8 @@ class _Merge(Layer):
         return shapes[0]
 
     def _input_grads(self, n: int, dtype) -> list[np.ndarray]:
-        return [
-            self._buffer(f"dx{i}", n, tuple(shape), dtype)
-            for i, shape in enumerate(self.input_shape or [])
-        ]
+        shapes: list = self.input_shape or []  # type: ignore[assignment]  # one per input
+        return [self._buffer(f"dx{i}", n, tuple(shape), dtype) for i, shape in enumerate(shapes)]
 
 
 class Add(_Merge):
