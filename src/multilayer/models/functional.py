@@ -93,6 +93,7 @@ class Model(Trainer, Layer):
         self.parameters: ParameterBuffer | None = None
         self.layers: list[Layer] = []
         self._graph: Graph | None = None
+        self._regularized: list[Layer] | None = None  # leaves with a regularizer, once built
         self._input_structure: str | list[str] = "tensor"
         self._output_structure: str | list[str] = "tensor"
         if inputs is None and outputs is None:
@@ -148,10 +149,10 @@ class Model(Trainer, Layer):
 
     def input_shapes(self) -> list[tuple[int, ...]] | None:
         """The sample shape of each input, or None while the model is not traced."""
-        return [t.sample_shape for t in self.inputs] if self._graph is not None else None
+        return list(self._graph.input_shapes) if self._graph is not None else None
 
     def output_shapes(self) -> list[tuple[int, ...]] | None:
-        return [t.sample_shape for t in self.outputs] if self._graph is not None else None
+        return list(self._graph.output_shapes) if self._graph is not None else None
 
     @property  # type: ignore[override]
     def input_shape(self):
@@ -251,7 +252,16 @@ class Model(Trainer, Layer):
             leaf.zero_grads()
 
     def regularization_loss(self) -> float:
-        return sum(leaf.regularization_loss() for leaf in self.leaf_layers())
+        regularized = self._regularized
+        if regularized is None:
+            regularized = [
+                leaf
+                for leaf in self.leaf_layers()
+                if any(spec.regularizer is not None for spec in leaf.parameter_specs)
+            ]
+            if self.built:
+                self._regularized = regularized  # layers cannot change once built
+        return sum(leaf.regularization_loss() for leaf in regularized)
 
     def release_buffers(self) -> None:
         for leaf in self.leaf_layers():

@@ -84,6 +84,8 @@ class Graph:
                 f"model {owner!r}: layer names must be unique, found {duplicates} more than once"
             )
         self.size = len(index)
+        self.input_shapes = [t.sample_shape for t in inputs]
+        self.output_shapes = [t.sample_shape for t in outputs]
         self.input_index = [index[id(t)] for t in inputs]
         self.output_index = [index[id(t)] for t in outputs]
         used = {i for step in self.steps for i in step.inputs} | set(self.output_index)
@@ -102,6 +104,23 @@ class Graph:
             consumers[i] += 1
         self.consumers = consumers
         self._plans = {mode: self._backward_plan(mode) for mode in (False, True)}
+        # A plain chain (a Sequential model, or a functional one without branches) runs
+        # through a simpler loop: the same calls, without the tensor bookkeeping.
+        self.chain = self._as_chain()
+
+    def _as_chain(self) -> list[Layer] | None:
+        previous = self.input_index
+        if len(previous) != 1 or len(self.output_index) != 1:
+            return None
+        for step in self.steps:
+            if step.multi or step.inputs != previous or len(step.outputs) != 1:
+                return None
+            if self.consumers[step.inputs[0]] != 1:
+                return None
+            previous = step.outputs
+        if previous != self.output_index:
+            return None
+        return [step.layer for step in self.steps]
 
     def _sort(self, owner: str) -> list[Node]:
         """Nodes feeding the outputs, each after the nodes it depends on (iterative DFS)."""
@@ -161,6 +180,11 @@ class Graph:
 
     # -- running --------------------------------------------------------------------------
     def forward(self, inputs: list[np.ndarray], training: bool) -> list[np.ndarray]:
+        if self.chain is not None:
+            x = inputs[0]
+            for layer in self.chain:
+                x = layer.forward(x, training=training)
+            return [x]
         values: list = [None] * self.size
         for i, x in zip(self.input_index, inputs, strict=True):
             values[i] = x
@@ -192,6 +216,16 @@ class Graph:
         """Fill every layer's parameter gradients from the outputs' gradients (``fused[k]``:
         output ``k``'s gradient is already taken before its activation). Returns the inputs'
         gradients when ``input_grads``."""
+        if self.chain is not None:
+            grad = output_grads[0]
+            last = self.chain[-1] if self.chain else None
+            for step, need, _ in self._plans[input_grads]:
+                layer = step.layer
+                if layer is last and fused[0]:
+                    grad = layer.backward(grad, need, fused=True)
+                else:
+                    grad = layer.backward(grad, need)
+            return [grad] if input_grads else None
         grads: list = [None] * self.size
         fused_steps = set()
         for k, (i, grad) in enumerate(zip(self.output_index, output_grads, strict=True)):

@@ -260,7 +260,8 @@ class Trainer:
         """One optimizer step on a batch; returns the batch loss (before the update)."""
         xs = x if isinstance(x, list) else [x]
         ys = y if isinstance(y, list) else [y]
-        self._resolve_outputs()
+        if not self._losses:
+            self._resolve_outputs()
         outputs = self._run_forward(xs, training=True)
         n = len(xs[0])
         loss = 0.0
@@ -559,30 +560,39 @@ class Trainer:
             )
         return [value]
 
-    def _check_inputs(self, x, x_name: str = "x") -> list[np.ndarray]:
+    def _check_inputs(self, x, x_name: str = "x", cast: bool = True) -> list[np.ndarray]:
+        """The input array(s), checked against the model's inputs (the model is built from
+        their shapes if needed); with ``cast``, floats in the model's dtype, contiguous."""
         shapes = self.input_shapes()
-        names = self.input_names if shapes is not None else None
-        parts = self._split(x, names, None if shapes is None else len(shapes), "input")
+        if isinstance(x, np.ndarray) and shapes is not None and len(shapes) == 1:
+            parts = [x]  # the common case, kept cheap for one-image predict calls
+        else:
+            names = self.input_names if shapes is not None else None
+            parts = self._split(x, names, None if shapes is None else len(shapes), "input")
         label = [x_name] if len(parts) == 1 else [f"{x_name}[{i}]" for i in range(len(parts))]
-        arrays = [validation.as_array(part, name) for part, name in zip(parts, label, strict=False)]
-        for array, name in zip(arrays[1:], label[1:], strict=False):
+        arrays = [validation.as_array(part, name) for part, name in zip(parts, label, strict=True)]
+        for array, name in zip(arrays[1:], label[1:], strict=True):
             validation.check_lengths(arrays[0], array, label[0], name)
-        self._ensure_built([tuple(a.shape[1:]) for a in arrays])
-        shapes = self._known(self.input_shapes())
+        if not self.built:
+            self._ensure_built([tuple(a.shape[1:]) for a in arrays])
+            shapes = self.input_shapes()
+        shapes = self._known(shapes)
         if len(shapes) != len(arrays):
             raise ValueError(f"the model has {len(shapes)} inputs, got {len(arrays)} arrays")
-        checked = []
         for array, shape, name in zip(arrays, shapes, label, strict=True):
             validation.check_input_shape(array, shape, name)
             validation.check_finite(array, name)
-            if (
-                np.issubdtype(array.dtype, np.floating)
-                and array.dtype != self.dtype
-                or (array.dtype == bool)
-            ):
-                array = array.astype(self.dtype)
-            checked.append(np.ascontiguousarray(array))
-        return checked
+        if not cast:
+            return arrays
+        dtype = self._model_dtype()
+        return [
+            np.ascontiguousarray(
+                a.astype(dtype)
+                if (a.dtype.kind == "f" and a.dtype != dtype) or a.dtype == bool
+                else a
+            )
+            for a in arrays
+        ]
 
     def _check_data(self, x, y, x_name: str = "x", y_name: str = "y"):
         if x is None or y is None:
@@ -653,7 +663,7 @@ class Trainer:
     def predict(self, x, batch_size: int | None = None, verbose=0):
         """The model's outputs for ``x``: shape ``(n, *output_shape)`` (a list, or a dict by
         output name, for several outputs)."""
-        xs = self._check_inputs(x)
+        xs = self._check_inputs(x, cast=False)  # layers cast what they need
         batch_size = validation.positive_int(batch_size or INFERENCE_BATCH_SIZE, "batch_size")
         n = len(xs[0])
         shapes = self._known(self.output_shapes())
@@ -693,7 +703,7 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch ``x``."""
-        xs = self._check_inputs(x)
+        xs = self._check_inputs(x, cast=False)
         return self._structure_outputs(
             [out.copy() for out in self._run_forward(xs, training=False)]
         )
