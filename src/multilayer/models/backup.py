@@ -12,22 +12,26 @@ batch, write a checkpoint, raise `TrainingInterrupted`". The file format itself 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import signal
 import sys
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from multilayer.errors import ModelFileError, TrainingError
+from multilayer.models import file_checks
 from multilayer.models.callbacks import Callback
 from multilayer.models.checkpoint import (
     Checkpoint,
     latest_checkpoint,
     list_checkpoints,
+    read_run_id,
     write_checkpoint,
 )
 from multilayer.models.saving import compile_model, model_from_config, model_tensors
@@ -59,10 +63,13 @@ class CheckpointConfig:
         every: write a checkpoint every ``every`` units (a positive integer), and at the end
             of training; None: only when Ctrl-C interrupts training.
         unit: ``"epoch"`` or ``"step"`` (one optimizer step = one batch).
-        keep: how many of the newest checkpoints to keep (>= 1; 2 or more lets a resume fall
-            back to an older file if the newest is damaged).
+        keep: how many of this run's newest checkpoints to keep (>= 1; 2 or more lets a
+            resume fall back to an older file if the newest is damaged). Files of other runs
+            are never deleted.
         resume: continue from the newest valid checkpoint in ``directory`` if there is one
-            (training starts from scratch when there is none).
+            (training starts from scratch when there is none). Without it, ``fit`` refuses
+            a directory that already holds checkpoints (TrainingError): one run per
+            directory, so a later resume cannot continue the wrong run.
         run: JSON-serialisable dict stored in each checkpoint for the caller (the CLI keeps
             its arguments there).
         resume_hint: how to resume, printed when Ctrl-C interrupts training.
@@ -110,9 +117,25 @@ def parse_every(text: str) -> tuple[int, str]:
 
 
 def model_from_checkpoint(checkpoint: Checkpoint):
-    """A new, compiled model with the checkpoint's architecture and full state."""
+    """A new, compiled model with the checkpoint's architecture and full state.
+
+    Raises:
+        ModelFileError: an architecture over the limits or not matching the tensors (checked
+            before anything is allocated), or state that does not fit it.
+    """
+    path = checkpoint.path
+    config = file_checks.model_config(checkpoint.model_config, path)
+    expected = file_checks.parameter_shapes(config, path)  # before allocating anything
+    declared = {
+        name: (value.shape, {4: "F32", 8: "F64"}.get(value.dtype.itemsize, str(value.dtype)))
+        for name, value in checkpoint.tensors.items()
+        if not name.startswith("optimizer.") and value.dtype.kind == "f"
+    }
+    file_checks.check_declared_tensors(
+        expected, declared, file_checks.model_dtype(config, path), path
+    )
     try:
-        model = model_from_config(checkpoint.model_config)
+        model = model_from_config(config)
         model.build()
         compile_model(model, checkpoint.compile_config or {})
     except (KeyError, ValueError, TypeError) as error:
@@ -153,7 +176,19 @@ def restore(model, checkpoint: Checkpoint) -> None:
             f"{path}: the checkpoint was trained with optimizer {saved.get('name')!r}, this "
             f"model is compiled with {optimizer.name!r}"
         )
+    # A callback may have changed a constant learning rate: the saved one goes on. (A saved
+    # schedule is the model's own, rebuilt from the compile configuration.)
     learning_rate = saved.get("config", {}).get("learning_rate")
+    if optimizer.schedule is not None or learning_rate is None or isinstance(learning_rate, dict):
+        learning_rate = None
+    elif (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, (int, float))
+        or not 0 < learning_rate < math.inf
+    ):
+        raise ModelFileError(
+            f"{path}: the saved learning rate {learning_rate!r} is not a positive finite number"
+        )
     try:
         model.set_state({"rng": checkpoint.rng, "layer_rngs": checkpoint.layer_rngs})
     except (ValueError, TypeError) as error:
@@ -163,10 +198,22 @@ def restore(model, checkpoint: Checkpoint) -> None:
     optimizer.set_state(
         {
             "iterations": checkpoint.optimizer_iterations,
-            "learning_rate": learning_rate if isinstance(learning_rate, (int, float)) else None,
+            "learning_rate": learning_rate,
             "slots": {name[len("optimizer.") :]: checkpoint.tensors[name] for name in slots},
         }
     )
+
+
+def prune(written: list[Path], latest: Path, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest of a run's own checkpoint files and return those
+    kept, oldest first. ``written`` lists the run's files oldest first; ``latest`` was just
+    written. Files of other runs, or damaged ones, are never touched, however high their
+    step numbers: the checkpoints just written always survive."""
+    files = [path for path in written if path != latest] + [latest]
+    for old in files[:-keep]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return files[-keep:]
 
 
 class BackupAndRestore(Callback):
@@ -190,11 +237,17 @@ class BackupAndRestore(Callback):
         self.last_path: Path | None = None
         self._last_written_step: int | None = None
         self._previous_handler: object = None
+        #: this run's id, written into each of its checkpoints; a resume adopts the old one
+        self.run_id = uuid.uuid4().hex
+        #: this run's checkpoint files, oldest first: the only ones pruning may delete
+        self.written: list[Path] = []
 
     # -- the hooks --------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
         if self.config.resume:
             self._resume()
+        else:
+            self._refuse_used_directory()
         self._catch_interrupt()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -236,11 +289,10 @@ class BackupAndRestore(Callback):
             self.config.directory,
             self.model.training_state(),
             run=self.config.run,
+            run_id=self.run_id,
         )
         self._last_written_step = iterations
-        for old in list_checkpoints(self.config.directory)[self.config.keep :]:
-            with contextlib.suppress(OSError):
-                old.unlink()
+        self.written = prune(self.written, self.last_path, self.config.keep)
         return self.last_path
 
     # -- resuming -----------------------------------------------------------------------------
@@ -257,15 +309,15 @@ class BackupAndRestore(Callback):
                 with contextlib.suppress(OSError):
                     path.unlink()
         checkpoint = latest_checkpoint(directory)
-        if checkpoint is None:
-            return
-        # Set damaged newer files aside: left in place they would sort as "newest" and
-        # pruning would delete the good checkpoints this run writes.
+        # Set damaged newer files aside (all of them if none is valid): left in place they
+        # would sort as "newest", and a later resume would try them again.
         for path in list_checkpoints(directory):
-            if path == checkpoint.path:
+            if checkpoint is not None and path == checkpoint.path:
                 break
             with contextlib.suppress(OSError):
                 path.rename(path.with_name(path.name + ".damaged"))
+        if checkpoint is None:
+            return
         loop = self.model.loop
         state = checkpoint.state
         for name, saved, now in (
@@ -285,6 +337,25 @@ class BackupAndRestore(Callback):
             raise TrainingError(f"cannot resume from {checkpoint.path}: {error}") from None
         self.last_path = checkpoint.path
         self._last_written_step = checkpoint.optimizer_iterations
+        # The resumed run goes on under its id; its older files are its own to prune.
+        self.run_id = checkpoint.run_id or self.run_id
+        self.written = [
+            path
+            for path in reversed(list_checkpoints(directory))
+            if read_run_id(path) == checkpoint.run_id
+        ]
+
+    def _refuse_used_directory(self) -> None:
+        """A new run never shares a directory with another run's checkpoints: a later
+        resume could not tell them apart."""
+        found = list_checkpoints(self.config.directory)
+        if found:
+            shown = ", ".join(path.name for path in found[:3]) + (", ..." if len(found) > 3 else "")
+            raise TrainingError(
+                f"{self.config.directory} already holds checkpoints of another run ({shown}): "
+                "continue that run with resume=True, or delete them or choose another "
+                "directory to start a new one"
+            )
 
     # -- Ctrl-C -------------------------------------------------------------------------------
     def _catch_interrupt(self) -> None:

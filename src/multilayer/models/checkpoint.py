@@ -31,14 +31,17 @@ Every object writes its own state: the model its weights (``named_weights``) and
 (``get_state``), the optimizer its slots, step count and learning rate (``get_state``), the
 trainer its loop position and running sums (``training_state``).
 
-Files are named ``checkpoint-{optimizer step:09d}.safetensors`` in the run directory;
+Files are named ``checkpoint-{optimizer step:09d}.safetensors`` in the run directory, and
+each holds the id of the run that wrote it (header ``run_id``; a resumed run keeps the id).
 `latest_checkpoint` falls back from the newest file to older ones when a file is damaged.
+Everything a file declares is checked (`multilayer.models.file_checks`) before it is used.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -49,6 +52,7 @@ import numpy as np
 
 from multilayer.engine import optimizers as optimizer_module
 from multilayer.errors import ModelFileError
+from multilayer.models import file_checks
 from multilayer.models.loop import TrainingState
 from multilayer.models.saving import header_json, model_tensors, read_checked
 from multilayer.utils.files import atomic_write_bytes
@@ -60,6 +64,7 @@ _POLICY = {
     "TrainingInterrupted",
     "model_from_checkpoint",
     "parse_every",
+    "prune",
     "restore",
 }
 
@@ -74,7 +79,16 @@ def __getattr__(name: str):
 
 FORMAT = "multilayer.checkpoint"
 FORMAT_VERSION = "1"
-_METADATA_KEYS = {"format", "format_version", "model", "compile", "state", "run", "sha256"}
+_METADATA_KEYS = {
+    "format",
+    "format_version",
+    "model",
+    "compile",
+    "state",
+    "run",
+    "run_id",
+    "sha256",
+}
 _STATE_KEYS = {
     "epoch",
     "step",
@@ -93,6 +107,9 @@ _STATE_KEYS = {
 }
 _NAME = re.compile(r"^checkpoint-(\d{9,})\.safetensors$")
 _ORDER = "fit.order"
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+#: a layer's path in ``layer_rngs``: its index, or indices through nested models ("0.3")
+_LAYER_PATH = re.compile(r"^\d+(\.\d+)*$")
 
 
 # -- the file -------------------------------------------------------------------------------
@@ -110,6 +127,7 @@ class Checkpoint:
     optimizer_iterations: int
     rng: dict
     layer_rngs: dict[str, dict]
+    run_id: str | None = None
 
 
 def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
@@ -155,12 +173,18 @@ def _digest(tensors: dict[str, np.ndarray]) -> str:
 
 
 def write_checkpoint(
-    model, directory: str | os.PathLike, state: TrainingState, run=None, path=None
+    model,
+    directory: str | os.PathLike,
+    state: TrainingState,
+    run=None,
+    path=None,
+    run_id: str | None = None,
 ) -> Path:
     """Write ``model``'s full training state to a new checkpoint file in ``directory``.
 
     Returns:
         the path written: ``path`` if given, else ``checkpoint-{optimizer step}.safetensors``.
+        ``run_id`` (32 hex digits) marks the checkpoints of one training run.
 
     Raises:
         OSError: the directory cannot be created or written, or the disk is full; the
@@ -208,6 +232,8 @@ def write_checkpoint(
         "run": json.dumps(run or {}),
         "sha256": _digest(tensors),
     }
+    if run_id is not None:
+        metadata["run_id"] = run_id
     if path is None:
         path = checkpoint_path(directory, optimizer_state["iterations"])
     path = Path(path)
@@ -233,43 +259,121 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     model_config = header_json(metadata, "model", path)
     compile_config = header_json(metadata, "compile", path)
     run = header_json(metadata, "run", path) if "run" in metadata else {}
+    if not isinstance(model_config, dict) or not isinstance(run, dict):
+        raise ModelFileError(f"{path}: the header entries 'model' and 'run' must be JSON objects")
+    file_checks.check_finite_json(run, path, "run")
+    compile_config = file_checks.compile_config(compile_config, path)
+    run_id = metadata.get("run_id")
+    if run_id is not None and not _RUN_ID.match(run_id):
+        raise ModelFileError(f"{path}: the run id {run_id!r} is not 32 hexadecimal digits")
+    for name, value in tensors.items():
+        if name != _ORDER and not np.all(np.isfinite(value)):
+            raise ModelFileError(f"{path}: tensor {name!r} contains NaN or infinite values")
     order = tensors.pop(_ORDER, None)
     try:
-        state = TrainingState(
-            epoch=_count(info["epoch"]),
-            step=_count(info["step"]),
-            order=order,
-            loss_sum=float(info["loss_sum"]),
-            seen=_count(info["seen"]),
-            metrics=[[float(t), _count(c)] for t, c in info["metrics"]],
-            history={str(k): [float(v) for v in values] for k, values in info["history"].items()},
-            history_epochs=[_count(e) for e in info["history_epochs"]],
-            batch_size=_count(info["batch_size"]),
-            n_samples=_count(info["n_samples"]),
-            shuffle=bool(info["shuffle"]),
-        )
-        iterations = _count(info["optimizer_iterations"])
-    except (TypeError, ValueError, AttributeError) as error:
+        state, iterations = _training_state(info, order, path)
+    except ModelFileError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as error:
         raise ModelFileError(f"{path}: the training state is malformed ({error})") from None
-    if (state.step > 0) != (order is not None) or (
-        order is not None and order.shape != (state.n_samples,)
-    ):
-        raise ModelFileError(f"{path}: the partial epoch's sample order is missing or malformed")
     return Checkpoint(
         path=path,
         state=state,
         model_config=model_config,
         compile_config=compile_config,
-        run=run if isinstance(run, dict) else {},
+        run=run,
         tensors=tensors,
         optimizer_config=info["optimizer"],
         optimizer_iterations=iterations,
         rng=info["rng"],
         layer_rngs=info["layer_rngs"],
+        run_id=run_id,
     )
+
+
+def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
+    """Check every field of a checkpoint's ``state`` header (types, ranges, and that they
+    hold together) and build the `TrainingState`; ModelFileError or ValueError otherwise."""
+    batch_size, n_samples = _count(info["batch_size"]), _count(info["n_samples"])
+    epoch, step, seen = _count(info["epoch"]), _count(info["step"]), _count(info["seen"])
+    if (step > 0) != (order is not None):
+        raise ModelFileError(f"{path}: the partial epoch's sample order is missing or malformed")
+    if batch_size == 0 or n_samples == 0:
+        raise ValueError("batch_size and n_samples must be positive")
+    if not isinstance(info["shuffle"], bool):
+        raise ValueError(f"shuffle must be true or false, got {info['shuffle']!r}")
+    steps = -(-n_samples // batch_size)
+    if step > steps or seen != min(step * batch_size, n_samples):
+        raise ValueError(
+            f"step {step} and {seen} samples seen do not fit {n_samples} samples in batches "
+            f"of {batch_size}"
+        )
+    loss_sum = _number(info["loss_sum"])
+    metrics = info["metrics"]
+    if not isinstance(metrics, list) or (step == 0 and (metrics or loss_sum)):
+        raise ValueError("metrics must be a list (empty at an epoch boundary)")
+    metrics = [[_number(total), _count(count)] for total, count in metrics]
+    history, epochs = info["history"], info["history_epochs"]
+    if not isinstance(history, dict) or not isinstance(epochs, list):
+        raise ValueError("history must be an object and history_epochs a list")
+    epochs = [_count(e) for e in epochs]
+    if epochs != sorted(set(epochs)) or (epochs and epochs[-1] >= epoch):
+        raise ValueError("history_epochs must be increasing epochs before the current one")
+    for key, values in history.items():
+        if not isinstance(values, list) or len(values) != len(epochs):
+            raise ValueError(f"history {key!r} must hold one number per epoch")
+    history = {key: [_number(v, finite=False) for v in values] for key, values in history.items()}
+    if not isinstance(info["optimizer"], dict) or not isinstance(
+        info["optimizer"].get("name"), str
+    ):
+        raise ValueError("optimizer must be an object with a name")
+    if not isinstance(info["optimizer"].get("config", {}), dict):
+        raise ValueError("optimizer config must be an object")
+    file_checks.check_finite_json(info["optimizer"], path, "state.optimizer")
+    if not isinstance(info["rng"], dict) or not isinstance(info["layer_rngs"], dict):
+        raise ValueError("rng and layer_rngs must be objects")
+    for key, value in info["layer_rngs"].items():
+        if not _LAYER_PATH.match(key) or not isinstance(value, dict):
+            raise ValueError(f"layer_rngs must map layer indices to objects, got key {key!r}")
+    if order is not None:
+        order = file_checks.sample_order(order, n_samples, info["shuffle"], path)
+    state = TrainingState(
+        epoch=epoch,
+        step=step,
+        order=order,
+        loss_sum=loss_sum,
+        seen=seen,
+        metrics=metrics,
+        history=history,
+        history_epochs=epochs,
+        batch_size=batch_size,
+        n_samples=n_samples,
+        shuffle=info["shuffle"],
+    )
+    return state, _count(info["optimizer_iterations"])
+
+
+def _number(value, finite: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {value!r}")
+    if finite and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return float(value)
 
 
 def _count(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"expected a non-negative integer, got {value!r}")
     return value
+
+
+def read_run_id(path: Path) -> str | None:
+    """The run id in a checkpoint's header (None for files without one or unreadable)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            run_id = (handle.metadata() or {}).get("run_id")
+    except Exception:  # a damaged file belongs to no run
+        return None
+    return run_id if isinstance(run_id, str) and _RUN_ID.match(run_id) else None

@@ -108,7 +108,8 @@ class Model(Trainer, Layer):
         input_list, self._input_structure = _flatten(inputs, "inputs")
         output_list, self._output_structure = _flatten(outputs, "outputs")
         self._set_graph(Graph(input_list, output_list, self.name))
-        self.build()
+        # The parameters are allocated on first use (fit, predict, get_weights, summary...),
+        # so a file's architecture can be checked against the limits before any allocation.
 
     # -- structure --------------------------------------------------------------------------
     def call(self, inputs):
@@ -168,7 +169,7 @@ class Model(Trainer, Layer):
     @property  # type: ignore[override]
     def output_shape(self):
         shapes = self.output_shapes()
-        if shapes is None or not self.built:
+        if shapes is None:
             return None
         return shapes[0] if self._output_structure == "tensor" else shapes
 
@@ -186,9 +187,27 @@ class Model(Trainer, Layer):
         shape) for samples of ``input_shape``, then allocate the parameters."""
         if self.built:
             return
+        self._make_graph(input_shape)
+        self._allocate()
+
+    def _make_graph(self, input_shape=None) -> None:
+        """Know the graph (trace a subclass for ``input_shape``); allocates nothing."""
         if self._graph is None:
             self._trace(input_shape)
-        self._allocate()
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every parameter tensor, by `named_weights` name, from the graph
+        alone: nothing is allocated (file checks use it before building a loaded model)."""
+        self._make_graph()
+        shapes: dict[str, tuple[int, ...]] = {}
+        for index, layer in enumerate(self.layers):
+            if isinstance(layer, Model):
+                for name, shape in layer.parameter_shapes().items():
+                    shapes[f"layers.{index}.{name}"] = shape
+            else:
+                for spec in layer.parameter_specs:
+                    shapes[f"layers.{index}.{spec.name}"] = tuple(spec.shape)
+        return shapes
 
     def _trace(self, input_shape) -> None:
         if input_shape is None:
@@ -213,7 +232,8 @@ class Model(Trainer, Layer):
         self._set_graph(Graph(tensors, output_list, self.name))
 
     def _allocate(self) -> None:
-        self.rng = new_generator(self._seed)
+        if self.rng is None:
+            self.rng = new_generator(self._seed)
         leaves = self.leaf_layers()
         for leaf in leaves:
             leaf.dtype = leaf.dtype or self.dtype
@@ -222,15 +242,18 @@ class Model(Trainer, Layer):
         self.parameters = ParameterBuffer(leaves, self._model_dtype(), self.rng)
         for layer in self.layers:
             if isinstance(layer, Model):
-                layer._adopt(self.parameters.view(layer.leaf_layers()))
+                layer._adopt(self.parameters.view(layer.leaf_layers()), self.rng)
         self.built = True
 
-    def _adopt(self, parameters: ParameterBuffer) -> None:
-        """Work on a slice of the parent model's buffers (this model is nested in it)."""
+    def _adopt(self, parameters: ParameterBuffer, rng: np.random.Generator) -> None:
+        """Work on a slice of the parent model's buffers (this model is nested in it), and
+        on the parent's generator unless it has its own."""
         self.parameters = parameters
+        if self.rng is None:
+            self.rng = rng
         for layer in self.layers:
             if isinstance(layer, Model):
-                layer._adopt(parameters.view(layer.leaf_layers()))
+                layer._adopt(parameters.view(layer.leaf_layers()), self.rng)
         self.built = True
 
     def _build_if_possible(self) -> None:
@@ -300,9 +323,8 @@ class Model(Trainer, Layer):
                 "share a model between several calls"
             )
         shapes = [t.sample_shape for t in flat]
-        if not self.built:
-            self.build(shapes if len(shapes) > 1 else shapes[0])
-        expected = self.input_shapes()
+        self._make_graph(shapes if len(shapes) > 1 else shapes[0])
+        expected = self._known(self.input_shapes())
         if shapes != expected:
             raise ValueError(
                 f"model {self.name!r} expects inputs of shape "
@@ -390,7 +412,8 @@ class Model(Trainer, Layer):
         for index, layer in enumerate(self.layers):
             state = layer.get_state()
             if isinstance(layer, Model):
-                layer_rngs[str(index)] = state["rng"]
+                if layer.rng is not self.rng:  # its own generator, not the one it shares
+                    layer_rngs[str(index)] = state["rng"]
                 for path, inner in state["layer_rngs"].items():
                     layer_rngs[f"{index}.{path}"] = inner
             elif "rng" in state:
@@ -421,7 +444,8 @@ class Model(Trainer, Layer):
         found = {}
         for index, layer in enumerate(self.layers):
             if isinstance(layer, Model):
-                found[str(index)] = layer._generator()
+                if layer.rng is not self.rng:
+                    found[str(index)] = layer._generator()
                 for path, generator in layer._generators().items():
                     found[f"{index}.{path}"] = generator
             elif layer.owns_rng and layer.rng is not None:

@@ -86,9 +86,10 @@ class Sequential(Model):
         shape = self.input_shape
         return None if shape is None else [shape]
 
-    def build(self, input_shape=None) -> None:
-        """Size every layer for samples of ``input_shape`` and allocate the parameters."""
-        if self.built:
+    def _make_graph(self, input_shape=None) -> None:
+        """Call every layer on the previous one's output, from ``input_shape`` (or the
+        declared one): the graph of the stack. Allocates nothing."""
+        if self._graph is not None:
             return
         if not self.layers:
             raise ValueError("the model has no layers: add some before building or training it")
@@ -107,7 +108,6 @@ class Sequential(Model):
         for layer in rest:
             tensor = layer(tensor)
         self._set_graph(Graph([inputs], [tensor], self.name))
-        self._allocate()
 
     def _ensure_built(self, shapes: list[tuple[int, ...]]) -> None:
         if not self.built:  # a declared input shape wins: the data is checked against it

@@ -70,6 +70,9 @@ class Trainer:
     def _ensure_built(self, shapes: list[tuple[int, ...]]) -> None:
         raise NotImplementedError
 
+    def _build_if_possible(self) -> None:
+        raise NotImplementedError
+
     def _run_forward(self, inputs: list[np.ndarray], training: bool) -> list[np.ndarray]:
         raise NotImplementedError
 
@@ -84,6 +87,8 @@ class Trainer:
 
     # -- narrowing helpers ------------------------------------------------------------------
     def _buffer_of_parameters(self) -> ParameterBuffer:
+        if self.parameters is None:
+            self._build_if_possible()
         if self.parameters is None:
             raise RuntimeError(f"model {self.name!r} is not built: it has no parameters yet")
         return self.parameters
@@ -109,6 +114,8 @@ class Trainer:
         return shapes
 
     def _generator(self) -> np.random.Generator:
+        if self.rng is None:
+            self._build_if_possible()
         if self.rng is None:
             raise RuntimeError(f"model {self.name!r} is not built: it has no generator yet")
         return self.rng
@@ -225,6 +232,7 @@ class Trainer:
 
     def _fused(self) -> bool:
         """Whether the (first) loss absorbs its output layer's activation."""
+        self._build_if_possible()
         self._resolve_outputs()
         return bool(self._losses and self.built and self._fusion()[0])
 
@@ -433,6 +441,8 @@ class Trainer:
         self._require_compiled("fit")
         batch_size = validation.positive_int(32 if batch_size is None else batch_size, "batch_size")
         epochs = validation.positive_int(epochs, "epochs")
+        initial_epoch = validation.non_negative_int(initial_epoch, "initial_epoch")
+        callbacks = validation.check_callbacks(callbacks)
         verbose = 1 if verbose == "auto" else verbose
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
@@ -454,11 +464,11 @@ class Trainer:
         )
         extra = [ProgressLogger(epochs, steps, verbose)] if verbose else []
         callback_list = CallbackList(
-            [history, *(callbacks or []), *extra, *([backup] if backup else [])], self
+            [history, *callbacks, *extra, *([backup] if backup else [])], self
         )
         callback_list.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
         self.stop_training = False
-        batches = _Batches(xs, ys, batch_size)
+        batches = _Batches(xs, ys, min(batch_size, n))  # no buffers larger than the data
         try:
             callback_list.on_train_begin()
             while self._current_loop().epoch < epochs and not self.stop_training:
@@ -650,7 +660,7 @@ class Trainer:
     ):
         """Loss and metrics on ``(x, y)``: a list ``[loss, *metrics]`` (or a dict)."""
         self._require_compiled("evaluate")
-        batch_size = validation.positive_int(batch_size or INFERENCE_BATCH_SIZE, "batch_size")
+        batch_size = validation.inference_batch_size(batch_size, INFERENCE_BATCH_SIZE)
         xs, ys = self._check_data(x, y)
         results = self._evaluate_arrays(xs, ys, batch_size)
         if verbose:  # "auto" counts as 1, as in Keras
@@ -664,7 +674,7 @@ class Trainer:
         """The model's outputs for ``x``: shape ``(n, *output_shape)`` (a list, or a dict by
         output name, for several outputs)."""
         xs = self._check_inputs(x, cast=False)  # layers cast what they need
-        batch_size = validation.positive_int(batch_size or INFERENCE_BATCH_SIZE, "batch_size")
+        batch_size = validation.inference_batch_size(batch_size, INFERENCE_BATCH_SIZE)
         n = len(xs[0])
         shapes = self._known(self.output_shapes())
         outputs = [np.empty((n, *shape), dtype=self.dtype) for shape in shapes]
