@@ -611,3 +611,104 @@ def test_keras_input_is_a_symbolic_tensor():
     assert flat.shape == (None, 784)
     with pytest.raises(TypeError, match="is symbolic: it has no values"):
         np.asarray(tensor, dtype=float)
+
+
+# -- hostile files of functional models ---------------------------------------------------------
+def _edited_model_file(tmp_path, model, edit):
+    import safetensors.numpy as st_numpy
+
+    from multilayer.models.saving import read_file
+
+    model.save(tmp_path / "m.safetensors")
+    metadata, tensors = read_file(tmp_path / "m.safetensors")
+    config = json.loads(metadata["model"])
+    edit(config)
+    metadata["model"] = json.dumps(config)
+    out = tmp_path / "edited.safetensors"
+    out.write_bytes(st_numpy.save(tensors, metadata=metadata))
+    return out
+
+
+def test_a_functional_model_file_with_a_cycle_is_refused(tmp_path):
+    from multilayer.errors import ModelFileError
+
+    inputs = keras.Input(shape=(3,), name="x")
+    model = Model(inputs, Dense(2, name="second")(Dense(3, name="first")(inputs)), seed=0)
+
+    def cycle(config):
+        config["layers"][1]["inbound"] = [["second", 0]]
+
+    path = _edited_model_file(tmp_path, model, cycle)
+    message = (
+        f"{path}: invalid model configuration: the model configuration has a cycle through "
+        "layers ['first', 'second']"
+    )
+    with pytest.raises(ModelFileError, match="^" + re.escape(message) + "$"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("units", "width", "message"),
+    [
+        (
+            2**36,
+            4,
+            "layer 'inner' gives samples of shape (68719476736,), more than 16777216 numbers",
+        ),
+        (5000, 50000, "the architecture declares 250005000 parameters, more than 100000000"),
+    ],
+    ids=["sample-size", "parameters"],
+)
+def test_a_huge_layer_inside_a_nested_model_is_refused_before_allocation(
+    tmp_path, units, width, message
+):
+    import tracemalloc
+
+    from multilayer.errors import ModelFileError
+
+    inputs = keras.Input(shape=(4,), name="features")
+    inner = Model(inputs, Dense(3, name="small")(inputs), name="inner")
+    outer = Sequential([inner, Activation("softmax", name="probabilities")], name="outer")
+
+    def huge(config):
+        inner_layers = config["layers"][0]["config"]["layers"]
+        inner_layers[0]["config"]["shape"] = [width]
+        inner_layers[1]["config"]["units"] = units
+        inner_layers[1]["config"].pop("input_shape")
+        config["layers"][1]["config"].pop("input_shape")  # the softmax follows it
+
+    path = _edited_model_file(tmp_path, outer, huge)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError) as raised:
+            load_model(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(raised.value) == f"{path}: invalid model configuration: {message}"
+    assert peak < 16 * 2**20
+
+
+def test_a_nested_model_with_a_seeded_dropout_resumes_bitwise(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(120, 5)).astype("float32")
+    y = x[:, :2].argmax(axis=1)
+
+    def make():
+        inputs = keras.Input(shape=(5,))
+        block = Model(inputs, Dropout(0.4, seed=11)(Dense(8, activation="relu")(inputs)))
+        model = Sequential([block, Dense(2, activation="softmax")], seed=5)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+
+    reference = make()
+    reference.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    config = CheckpointConfig(tmp_path, every=3, unit="step", resume=True)
+    with pytest.raises(RuntimeError):
+        make().fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[_StopAfter(10)],
+                   checkpoint=config)  # fmt: skip
+    checkpoint = read_checkpoint(tmp_path / "checkpoint-000000009.safetensors")
+    assert set(checkpoint.layer_rngs) == {"0.2"}  # the nested model's seeded Dropout
+    resumed = make()
+    resumed.fit(x, y, batch_size=16, epochs=2, verbose=0, checkpoint=config)
+    assert resumed.parameters.values.tobytes() == reference.parameters.values.tobytes()
