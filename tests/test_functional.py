@@ -712,3 +712,29 @@ def test_a_nested_model_with_a_seeded_dropout_resumes_bitwise(tmp_path):
     resumed = make()
     resumed.fit(x, y, batch_size=16, epochs=2, verbose=0, checkpoint=config)
     assert resumed.parameters.values.tobytes() == reference.parameters.values.tobytes()
+
+
+def test_two_models_sharing_layers_both_train_the_same_weights():
+    """Keras' feature-extractor pattern: Model(inputs, hidden) and Model(inputs, outputs)
+    share layers; whichever trains, both see (and keep) the same weights."""
+    inputs = keras.Input(shape=(4,))
+    hidden = Dense(6, activation="tanh", name="shared")(inputs)
+    features = Model(inputs, hidden, seed=0)
+    classifier = Model(inputs, Dense(2, activation="softmax")(hidden), seed=1)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype(int)
+    before = features.predict(x)
+    classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    classifier.fit(x, y, epochs=2, verbose=0)
+    after_classifier = features.predict(x)
+    assert not np.array_equal(before, after_classifier)  # the shared layer was trained
+    features.compile(optimizer=SGD(learning_rate=0.1), loss="mse")
+    features.fit(x, np.zeros((64, 6)), epochs=2, verbose=0)  # takes the weights back
+    shared = features.get_weights()
+    assert not np.array_equal(features.predict(x), after_classifier)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(shared, classifier.get_weights()[:2], strict=True)
+    )
+    classifier.fit(x, y, epochs=1, verbose=0)  # and back again, from those values
+    assert not np.array_equal(classifier.get_weights()[0], shared[0])

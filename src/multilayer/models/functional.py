@@ -245,6 +245,17 @@ class Model(Trainer, Layer):
                 layer._adopt(self.parameters.view(layer.leaf_layers()), self.rng)
         self.built = True
 
+    def _ensure_bound(self) -> None:
+        """Before training: if another model sharing layers with this one allocated after
+        it, the layers' weights live in that model's buffer; take them back (their current
+        values are kept, in the same order, so the optimizer state still fits)."""
+        if self.parameters is not None and not self.parameters.owns(self.leaf_layers()):
+            leaves = self.leaf_layers()
+            self.parameters = ParameterBuffer(leaves, self._model_dtype(), self._generator())
+            for layer in self.layers:
+                if isinstance(layer, Model):
+                    layer._adopt(self.parameters.view(layer.leaf_layers()), self._generator())
+
     def _adopt(self, parameters: ParameterBuffer, rng: np.random.Generator) -> None:
         """Work on a slice of the parent model's buffers (this model is nested in it), and
         on the parent's generator unless it has its own."""

@@ -73,6 +73,9 @@ class Trainer:
     def _build_if_possible(self) -> None:
         raise NotImplementedError
 
+    def _ensure_bound(self) -> None:
+        raise NotImplementedError
+
     def _run_forward(self, inputs: list[np.ndarray], training: bool) -> list[np.ndarray]:
         raise NotImplementedError
 
@@ -249,6 +252,7 @@ class Trainer:
         return self._fused_outputs
 
     def _build_optimizer(self) -> None:
+        self._ensure_bound()
         if not self._optimizer_built:
             parameters = self._buffer_of_parameters()
             segments = [slice(offset, offset + spec.size) for _, spec, offset in parameters.entries]

@@ -74,6 +74,8 @@ class Layer:
         self.rng: np.random.Generator | None = None
         #: the graph node recorded when the layer was called on symbolic tensors
         self.inbound_node: Node | None = None
+        #: the parameter buffer holding this layer's weights (set by the model that allocates)
+        self.bound_to: object = None
 
     # -- the graph ----------------------------------------------------------------------
     def __call__(self, inputs, **kwargs):
@@ -146,9 +148,13 @@ class Layer:
     def add_weight(self, name: str, shape, initializer, regularizer=None) -> None:
         self.parameter_specs.append(ParameterSpec(name, tuple(shape), initializer, regularizer))
 
-    def bind_parameter(self, name: str, value: np.ndarray, grad: np.ndarray) -> None:
+    def bind_parameter(
+        self, name: str, value: np.ndarray, grad: np.ndarray, buffer: object = None
+    ) -> None:
+        """Use ``value`` and ``grad`` (views into ``buffer``, a model's parameter buffer)."""
         self.weights[name] = value
         self.grads[name] = grad
+        self.bound_to = buffer
 
     # -- computation --------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
