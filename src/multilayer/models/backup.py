@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,9 +242,13 @@ class BackupAndRestore(Callback):
         self.run_id = uuid.uuid4().hex
         #: this run's checkpoint files, oldest first: the only ones pruning may delete
         self.written: list[Path] = []
+        # Training time: this segment's start, and the segments before it (on resume).
+        self._started = time.perf_counter()
+        self._previous_segments: list[float] = []
 
     # -- the hooks --------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
+        self._started = time.perf_counter()
         if self.config.resume:
             self._resume()
         else:
@@ -282,12 +287,15 @@ class BackupAndRestore(Callback):
             self.save()
 
     def save(self) -> Path:
-        """Write a checkpoint of the current training state and prune old ones."""
+        """Write a checkpoint of the current training state (with the training time of every
+        segment so far) and prune old ones."""
         iterations = self.model.optimizer.iterations
+        state = self.model.training_state()
+        state.segments = [*self._previous_segments, time.perf_counter() - self._started]
         self.last_path = write_checkpoint(
             self.model,
             self.config.directory,
-            self.model.training_state(),
+            state,
             run=self.config.run,
             run_id=self.run_id,
         )
@@ -331,6 +339,7 @@ class BackupAndRestore(Callback):
                     f"{saved!r}, this run has {now!r}"
                 )
         restore(self.model, checkpoint)
+        self._previous_segments = list(state.segments)
         try:
             self.model.restore_training_state(state)
         except ValueError as error:

@@ -218,6 +218,7 @@ def write_checkpoint(
         "batch_size": state.batch_size,
         "n_samples": state.n_samples,
         "shuffle": state.shuffle,
+        "segments": [float(seconds) for seconds in state.segments],
         "optimizer": optimizer_module.serialize(optimizer),
         "optimizer_iterations": optimizer_state["iterations"],
         "rng": model_state["rng"],
@@ -254,7 +255,8 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if metadata.get("sha256") != _digest(tensors):
         raise ModelFileError(f"{path}: the tensor data does not match its checksum (damaged file)")
     info = header_json(metadata, "state", path)
-    if not isinstance(info, dict) or set(info) != _STATE_KEYS:
+    # "segments" (training time per segment) is absent from files of earlier versions.
+    if not isinstance(info, dict) or set(info) - {"segments"} != _STATE_KEYS:
         raise ModelFileError(f"{path}: the training state is malformed")
     model_config = header_json(metadata, "model", path)
     compile_config = header_json(metadata, "compile", path)
@@ -289,6 +291,12 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         layer_rngs=info["layer_rngs"],
         run_id=run_id,
     )
+
+
+def _seconds(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+        raise ValueError(f"expected a duration in seconds, got {value!r}")
+    return float(value)
 
 
 def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
@@ -349,6 +357,7 @@ def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
         batch_size=batch_size,
         n_samples=n_samples,
         shuffle=info["shuffle"],
+        segments=[_seconds(v) for v in info.get("segments", [])],
     )
     return state, _count(info["optimizer_iterations"])
 

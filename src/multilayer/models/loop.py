@@ -21,7 +21,8 @@ class TrainingState:
     per-output losses of a multi-output model, then the metrics) are the partial epoch's
     running sums. ``history``/``history_epochs`` are the epochs finished so far;
     ``batch_size``, ``n_samples`` and ``shuffle`` are the fit arguments a resumed run must
-    repeat.
+    repeat. ``segments`` are the training seconds of each segment of the run (the first
+    ``fit``, then one per resume), the last one up to this checkpoint.
     """
 
     epoch: int
@@ -35,3 +36,4 @@ class TrainingState:
     batch_size: int = 32
     n_samples: int = 0
     shuffle: bool = True
+    segments: list[float] = field(default_factory=list)

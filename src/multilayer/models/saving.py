@@ -7,8 +7,9 @@ Tensor names: ``layers.{index}.{kernel|bias}`` (in a nested model:
 ``optimizer.{slot}`` (e.g. ``optimizer.m``). The ``model`` entry is the model's
 ``get_config()``: a `Sequential` model's list of layers, or a functional model's layers with
 their connections (a subclassed model is saved as the graph it traced to, and loads back as
-a functional `Model`). Header metadata keys: ``format``,
-``format_version``, ``model``, ``compile``, ``optimizer_iterations``, ``training``.
+a functional `Model`). Header metadata keys: ``format``, ``format_version``, ``model``,
+``compile``, ``optimizer_iterations``, ``training`` and ``input`` (the model's `InputScale`:
+which pixel values it takes; absent from older files).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from multilayer.errors import ModelFileError
 from multilayer.models import file_checks
+from multilayer.models.input_scale import InputScale
 from multilayer.utils.files import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ _METADATA_KEYS = {
     "compile",
     "optimizer_iterations",
     "training",
+    "input",
 }
 
 
@@ -86,6 +89,8 @@ def save_model(
         "model": json.dumps(model.get_config()),
         "training": json.dumps(training if training is not None else model.training_info),
     }
+    if model.input_scale is not None:
+        metadata["input"] = json.dumps(model.input_scale.to_dict())
     if model.compile_config is not None:
         metadata["compile"] = json.dumps(model.compile_config)
         if include_optimizer and model.optimizer.built:
@@ -226,6 +231,11 @@ def load_model(filepath, compile: bool = True):
             parsed["training"] = file_checks.training_info(
                 header_json(metadata, "training", path), path
             )
+        if "input" in metadata:
+            try:
+                parsed["input"] = InputScale.from_dict(header_json(metadata, "input", path))
+            except ValueError as error:
+                raise ModelFileError(f"{path}: invalid header entry 'input': {error}") from None
         if "compile" in metadata:
             parsed["compile"] = file_checks.compile_config(
                 header_json(metadata, "compile", path), path
@@ -261,6 +271,7 @@ def load_model(filepath, compile: bool = True):
         target[...] = weight_tensors[name]
 
     model.training_info = parsed.get("training", {})
+    model.input_scale = parsed.get("input")
     if compile and "compile" in parsed:
         compile_config = parsed["compile"]
         try:

@@ -27,6 +27,7 @@ from multilayer.engine.parameters import ParameterBuffer
 from multilayer.errors import TrainingError
 from multilayer.models import validation
 from multilayer.models.callbacks import CallbackList, History
+from multilayer.models.input_scale import InputScale
 from multilayer.models.loop import TrainingState
 from multilayer.models.progress import ProgressLogger, format_logs
 
@@ -137,6 +138,8 @@ class Trainer:
         self.loop: TrainingState | None = None
         #: what trained the model (dataset, recipe, results): saved in the model file
         self.training_info: dict = {}
+        #: the pixel values the model takes (saved with it); None when not recorded
+        self.input_scale: InputScale | None = None
         self._compile_args: dict | None = None
         self._losses: list[loss_module.Loss] = []
         self._loss_weights: list[float] = []

@@ -136,7 +136,8 @@ class Layer:
                 f"input_shape={declared}, but it is called on inputs of shape "
                 f"{_batch_shapes(input_shape, False)}"
             )
-        self.build([tuple(s) for s in input_shape] if self.multi_input else tuple(input_shape))
+        shape = [tuple(s) for s in input_shape] if self.multi_input else tuple(input_shape)
+        self.build(shape)  # type: ignore[arg-type]  # a list of shapes for multi-input layers
 
     # -- building -----------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...]) -> None:
@@ -193,7 +194,9 @@ class Layer:
     def get_state(self) -> dict:
         """The layer's own state besides its weights: the state of its own random generator
         (a seeded Dropout), as a JSON-serialisable dict ({} when it has none)."""
-        return {"rng": generator_state(self.rng)} if self._owns_generator() else {}
+        if self.rng is None or not self._owns_generator():
+            return {}
+        return {"rng": generator_state(self.rng)}
 
     def set_state(self, state: dict) -> None:
         """Restore what `get_state` returned.
