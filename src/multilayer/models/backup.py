@@ -220,20 +220,51 @@ def prune(written: list[Path], latest: Path, keep: int) -> list[Path]:
 class BackupAndRestore(Callback):
     """Crash-safe checkpoints of a `fit` run, and exact resume (Keras' callback of that name).
 
-    ``fit(checkpoint=CheckpointConfig(...))`` adds it as the last callback, so a checkpoint
-    taken at a batch or epoch end includes what the other callbacks did there.
+    ``callbacks=[BackupAndRestore("backup")]`` as in Keras: resume from the backup directory
+    if it holds this run's checkpoint, back up every epoch (``save_freq="epoch"``) or every
+    ``save_freq`` batches, and delete the backup once training completes
+    (``delete_checkpoint``). ``fit(checkpoint=CheckpointConfig(...))`` adds one built from
+    that configuration (nothing deleted at the end). `fit` runs it after every other
+    callback, so a checkpoint taken at a batch or epoch end includes what they did there.
+
+    Args:
+        backup_dir: the directory of the checkpoints, or a `CheckpointConfig`.
+        save_freq: ``"epoch"`` or a positive number of batches (ignored with a config).
+        delete_checkpoint: delete this run's checkpoints when training completes.
 
     Raises:
-        TypeError: ``config`` is not a `CheckpointConfig`.
+        TypeError: ``backup_dir`` is neither a path nor a `CheckpointConfig`.
+        ValueError: an invalid ``save_freq``.
     """
 
-    def __init__(self, config: CheckpointConfig):
+    def __init__(
+        self,
+        backup_dir: str | os.PathLike | CheckpointConfig,
+        save_freq: str | int = "epoch",
+        delete_checkpoint: bool = True,
+    ):
         super().__init__()
-        if not isinstance(config, CheckpointConfig):
+        if isinstance(backup_dir, CheckpointConfig):
+            config, delete_checkpoint = backup_dir, False
+        elif isinstance(backup_dir, (str, os.PathLike)):
+            if save_freq == "epoch":
+                every, unit = 1, "epoch"
+            elif isinstance(save_freq, int) and not isinstance(save_freq, bool) and save_freq > 0:
+                every, unit = save_freq, "step"
+            else:
+                raise ValueError(
+                    "BackupAndRestore: save_freq must be 'epoch' or a positive number of "
+                    f"batches, got {save_freq!r}"
+                )
+            config = CheckpointConfig(backup_dir, every=every, unit=unit, resume=True)
+        else:
             raise TypeError(
-                f"checkpoint must be a CheckpointConfig or None, got {type(config).__name__}"
+                "BackupAndRestore: backup_dir must be a directory path or a CheckpointConfig, "
+                f"got {type(backup_dir).__name__}"
             )
         self.config = config
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self._completed = False
         self.interrupted = False
         self.last_path: Path | None = None
         self._last_written_step: int | None = None
@@ -249,6 +280,7 @@ class BackupAndRestore(Callback):
     # -- the hooks --------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
         self._started = time.perf_counter()
+        self._completed = False
         if self.config.resume:
             self._resume()
         else:
@@ -271,11 +303,19 @@ class BackupAndRestore(Callback):
             last or (config.unit == "epoch" and (epoch + 1) % config.every == 0)
         )
         self._after(due)
+        self._completed = last
 
     def on_train_end(self, logs=None):
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)  # type: ignore[arg-type]
-            self._previous_handler: object = None
+            self._previous_handler = None
+        if self.delete_checkpoint and self._completed:  # not after an error or Ctrl-C
+            for path in self.written:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            self.written = []
+            with contextlib.suppress(OSError):
+                Path(self.config.directory).rmdir()  # only if nothing else is in it
 
     # -- writing ----------------------------------------------------------------------------
     def _after(self, due: bool) -> None:

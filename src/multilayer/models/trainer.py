@@ -457,7 +457,21 @@ class Trainer:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
         if x is None or y is None:
             raise ValueError("fit needs both x and y")
-        backup = BackupAndRestore(checkpoint) if checkpoint is not None else None
+        backups = [c for c in callbacks if isinstance(c, BackupAndRestore)]
+        callbacks = [c for c in callbacks if not isinstance(c, BackupAndRestore)]
+        if checkpoint is not None:
+            from multilayer.models.backup import CheckpointConfig
+
+            if not isinstance(checkpoint, CheckpointConfig):
+                raise TypeError(
+                    f"checkpoint must be a CheckpointConfig or None, got {type(checkpoint).__name__}"
+                )
+            backups.append(BackupAndRestore(checkpoint))
+        if len(backups) > 1:
+            raise ValueError(
+                "fit: one BackupAndRestore at most (fit(checkpoint=...) adds one; do not also "
+                "pass one in callbacks)"
+            )
         xs, ys = self._check_data(x, y)
         xs, ys, val = self._validation_arrays(xs, ys, validation_split, validation_data)
         self._build_optimizer()
@@ -470,9 +484,7 @@ class Trainer:
             epoch=initial_epoch, batch_size=batch_size, n_samples=n, shuffle=shuffle
         )
         extra = [ProgressLogger(epochs, steps, verbose)] if verbose else []
-        callback_list = CallbackList(
-            [history, *callbacks, *extra, *([backup] if backup else [])], self
-        )
+        callback_list = CallbackList([history, *callbacks, *extra, *backups], self)
         callback_list.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
         self.stop_training = False
         batches = _Batches(xs, ys, min(batch_size, n))  # no buffers larger than the data
