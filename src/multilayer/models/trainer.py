@@ -692,6 +692,19 @@ class Trainer:
     def predict(self, x, batch_size: int | None = None, verbose=0):
         """The model's outputs for ``x``: shape ``(n, *output_shape)`` (a list, or a dict by
         output name, for several outputs)."""
+        if isinstance(x, np.ndarray) and self.built and self._output_structure == "tensor":
+            shapes = self._known(self.input_shapes())
+            if len(shapes) == 1:  # one array in, one out: no lists (one-image calls stay cheap)
+                x = validation.as_array(x, "x")
+                validation.check_input_shape(x, shapes[0], "x")
+                validation.check_finite(x, "x")
+                size = validation.inference_batch_size(batch_size, INFERENCE_BATCH_SIZE)
+                out = np.empty((len(x), *self._known(self.output_shapes())[0]), dtype=self.dtype)
+                for start in range(0, len(x), size):
+                    out[start : start + size] = self._run_forward([x[start : start + size]], False)[
+                        0
+                    ]
+                return out
         xs = self._check_inputs(x, cast=False)  # layers cast what they need
         batch_size = validation.inference_batch_size(batch_size, INFERENCE_BATCH_SIZE)
         n = len(xs[0])
