@@ -738,3 +738,27 @@ def test_two_models_sharing_layers_both_train_the_same_weights():
     )
     classifier.fit(x, y, epochs=1, verbose=0)  # and back again, from those values
     assert not np.array_equal(classifier.get_weights()[0], shared[0])
+
+
+def test_summary_of_a_graph_has_keras_columns_and_connections():
+    a, b = keras.Input(shape=(4,), name="a"), keras.Input(shape=(3,), name="b")
+    hidden = Dense(5, name="hidden")(a)
+    out = Dense(2, name="out")(Concatenate(name="join")([hidden, b]))
+    lines = []
+    Model([a, b], out, name="two_inputs").summary(print_fn=lines.append)
+    rule, double = "─" * 68, "═" * 68
+    assert lines[0].splitlines() == [
+        'Model: "two_inputs"',
+        rule,
+        " Layer (type)        Output Shape    Param #  Connected to",
+        double,
+        " a (InputLayer)      (None, 4)             0  -",
+        " b (InputLayer)      (None, 3)             0  -",
+        " hidden (Dense)      (None, 5)            25  a[0][0]",
+        " join (Concatenate)  (None, 8)             0  hidden[0][0], b[0][0]",
+        " out (Dense)         (None, 2)            18  join[0][0]",
+        rule,
+        " Total params: 43 (172.00 B)",
+        " Trainable params: 43 (172.00 B)",
+        " Non-trainable params: 0 (0.00 B)",
+    ]
