@@ -382,10 +382,11 @@ class TwoLayers(Model):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.hidden = Dense(8, activation="relu")
+        self.dropout = Dropout(0.0)
         self.out = Dense(3, activation="softmax")
 
-    def call(self, inputs):
-        return self.out(self.hidden(inputs))
+    def call(self, inputs, training=None):  # Keras' signature; fit decides the mode
+        return self.out(self.dropout(self.hidden(inputs), training=training))
 
 
 def test_a_subclassed_model_is_traced_into_the_same_graph(tmp_path):
@@ -399,13 +400,13 @@ def test_a_subclassed_model_is_traced_into_the_same_graph(tmp_path):
     assert subclassed.built and [type(layer) for layer in subclassed.layers] == [
         InputLayer,
         Dense,
+        Dropout,
         Dense,
     ]
     assert subclassed._fused()
     inputs = keras.Input(shape=(5,))
-    functional = Model(
-        inputs, Dense(3, activation="softmax")(Dense(8, activation="relu")(inputs)), seed=4
-    )
+    hidden = Dropout(0.0)(Dense(8, activation="relu")(inputs))
+    functional = Model(inputs, Dense(3, activation="softmax")(hidden), seed=4)
     functional.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     functional.fit(x, y, epochs=2, verbose=0)
     assert subclassed.parameters.values.tobytes() == functional.parameters.values.tobytes()

@@ -318,7 +318,7 @@ class Model(Trainer, Layer):
         )
 
     # -- as a layer -------------------------------------------------------------------------
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs, training: bool | None = None, **kwargs):
         """On symbolic tensors: add this model to a graph (like any layer). On arrays: the
         model's outputs (``predict``)."""
         flat, _ = _flatten_like(inputs, self._input_structure if self._graph else "tensor")

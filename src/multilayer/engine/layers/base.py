@@ -78,8 +78,11 @@ class Layer:
         self.bound_to: object = None
 
     # -- the graph ----------------------------------------------------------------------
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs, training: bool | None = None, **kwargs):
         """Build the graph: ``Dense(64)(tensor)`` returns the symbolic output tensor.
+
+        ``training`` is accepted for Keras code (``dropout(x, training=training)``) and
+        ignored: fit runs the graph in training mode, evaluate and predict do not.
 
         Raises:
             TypeError: ``inputs`` are not symbolic tensors (e.g. a NumPy array: use
