@@ -341,7 +341,8 @@ class Model(Trainer, Layer):
                 f"model {self.name!r} expects inputs of shape "
                 f"{[(None, *s) for s in expected]}, got {[(None, *s) for s in shapes]}"
             )
-        outputs = [KerasTensor(shape, self, k) for k, shape in enumerate(self.output_shapes())]
+        shapes_out = self._known(self.output_shapes())
+        outputs = [KerasTensor(shape, self, k) for k, shape in enumerate(shapes_out)]
         self.inbound_node = Node(self, flat, outputs)
         return _unflatten(outputs, self._output_structure)
 
