@@ -780,9 +780,12 @@ def _results(results: dict, return_dict: bool):
 
 
 def _is_serialized_loss(value: dict) -> bool:
-    """A loss configuration (``{"name": "categorical_crossentropy", ...}``), not a dict of
-    losses by output name."""
-    return isinstance(value.get("name"), str) and not isinstance(value.get("name"), dict)
+    """A loss configuration (``{"class_name": "CategoricalCrossentropy", "config": {...}}``, or
+    the older ``{"name": "categorical_crossentropy", ...}``), not a dict of losses by output
+    name."""
+    if set(value) == {"class_name", "config"} and isinstance(value["config"], dict):
+        return True
+    return isinstance(value.get("name"), str)
 
 
 def _per_output(value, names: list[str], what: str, broadcast: bool, default=None) -> list:
