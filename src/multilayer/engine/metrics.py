@@ -68,7 +68,7 @@ class Mean(Metric):
 
     default_name = "mean"
 
-    def update_state(self, value, count=1) -> None:  # type: ignore[override]
+    def update_state(self, value: float, count: int = 1) -> None:  # type: ignore[override]
         self._total += float(value) * count
         self._count += int(count)
 

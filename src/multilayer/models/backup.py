@@ -309,7 +309,7 @@ class BackupAndRestore(Callback):
 
     def on_train_end(self, logs=None):
         if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)  # type: ignore[arg-type]
+            signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
         if self.delete_checkpoint and self._completed:  # not after an error or Ctrl-C
             for path in self.written:

@@ -259,7 +259,7 @@ class Trainer:
         if not self._optimizer_built:
             parameters = self._buffer_of_parameters()
             segments = [slice(offset, offset + spec.size) for _, spec, offset in parameters.entries]
-            self._compiled_optimizer().build(parameters.size, self.dtype, segments)
+            self._compiled_optimizer().build(parameters.size, self._model_dtype(), segments)
             self._optimizer_built = True
 
     # -- one step -----------------------------------------------------------------------------

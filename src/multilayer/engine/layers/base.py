@@ -15,8 +15,8 @@ from __future__ import annotations
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -90,7 +90,12 @@ class Layer:
         self.bound_to: object = None
 
     # -- the graph ----------------------------------------------------------------------
-    def __call__(self, inputs, training: bool | None = None, **kwargs):
+    def __call__(
+        self,
+        inputs: KerasTensor | Sequence[KerasTensor],
+        training: bool | None = None,
+        **kwargs: Any,
+    ) -> KerasTensor:
         """Build the graph: ``Dense(64)(tensor)`` returns the symbolic output tensor.
 
         ``training`` is accepted for Keras code (``dropout(x, training=training)``) and
@@ -106,9 +111,8 @@ class Layer:
                 f"layer {self.name!r} ({type(self).__name__}) got unexpected call arguments "
                 f"{sorted(kwargs)}"
             )
-        tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        for tensor in tensors:
-            check_symbolic(tensor, self)
+        given = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        tensors = [check_symbolic(tensor, self) for tensor in given]
         if not self.multi_input and len(tensors) != 1:
             raise TypeError(
                 f"layer {self.name!r} ({type(self).__name__}) takes one input tensor, got "
@@ -122,12 +126,13 @@ class Layer:
             )
         shapes = [t.sample_shape for t in tensors]
         self.build_for(shapes if self.multi_input else shapes[0])
-        outputs = [KerasTensor(self.output_shape, self, 0)]
+        outputs = [KerasTensor(cast(tuple[int, ...], self.output_shape), self, 0)]  # built
         self.inbound_node = Node(self, tensors, outputs)
         return outputs[0]
 
-    def build_for(self, input_shape) -> None:
-        """`build` the layer for ``input_shape`` unless it is already built for it.
+    def build_for(self, input_shape: Sequence[Any]) -> None:
+        """`build` the layer for ``input_shape`` (one sample shape; a list of them for a
+        ``multi_input`` layer) unless it is already built for it.
 
         Raises:
             ValueError: the layer is built for another input shape.
@@ -282,10 +287,11 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r} output_shape={self.output_shape}>"
 
 
-def check_symbolic(value, layer: Layer) -> None:
-    """Refuse anything but a symbolic tensor as the input of a layer call."""
+def check_symbolic(value: object, layer: Layer) -> KerasTensor:
+    """``value`` if it is a symbolic tensor; anything else, as the input of a layer call, is
+    refused."""
     if isinstance(value, KerasTensor):
-        return
+        return value
     where = f"layer {layer.name!r} ({type(layer).__name__})"
     if isinstance(value, np.ndarray):
         raise TypeError(
@@ -300,7 +306,7 @@ def check_symbolic(value, layer: Layer) -> None:
     )
 
 
-def _batch_shapes(shape, multi: bool) -> str:
+def _batch_shapes(shape: Any, multi: bool) -> str:
     if multi:
         return "[" + ", ".join(str((None, *s)) for s in shape or []) + "]"
     return str((None, *shape)) if shape is not None else "(unknown)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -38,12 +38,13 @@ class InputLayer(Layer):
         if kwargs:
             raise TypeError(f"Input: unexpected arguments {sorted(kwargs)}")
         super().__init__(name=name, input_shape=_as_shape(shape, "shape"), dtype=dtype)
-        self.output_shape = self.input_shape
+        shape = _as_shape(shape, "shape")
+        self.output_shape = shape
         self.built = True
-        self.output = KerasTensor(self.input_shape, self, 0)
+        self.output = KerasTensor(shape, self, 0)
         self.inbound_node = Node(self, [], [self.output])
 
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs: object, training: bool | None = None, **kwargs: Any) -> NoReturn:
         raise TypeError(
             f"input layer {self.name!r} cannot be called: use its tensor (keras.Input(shape=...)"
             " returns it) as the input of other layers"
