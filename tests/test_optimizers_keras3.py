@@ -556,3 +556,24 @@ def test_same_schedule_as_keras(keras, name, args, kwargs):
     expected = np.asarray(theirs(np.arange(200)))  # all steps at once: one Keras call
     actual = np.array([ours(step) for step in range(200)])
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-8)  # float32 in Keras
+
+
+@pytest.mark.parametrize("cls", [Nadam, Adamax, Adadelta, Lion, Lamb, SGD, Adam, RMSprop, Adagrad])
+def test_get_state_set_state_resumes_bitwise_with_the_moving_average(cls):
+    def make():
+        return cls(learning_rate=0.01, use_ema=True, ema_momentum=0.8, ema_overwrite_frequency=3)
+
+    segments = [slice(0, 3), slice(3, 5)]
+    whole = run(make(), segments=segments)
+    first, p = make(), P0.copy()
+    first.build(5, np.float64, segments)
+    for g in GRADIENTS[:2]:
+        first.apply(p, g.copy())
+    state = first.get_state()
+    assert set(state["slots"]) == set(make().slots) | {"ema"}
+    second = make()  # a fresh object, as after loading a checkpoint
+    second.build(5, np.float64, segments)
+    second.set_state(state)
+    for g in GRADIENTS[2:]:
+        second.apply(p, g.copy())
+    assert p.tobytes() == whole[-1].tobytes()
