@@ -82,12 +82,22 @@ SAMPLES = {
         optimizers.AdamW(0.002, weight_decay=0.01, global_clipnorm=2.0),
         optimizers.RMSprop(momentum=0.5, centered=True),
         optimizers.Adagrad(initial_accumulator_value=0.2),
+        optimizers.Nadam(0.002, beta_1=0.8, clipvalue=0.5, use_ema=True),
+        optimizers.Adamax(beta_2=0.99, weight_decay=0.01, ema_overwrite_frequency=None),
+        optimizers.Adadelta(
+            1.0, rho=0.9, use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=5
+        ),
+        optimizers.Lion(schedules.PolynomialDecay(0.01, 100, power=2.0), beta_2=0.98),
+        optimizers.Lamb(epsilon=1e-6, global_clipnorm=1.0),
     ],
     schedules.REGISTRY: [
         schedules.ExponentialDecay(0.1, 10, 0.9, staircase=True),
         schedules.PiecewiseConstantDecay([10, 20], [0.1, 0.01, 0.001]),
         schedules.CosineDecay(0.1, 100, alpha=0.1),
         schedules.OneCycle(0.1, 1000, pct_start=0.25),
+        schedules.InverseTimeDecay(0.1, 10, 0.5, staircase=True),
+        schedules.PolynomialDecay(0.1, 100, end_learning_rate=0.01, power=0.5, cycle=True),
+        schedules.CosineDecayRestarts(0.1, 20, t_mul=1.5, m_mul=0.8, alpha=0.05),
     ],
     layer_module.REGISTRY: [
         layer_module.InputLayer(shape=(4, 2)),
@@ -272,8 +282,8 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
             lambda: schedules.deserialize({"class_name": "StepDecay", "config": {}}),
             ValueError,
             "Unknown learning-rate schedule 'StepDecay'. Did you mean 'CosineDecay'? Known: "
-            "CosineDecay, ExponentialDecay, "
-            "OneCycle, PiecewiseConstantDecay.",
+            "CosineDecay, CosineDecayRestarts, ExponentialDecay, InverseTimeDecay, "
+            "OneCycle, PiecewiseConstantDecay, PolynomialDecay.",
         ),
         (
             lambda: metrics.get("acuracy"),

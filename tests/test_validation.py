@@ -152,7 +152,7 @@ def test_unknown_names_through_the_model_api():
 
 
 def test_a_name_with_nothing_close_lists_the_known_ones():
-    with pytest.raises(ValueError, match="Unknown optimizer 'zzz'. Known: adagrad, adam"):
+    with pytest.raises(ValueError, match="Unknown optimizer 'zzz'. Known: adadelta, adagrad, adam"):
         optimizers.get("zzz")
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from multilayer.cli.common import DataDirOption, DatasetOption, percent
+from multilayer.engine.optimizers import REGISTRY as OPTIMIZERS
 from multilayer.recipes import SCHEDULES
 
 
@@ -134,7 +135,7 @@ def command(
         str | None, typer.Option(help="Activation of the hidden layers (relu, gelu, tanh...).")
     ] = None,
     optimizer: Annotated[
-        str | None, typer.Option(help="adam, adamw, sgd, rmsprop or adagrad.")
+        str | None, typer.Option(help="Optimizer: " + ", ".join(OPTIMIZERS.names()) + ".")
     ] = None,
     learning_rate: Annotated[
         float | None, typer.Option(callback=_positive, help="Peak learning rate.")

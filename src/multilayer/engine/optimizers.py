@@ -18,20 +18,35 @@ from numpy.typing import DTypeLike
 
 from multilayer.engine import schedules
 from multilayer.engine.checks import finite, finite_or_none
-from multilayer.engine.registry import Config, Registry
+from multilayer.engine.registry import Config, Registry, positive_int
 
 #: a learning rate: a number, or a schedule called with the step count
 LearningRate = float | schedules.LearningRateSchedule
 
 
 class Optimizer:
-    """Base class: learning rate (a number or a schedule), clipping, decoupled weight decay.
+    """Base class: learning rate (a number or a schedule), gradient clipping, decoupled weight
+    decay and an exponential moving average of the weights, as Keras 3's base optimizer.
+
+    One step (`apply`), in Keras 3's order: clip the gradient; decay the weights
+    (``p -= lr * weight_decay * p``); the optimizer's own update; then, with ``use_ema``,
+    update the moving average (``ema = p`` at the first step, else
+    ``ema = ema_momentum * ema + (1 - ema_momentum) * p``) and, every
+    ``ema_overwrite_frequency`` steps, copy it into the weights. `finalize_variable_values`
+    (called at the end of ``fit``) copies the average into the weights.
 
     Args:
         learning_rate: a float, or a `LearningRateSchedule` called with the step count.
-        clipnorm: clip each parameter tensor's gradient to this L2 norm.
-        global_clipnorm: clip the gradient of all parameters together to this L2 norm.
         weight_decay: decoupled weight decay, ``p -= lr * weight_decay * p`` before the update.
+        clipnorm: clip each parameter tensor's gradient to this L2 norm.
+        clipvalue: clip each gradient element to ``[-clipvalue, clipvalue]``.
+        global_clipnorm: clip the gradient of all parameters together to this L2 norm.
+        use_ema: keep an exponential moving average of the weights.
+        ema_momentum: the average's momentum, in [0, 1].
+        ema_overwrite_frequency: copy the average into the weights every this many steps
+            (None: only at the end of ``fit``).
+
+    At most one of ``clipnorm``, ``clipvalue`` and ``global_clipnorm`` may be given.
     """
 
     name = "optimizer"
@@ -41,19 +56,45 @@ class Optimizer:
     def __init__(
         self,
         learning_rate: LearningRate = 0.001,
-        clipnorm: float | None = None,
-        global_clipnorm: float | None = None,
         weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
     ) -> None:
-        if clipnorm is not None and global_clipnorm is not None:
-            raise ValueError("give at most one of clipnorm and global_clipnorm")
-        for argument, value in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm)):
+        clipping = {
+            "clipnorm": clipnorm,
+            "clipvalue": clipvalue,
+            "global_clipnorm": global_clipnorm,
+        }
+        given = [argument for argument, value in clipping.items() if value is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"give at most one of clipnorm, clipvalue and global_clipnorm, got {given}"
+            )
+        for argument, value in clipping.items():
             if value is not None and not finite(value, argument) > 0:
                 raise ValueError(f"{argument} must be > 0, got {value!r}")
         self._learning_rate = self._check_learning_rate(learning_rate)
-        self.clipnorm = clipnorm
-        self.global_clipnorm = global_clipnorm
+        self.clipnorm = finite_or_none(clipnorm, "clipnorm")
+        self.clipvalue = finite_or_none(clipvalue, "clipvalue")
+        self.global_clipnorm = finite_or_none(global_clipnorm, "global_clipnorm")
         self.weight_decay = finite_or_none(weight_decay, "weight_decay")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        if not isinstance(use_ema, (bool, np.bool_)):
+            raise ValueError(f"use_ema must be True or False, got {use_ema!r}")
+        self.use_ema = bool(use_ema)
+        self.ema_momentum = finite(ema_momentum, "ema_momentum")
+        if not 0.0 <= self.ema_momentum <= 1.0:
+            raise ValueError(f"ema_momentum must be in [0, 1], got {ema_momentum!r}")
+        self.ema_overwrite_frequency = (
+            None
+            if ema_overwrite_frequency is None
+            else positive_int(ema_overwrite_frequency, "ema_overwrite_frequency")
+        )
         self.iterations = 0
         self.state: dict[str, np.ndarray] = {}
         #: whether `build` allocated the state for a parameter vector
@@ -100,8 +141,12 @@ class Optimizer:
 
     # -- state ----------------------------------------------------------------------------
     def build(self, size: int, dtype: DTypeLike, segments: list[slice] | None = None) -> None:
-        """Allocate state for ``size`` parameters; ``segments`` delimit tensors (for clipnorm)."""
+        """Allocate state for ``size`` parameters; ``segments`` delimit tensors (for clipnorm
+        and Lamb's per-tensor trust ratio). With ``use_ema`` the moving average is one more
+        state vector, ``"ema"``, saved and restored with the others."""
         self.state = {slot: np.zeros(size, dtype=dtype) for slot in self.slots}
+        if self.use_ema:
+            self.state["ema"] = np.zeros(size, dtype=dtype)
         self._init_state()
         self._scratch = np.empty(size, dtype=dtype)
         self._segments = list(segments or [slice(0, size)])
@@ -122,6 +167,8 @@ class Optimizer:
         if self.weight_decay:
             params -= (lr * self.weight_decay) * params
         self.update(params, grads, self.state, self._scratch, lr, self.iterations + 1)
+        if self.use_ema:
+            self._update_ema(params)
         self.iterations += 1
 
     def _clip(self, grads: np.ndarray) -> None:
@@ -130,6 +177,27 @@ class Optimizer:
         elif self.clipnorm is not None:
             for segment in self._segments:
                 _clip_to_norm(grads[segment], self.clipnorm)
+        elif self.clipvalue is not None:
+            np.clip(grads, -self.clipvalue, self.clipvalue, out=grads)
+
+    def _update_ema(self, params: np.ndarray) -> None:
+        # Keras 3: the momentum is 0 at the first step (the average starts at the weights)
+        ema = self.state["ema"]
+        if self.iterations == 0:
+            np.copyto(ema, params)
+        else:
+            ema *= self.ema_momentum
+            tmp = np.multiply(params, 1.0 - self.ema_momentum, out=self._scratch)
+            ema += tmp
+        frequency = self.ema_overwrite_frequency
+        if frequency is not None and (self.iterations + 1) % frequency == 0:
+            np.copyto(params, ema)
+
+    def finalize_variable_values(self, params: np.ndarray) -> None:
+        """At the end of training: with ``use_ema``, copy the moving average into ``params``
+        (as Keras 3's ``fit`` does). Nothing before the first step."""
+        if self.use_ema and self.iterations > 0 and "ema" in self.state:
+            np.copyto(params, self.state["ema"])
 
     def update(
         self,
@@ -188,15 +256,20 @@ class Optimizer:
 
     # -- description ----------------------------------------------------------------------
     def get_config(self) -> Config:
+        """Constructor arguments; the base ones only when they differ from the defaults."""
         lr = self._learning_rate
         config: Config = {
             "learning_rate": schedules.serialize(lr)
             if isinstance(lr, schedules.LearningRateSchedule)
             else lr
         }
-        for key in ("clipnorm", "global_clipnorm", "weight_decay"):
+        for key in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay"):
             if getattr(self, key) is not None:
                 config[key] = getattr(self, key)
+        if self.use_ema:
+            config["use_ema"] = True
+            config["ema_momentum"] = self.ema_momentum
+            config["ema_overwrite_frequency"] = self.ema_overwrite_frequency
         return config
 
     @classmethod
@@ -460,8 +533,306 @@ class Adagrad(Optimizer):
         }
 
 
+class Nadam(Optimizer):
+    """Nadam: Adam with Nesterov momentum (Dozat, 2016), with the momentum schedule
+    ``mu_t = beta_1 (1 - 0.5 * 0.96^t)`` as Keras 3 implements it:
+
+        m = b1 m + (1 - b1) g          v = b2 v + (1 - b2) g^2
+        m_hat = mu_{t+1} m / (1 - prod_{i<=t+1} mu_i) + (1 - mu_t) g / (1 - prod_{i<=t} mu_i)
+        v_hat = v / (1 - b2^t)
+        p -= lr * m_hat / (sqrt(v_hat) + epsilon)
+    """
+
+    name = "nadam"
+    slots = ("m", "v")
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = finite(beta_1, "Nadam: beta_1")
+        self.beta_2 = finite(beta_2, "Nadam: beta_2")
+        self.epsilon = finite(epsilon, "Nadam: epsilon")
+        self._products: tuple[int, float] = (0, 1.0)  # (t, prod_{i<=t} mu_i), a cache
+
+    def _mu(self, t: int) -> float:
+        return self.beta_1 * (1.0 - 0.5 * 0.96**t)
+
+    def _mu_product(self, t: int) -> float:
+        """``prod_{i<=t} mu_i``, a function of the step alone (so nothing more to save): kept
+        from the previous step, recomputed in the same order after a restore."""
+        known, product = self._products
+        if known > t:
+            known, product = 0, 1.0
+        for i in range(known + 1, t + 1):
+            product = product * self._mu(i)
+        self._products = (t, product)
+        return product
+
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
+        m, v = state["m"], state["v"]
+        mu_t, mu_next = self._mu(t), self._mu(t + 1)
+        product = self._mu_product(t)
+        product_next = product * mu_next
+        np.subtract(g, m, out=tmp)
+        tmp *= 1.0 - self.beta_1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1.0 - self.beta_2
+        v += tmp
+        # denominator: sqrt(v / (1 - b2^t)) + epsilon
+        np.multiply(v, 1.0 / (1.0 - self.beta_2**t), out=tmp)
+        np.sqrt(tmp, out=tmp)
+        tmp += self.epsilon
+        m_hat = m * (mu_next / (1.0 - product_next))
+        m_hat += g * ((1.0 - mu_t) / (1.0 - product))
+        m_hat /= tmp
+        m_hat *= lr
+        p -= m_hat
+
+    def get_config(self) -> Config:
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
+
+
+class Adamax(Optimizer):
+    """Adamax, Adam with the infinity norm (Kingma & Ba, 2015, section 7.1):
+
+    m = b1 m + (1 - b1) g          u = max(b2 u, |g|)
+    p -= lr m / ((1 - b1^t) (u + epsilon))
+    """
+
+    name = "adamax"
+    slots = ("m", "u")
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = finite(beta_1, "Adamax: beta_1")
+        self.beta_2 = finite(beta_2, "Adamax: beta_2")
+        self.epsilon = finite(epsilon, "Adamax: epsilon")
+
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
+        m, u = state["m"], state["u"]
+        np.subtract(g, m, out=tmp)
+        tmp *= 1.0 - self.beta_1
+        m += tmp
+        u *= self.beta_2
+        np.maximum(u, np.abs(g, out=tmp), out=u)
+        np.add(u, self.epsilon, out=tmp)
+        np.divide(m, tmp, out=tmp)
+        tmp *= lr / (1.0 - self.beta_1**t)
+        p -= tmp
+
+    def get_config(self) -> Config:
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler, 2012), scaled by the learning rate as in Keras (Keras' default
+    learning rate is 0.001; the paper's method is ``learning_rate=1.0``):
+
+        a = rho a + (1 - rho) g^2
+        delta = -sqrt(d + epsilon) / sqrt(a + epsilon) * g
+        d = rho d + (1 - rho) delta^2
+        p += lr * delta
+    """
+
+    name = "adadelta"
+    slots = ("accumulated_grad", "accumulated_delta")
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        rho: float = 0.95,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.rho = finite(rho, "Adadelta: rho")
+        self.epsilon = finite(epsilon, "Adadelta: epsilon")
+
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
+        a, d = state["accumulated_grad"], state["accumulated_delta"]
+        rho = self.rho
+        a *= rho
+        a += (1.0 - rho) * (g * g)
+        # tmp = -delta = sqrt(d + eps) / sqrt(a + eps) * g
+        np.add(d, self.epsilon, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        tmp *= g
+        tmp /= np.sqrt(a + self.epsilon)
+        d *= rho
+        d += (1.0 - rho) * (tmp * tmp)
+        tmp *= lr
+        p -= tmp
+
+    def get_config(self) -> Config:
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Lion(Optimizer):
+    """Lion, evolved sign momentum (Chen et al., 2023):
+
+    p -= lr * sign(b1 m + (1 - b1) g)
+    m = b2 m + (1 - b2) g
+    """
+
+    name = "lion"
+    slots = ("m",)
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.99,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = finite(beta_1, "Lion: beta_1")
+        self.beta_2 = finite(beta_2, "Lion: beta_2")
+        if not 0.0 < self.beta_1 <= 1.0:
+            raise ValueError(
+                f"Lion: beta_1 must be in (0, 1] (0 would make it SignSGD), got {beta_1!r}"
+            )
+
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
+        m = state["m"]
+        np.multiply(m, self.beta_1, out=tmp)
+        tmp += g * (1.0 - self.beta_1)
+        np.sign(tmp, out=tmp)
+        tmp *= lr
+        p -= tmp
+        m *= self.beta_2
+        m += g * (1.0 - self.beta_2)
+
+    def get_config(self) -> Config:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+class Lamb(Optimizer):
+    """LAMB, layer-wise adaptive moments (You et al., 2020): the Adam direction
+    ``r = m_hat / (sqrt(v_hat) + epsilon)``, scaled per parameter tensor by the trust ratio
+    ``||p|| / ||r||`` (1 when either norm is 0):
+
+        m = b1 m + (1 - b1) g          v = b2 v + (1 - b2) g^2
+        m_hat = m / (1 - b1^t)         v_hat = v / (1 - b2^t)
+        p -= lr * ratio * r            (per tensor)
+
+    As in Keras 3, ``weight_decay`` is the base optimizer's decoupled decay, applied before
+    the step (not inside the trust ratio as in the paper).
+    """
+
+    name = "lamb"
+    slots = ("m", "v")
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = finite(beta_1, "Lamb: beta_1")
+        self.beta_2 = finite(beta_2, "Lamb: beta_2")
+        self.epsilon = finite(epsilon, "Lamb: epsilon")
+
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
+        m, v = state["m"], state["v"]
+        np.subtract(g, m, out=tmp)
+        tmp *= 1.0 - self.beta_1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1.0 - self.beta_2
+        v += tmp
+        np.multiply(v, 1.0 / (1.0 - self.beta_2**t), out=tmp)
+        np.sqrt(tmp, out=tmp)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=tmp)
+        tmp *= 1.0 / (1.0 - self.beta_1**t)
+        for segment in self._segments:
+            r, w = tmp[segment], p[segment]
+            w_norm = math.sqrt(float(np.dot(w, w)))
+            r_norm = math.sqrt(float(np.dot(r, r)))
+            ratio = w_norm / r_norm if w_norm > 0 and r_norm > 0 else 1.0
+            r *= lr * ratio
+            w -= r
+
+    def get_config(self) -> Config:
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
+
+
 REGISTRY: Registry[Optimizer] = Registry("optimizer", Optimizer)
-for _cls in (SGD, Adam, AdamW, RMSprop, Adagrad):
+for _cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Adadelta, Lion, Lamb):
     REGISTRY.register(_cls)
 
 

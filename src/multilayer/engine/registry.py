@@ -40,9 +40,29 @@ def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> ValueError
     """A ValueError for an unknown ``kind`` name, listing the known ones and the closest match."""
     known = sorted(known)
     lowered = {k.lower(): k for k in known}  # compared without case, suggested as spelt
-    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
-    hint = f" Did you mean {lowered[close[0]]!r}?" if close else ""
+    typed = str(name).lower()
+    close = difflib.get_close_matches(typed, list(lowered), n=3, cutoff=0.6)
+    # of difflib's candidates, the fewest typing edits ('adma': 'adam', not 'adamax');
+    # min keeps difflib's order among equals
+    best = min(close, key=lambda candidate: _edits(typed, candidate)) if close else None
+    hint = f" Did you mean {lowered[best]!r}?" if best is not None else ""
     return ValueError(f"Unknown {kind} {name!r}.{hint} Known: {', '.join(known)}.")
+
+
+def _edits(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of neighbours turning ``a`` into ``b``
+    (optimal string alignment distance)."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[len(b)]
 
 
 def positive_int(value: object, argument: str, error: type[ValueError] = ValueError) -> int:

@@ -47,6 +47,65 @@ class ExponentialDecay(LearningRateSchedule):
         return self.initial_learning_rate * self.decay_rate**exponent
 
 
+class InverseTimeDecay(LearningRateSchedule):
+    """``initial / (1 + decay_rate * step / decay_steps)`` (``floor(step / decay_steps)`` if
+    ``staircase``); with ``decay_steps=1`` it is Keras 2's ``decay=`` optimizer argument."""
+
+    name = "InverseTimeDecay"
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        decay_rate: float,
+        staircase: bool = False,
+    ) -> None:
+        self.initial_learning_rate = finite(initial_learning_rate, "initial_learning_rate")
+        self.decay_steps = positive_int(decay_steps, "InverseTimeDecay: decay_steps")
+        self.decay_rate = finite(decay_rate, "decay_rate")
+        if self.decay_rate < 0:
+            raise ValueError(f"InverseTimeDecay: decay_rate must be >= 0, got {decay_rate!r}")
+        self.staircase = bool(staircase)
+
+    def __call__(self, step: int) -> float:
+        progress = step / self.decay_steps
+        if self.staircase:
+            progress = math.floor(progress)
+        return self.initial_learning_rate / (1.0 + self.decay_rate * progress)
+
+
+class PolynomialDecay(LearningRateSchedule):
+    """``(initial - end) * (1 - step / decay_steps) ** power + end``, the step held at
+    ``decay_steps`` afterwards; with ``cycle``, ``decay_steps`` is instead multiplied by
+    ``ceil(step / decay_steps)`` (1 at step 0), restarting the decay (Keras 3's form)."""
+
+    name = "PolynomialDecay"
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        end_learning_rate: float = 0.0001,
+        power: float = 1.0,
+        cycle: bool = False,
+    ) -> None:
+        self.initial_learning_rate = finite(initial_learning_rate, "initial_learning_rate")
+        self.decay_steps = positive_int(decay_steps, "PolynomialDecay: decay_steps")
+        self.end_learning_rate = finite(end_learning_rate, "end_learning_rate")
+        self.power = finite(power, "power")
+        self.cycle = bool(cycle)
+
+    def __call__(self, step: int) -> float:
+        decay_steps = float(self.decay_steps)
+        if self.cycle:
+            decay_steps *= max(math.ceil(step / self.decay_steps), 1)
+        else:
+            step = min(step, self.decay_steps)
+        fraction = step / decay_steps
+        initial, end = self.initial_learning_rate, self.end_learning_rate
+        return (initial - end) * (1.0 - fraction) ** self.power + end
+
+
 class PiecewiseConstantDecay(LearningRateSchedule):
     """``values[i]`` while ``boundaries[i-1] < step <= boundaries[i]`` (Keras' convention)."""
 
@@ -108,6 +167,50 @@ class CosineDecay(LearningRateSchedule):
         return peak * ((1.0 - self.alpha) * cosine + self.alpha)
 
 
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts, SGDR (Loshchilov & Hutter, 2017), in Keras 3's form:
+    the first period lasts ``first_decay_steps``, each next one ``t_mul`` times longer and
+    starting from ``m_mul`` times the previous peak. In period ``i`` (from 0), ``fraction``
+    of the way through it, the rate is (as Keras computes it, ``alpha`` outside ``m_mul^i``)
+
+        initial * ((1 - alpha) * 0.5 * m_mul^i * (1 + cos(pi * fraction)) + alpha)
+    """
+
+    name = "CosineDecayRestarts"
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        first_decay_steps: int,
+        t_mul: float = 2.0,
+        m_mul: float = 1.0,
+        alpha: float = 0.0,
+    ) -> None:
+        self.initial_learning_rate = finite(initial_learning_rate, "initial_learning_rate")
+        self.first_decay_steps = positive_int(
+            first_decay_steps, "CosineDecayRestarts: first_decay_steps"
+        )
+        self.t_mul = finite(t_mul, "t_mul")
+        if self.t_mul <= 0:
+            raise ValueError(f"CosineDecayRestarts: t_mul must be > 0, got {t_mul!r}")
+        self.m_mul = finite(m_mul, "m_mul")
+        self.alpha = finite(alpha, "alpha")
+
+    def __call__(self, step: int) -> float:
+        fraction = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            restart = math.floor(fraction)
+            fraction -= restart
+        else:
+            # periods 1, t, t^2, ...: restart i begins at (1 - t^i) / (1 - t) periods
+            t = self.t_mul
+            restart = math.floor(math.log(1.0 - fraction * (1.0 - t)) / math.log(t))
+            begun = (1.0 - t**restart) / (1.0 - t)
+            fraction = (fraction - begun) / t**restart
+        cosine = 0.5 * self.m_mul**restart * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+
 class OneCycle(LearningRateSchedule):
     """Warm up from ``max_learning_rate / div_factor`` to the maximum over ``pct_start`` of
     ``total_steps``, then anneal (cosine) to ``initial / final_div_factor``."""
@@ -148,7 +251,15 @@ class OneCycle(LearningRateSchedule):
 REGISTRY: Registry[LearningRateSchedule] = Registry(
     "learning-rate schedule", LearningRateSchedule, names_are_class_names=True, legacy=False
 )
-for _cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, OneCycle):
+for _cls in (
+    ExponentialDecay,
+    InverseTimeDecay,
+    PolynomialDecay,
+    PiecewiseConstantDecay,
+    CosineDecay,
+    CosineDecayRestarts,
+    OneCycle,
+):
     REGISTRY.register(_cls, names=())
 
 

@@ -501,6 +501,9 @@ class Trainer:
             callback_list.on_train_end()  # close progress bars, files and signal handlers
             self.loop = None  # it references the training data
             raise
+        if self._optimizer_built:
+            # Keras 3: with use_ema, the weights become their moving average
+            self._compiled_optimizer().finalize_variable_values(self._buffer_of_parameters().values)
         callback_list.on_train_end()
         self.loop = None
         return history

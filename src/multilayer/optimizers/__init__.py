@@ -1,4 +1,17 @@
 """Keras-compatible namespace: ``multilayer.optimizers.Adam``, ``optimizers.schedules``."""
 
-from multilayer.engine.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, get  # noqa: F401
+from multilayer.engine.optimizers import (  # noqa: F401
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Lamb,
+    Lion,
+    Nadam,
+    Optimizer,
+    RMSprop,
+    get,
+)
 from multilayer.optimizers import schedules  # noqa: F401

@@ -2,8 +2,11 @@
 
 from multilayer.engine.schedules import (  # noqa: F401
     CosineDecay,
+    CosineDecayRestarts,
     ExponentialDecay,
+    InverseTimeDecay,
     LearningRateSchedule,
     OneCycle,
     PiecewiseConstantDecay,
+    PolynomialDecay,
 )
