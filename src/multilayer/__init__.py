@@ -14,6 +14,7 @@ runs Keras MLP code::
 from multilayer import (
     activations,
     callbacks,
+    constraints,
     datasets,
     initializers,
     layers,
@@ -36,6 +37,7 @@ __all__ = [
     "Sequential",
     "activations",
     "callbacks",
+    "constraints",
     "datasets",
     "initializers",
     "layers",

@@ -135,7 +135,7 @@ class Sequential:
         self._build_if_possible()
         if not self.built:
             raise ValueError("the model is not built yet, so it has no parameters")
-        return self.parameters.size
+        return self.parameters.total_size
 
     # -- compile ----------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
@@ -196,7 +196,14 @@ class Sequential:
                 grad = layer.backward(grad, need_input_grad)
 
     def _regularization_loss(self) -> float:
+        """Weight penalties plus the activity penalties of the last forward pass."""
+        return self._weight_regularization_loss() + self._activity_loss()
+
+    def _weight_regularization_loss(self) -> float:
         return sum(layer.regularization_loss() for layer in self.layers)
+
+    def _activity_loss(self) -> float:
+        return sum(layer.activity_loss() for layer in self.layers)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One optimizer step on a batch; returns the batch loss (before the update)."""
@@ -216,6 +223,7 @@ class Sequential:
         self._backward(grad, fused)
         self._check_divergence(loss)
         self.optimizer.apply(self.parameters.values, self.parameters.grads)
+        self.parameters.apply_constraints()  # after the step, as Keras does
         return loss
 
     def _check_divergence(self, loss: float) -> None:
@@ -432,9 +440,11 @@ class Sequential:
         for batch in self._batches(len(x), batch_size):
             outputs = self._forward(x[batch], training=False)
             total += float(np.sum(self.loss.per_sample(y[batch], outputs), dtype=np.float64))
+            # activity penalties are per batch, weighted by its size as Keras' loss mean is
+            total += self._activity_loss() * len(outputs)
             for metric in metrics:
                 metric.update_state(y[batch], outputs)
-        results = {"loss": total / len(x) + self._regularization_loss()}
+        results = {"loss": total / len(x) + self._weight_regularization_loss()}
         results.update({metric.name: metric.result() for metric in metrics})
         return results
 

@@ -1,16 +1,70 @@
-"""Layers: Dense, and the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout)."""
+"""Layers: Dense, the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout),
+activation layers, normalization, noise, activity regularization, Reshape and Identity."""
 
+from multilayer.engine.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from multilayer.engine.layers.base import Layer
 from multilayer.engine.layers.core import Activation, Dropout, Flatten, Input, InputLayer, Rescaling
 from multilayer.engine.layers.dense import Dense
+from multilayer.engine.layers.noise import AlphaDropout, GaussianDropout, GaussianNoise
+from multilayer.engine.layers.normalization import (
+    BatchNormalization,
+    LayerNormalization,
+    Normalization,
+)
+from multilayer.engine.layers.regularization import ActivityRegularization
+from multilayer.engine.layers.reshaping import Identity, Reshape
 from multilayer.engine.registry import Config, Registry
 
-__all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "Layer", "Rescaling"]
+__all__ = [
+    "ELU",
+    "Activation",
+    "ActivityRegularization",
+    "AlphaDropout",
+    "BatchNormalization",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GaussianDropout",
+    "GaussianNoise",
+    "Identity",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "LayerNormalization",
+    "LeakyReLU",
+    "Normalization",
+    "PReLU",
+    "ReLU",
+    "Rescaling",
+    "Reshape",
+    "Softmax",
+]
 
 REGISTRY: Registry[Layer] = Registry(
     "layer type", Layer, names_are_class_names=True, noun="layer", legacy=False
 )
-for _cls in (Activation, Dense, Dropout, Flatten, InputLayer, Rescaling):
+for _cls in (
+    Activation,
+    Dense,
+    Dropout,
+    Flatten,
+    InputLayer,
+    Rescaling,
+    Softmax,
+    ReLU,
+    LeakyReLU,
+    PReLU,
+    ELU,
+    BatchNormalization,
+    LayerNormalization,
+    Normalization,
+    GaussianNoise,
+    GaussianDropout,
+    AlphaDropout,
+    ActivityRegularization,
+    Reshape,
+    Identity,
+):
     REGISTRY.register(_cls, names=())
 
 

@@ -20,6 +20,7 @@ from multilayer.engine.parameters import ParameterSpec
 from multilayer.engine.registry import Config
 
 if TYPE_CHECKING:
+    from multilayer.engine.constraints import Constraint
     from multilayer.engine.initializers import Initializer
     from multilayer.engine.regularizers import Regularizer
 
@@ -79,12 +80,21 @@ class Layer:
         shape: Iterable[int],
         initializer: Initializer,
         regularizer: Regularizer | None = None,
+        trainable: bool = True,
+        constraint: Constraint | None = None,
     ) -> None:
-        self.parameter_specs.append(ParameterSpec(name, tuple(shape), initializer, regularizer))
+        """Declare a weight; the model allocates it. ``trainable=False`` declares a weight the
+        layer updates itself (no gradient, never touched by the optimizer); ``constraint`` is
+        applied after each optimizer step."""
+        self.parameter_specs.append(
+            ParameterSpec(name, tuple(shape), initializer, regularizer, trainable, constraint)
+        )
 
-    def bind_parameter(self, name: str, value: np.ndarray, grad: np.ndarray) -> None:
+    def bind_parameter(self, name: str, value: np.ndarray, grad: np.ndarray | None) -> None:
+        """Receive the views of a weight (and of its gradient; None for a non-trainable one)."""
         self.weights[name] = value
-        self.grads[name] = grad
+        if grad is not None:
+            self.grads[name] = grad
 
     # -- computation --------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -105,11 +115,16 @@ class Layer:
         raise NotImplementedError
 
     def regularization_loss(self) -> float:
+        """The weight penalties of this layer (Keras' kernel/bias/... regularizers)."""
         return sum(
             spec.regularizer(self.weights[spec.name])
             for spec in self.parameter_specs
             if spec.regularizer is not None
         )
+
+    def activity_loss(self) -> float:
+        """The penalty on the output of the last `forward` (ActivityRegularization); 0 here."""
+        return 0.0
 
     def _buffer(self, key: str, n: int, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
         """A reusable work array of ``n`` rows: grown when needed, never freed between batches."""
@@ -130,7 +145,11 @@ class Layer:
 
     # -- description --------------------------------------------------------------------
     def count_params(self) -> int:
+        """Every weight, trainable or not (as Keras counts)."""
         return sum(spec.size for spec in self.parameter_specs)
+
+    def count_trainable_params(self) -> int:
+        return sum(spec.size for spec in self.parameter_specs if spec.trainable)
 
     def get_config(self) -> Config:
         config: Config = {"name": self.name}
