@@ -33,10 +33,10 @@ def sample_axes(axis: int | Sequence[int], sample_ndim: int, what: str) -> tuple
     """Keras-style axes (batch axis = 0, negatives from the end) as non-negative axes of the
     full ``(batch, *sample)`` array, or ValueError naming the layer."""
     ndim = sample_ndim + 1
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    axes: tuple[object, ...] = tuple(axis) if isinstance(axis, Sequence) else (axis,)
     result = []
     for a in axes:
-        if isinstance(a, bool) or not isinstance(a, numbers.Integral) or not -ndim <= a < ndim:
+        if isinstance(a, bool) or not isinstance(a, numbers.Integral) or not -ndim <= int(a) < ndim:
             raise ValueError(
                 f"{what}: axis {a!r} is out of range for inputs of rank {ndim} "
                 f"(a batch of samples of rank {sample_ndim})"

@@ -60,6 +60,8 @@ def _broadcast_shape(axes: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int
 class _Normalizer(Layer):
     """Shared code of Batch- and LayerNormalization: gamma, beta and the exact backward."""
 
+    axis: int | list[int]
+
     def __init__(
         self,
         axis: int | Sequence[int],
@@ -214,13 +216,17 @@ class BatchNormalization(_Normalizer):
             gamma_constraint,
             **kwargs,
         )
-        self.axis = int(axis)
-        self.momentum = finite(momentum, "BatchNormalization: momentum")
+        self.axis: int = int(axis)
+        self.momentum: float = finite(momentum, "BatchNormalization: momentum")
         if not 0 <= self.momentum <= 1:
             raise ValueError(f"BatchNormalization: momentum must be in [0, 1], got {momentum!r}")
-        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
-        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self.renorm_momentum = finite(renorm_momentum, "BatchNormalization: renorm_momentum")
+        self.moving_mean_initializer: initializers.Initializer = initializers.get(
+            moving_mean_initializer
+        )
+        self.moving_variance_initializer: initializers.Initializer = initializers.get(
+            moving_variance_initializer
+        )
+        self.renorm_momentum: float = finite(renorm_momentum, "BatchNormalization: renorm_momentum")
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         super().build(input_shape)
@@ -358,7 +364,7 @@ class LayerNormalization(_Normalizer):
         mean = np.mean(x, axis=self._axes, keepdims=True)
         centered = x - mean
         variance = np.mean(np.square(centered), axis=self._axes, keepdims=True)
-        inv_std = 1.0 / np.sqrt(variance + dtype.type(self.epsilon))
+        inv_std = 1.0 / np.sqrt(variance + self.epsilon)  # a Python float keeps x's dtype
         xhat = centered * inv_std
         self._xhat, self._inv_std = xhat, inv_std
         return self._affine(xhat)

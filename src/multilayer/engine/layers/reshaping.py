@@ -26,7 +26,9 @@ class Reshape(Layer):
         if isinstance(target_shape, numbers.Integral) and not isinstance(target_shape, bool):
             target_shape = (int(target_shape),)
         if not isinstance(target_shape, (list, tuple)) or not all(
-            isinstance(d, numbers.Integral) and not isinstance(d, bool) and (d > 0 or d == -1)
+            isinstance(d, numbers.Integral)
+            and not isinstance(d, bool)
+            and (int(d) > 0 or int(d) == -1)
             for d in target_shape
         ):
             raise ValueError(
