@@ -647,3 +647,63 @@ def test_constraints_equal_keras(keras, name):
         k: (float(v) if isinstance(v, (int, float)) and k != "axis" else v)
         for k, v in theirs.get_config().items()
     }
+
+
+# -- hostile configurations (model files are hostile input) ------------------------------------------
+
+HOSTILE_VALUES = [
+    None,
+    float("nan"),
+    float("inf"),
+    -1,
+    0,
+    10**30,
+    -(10**30),
+    "x",
+    [],
+    [None],
+    {},
+    True,
+    [[1, 2], [3]],
+]
+HOSTILE_LAYERS = [
+    L.Softmax(axis=[1, 2]),
+    L.ReLU(max_value=6.0, negative_slope=0.1, threshold=0.5),
+    L.LeakyReLU(0.1),
+    L.PReLU(shared_axes=[1], alpha_constraint="non_neg"),
+    L.ELU(0.5),
+    L.BatchNormalization(axis=1, gamma_constraint="max_norm"),
+    L.LayerNormalization(axis=[1, 2]),
+    L.Normalization(axis=None, mean=2.0, variance=4.0),
+    L.Normalization(mean=[1.0, 2.0, 3.0], variance=[1.0, 1.0, 1.0]),
+    L.GaussianNoise(0.1, seed=3),
+    L.GaussianDropout(0.2),
+    L.AlphaDropout(0.1, noise_shape=[None, 1, 3], seed=7),
+    L.ActivityRegularization(l1=0.01, l2=0.02),
+    L.Reshape((3, -1)),
+    L.Identity(),
+    L.Dense(3, kernel_constraint="max_norm", bias_constraint="unit_norm"),
+]
+
+
+@pytest.mark.parametrize("layer", HOSTILE_LAYERS, ids=lambda layer: type(layer).__name__)
+def test_hostile_layer_configs_are_refused_with_value_errors(layer):
+    """Every configuration value replaced by nonsense: the layer is built and run, or a
+    ValueError says why not; never another exception."""
+    config = L.serialize(layer)
+    x = np.random.default_rng(0).normal(size=(4, 2, 3)).astype(np.float32)
+    for key in config["config"]:
+        if key == "name" or (isinstance(layer, L.Dense) and "constraint" not in key):
+            continue  # Dense's other arguments are checked elsewhere (the model-file cap)
+        for value in HOSTILE_VALUES:
+            bad = {"class_name": config["class_name"], "config": {**config["config"], key: value}}
+            bad["config"].pop("name", None)
+            try:
+                model = Sequential([L.deserialize(bad)], seed=0)
+                if isinstance(model.layers[0], L.Dense):
+                    model = Sequential([L.Flatten(input_shape=(2, 3)), model.layers[0]], seed=0)
+                model.build((2, 3))
+                model.compile(SGD(0.1), "mse")
+                model.fit(x, model.predict(x), epochs=1, verbose=0)
+            except ValueError:
+                pass
