@@ -466,6 +466,12 @@ def test_dense_constraints_are_applied_after_each_optimizer_step():
     assert np.any(before[1] - bias_grad < 0)  # the constraint really acted
 
 
+def test_a_constraint_axis_out_of_range_fails_when_the_model_is_built():
+    with pytest.raises(ValueError) as info:
+        built([L.Dense(3, kernel_constraint=constraints.UnitNorm(axis=2))], (4,))
+    assert str(info.value) == "constraint axis 2 is out of range for a weight of shape (4, 3)"
+
+
 # -- saving, loading, checkpoints ----------------------------------------------------------------------
 
 

@@ -49,7 +49,7 @@ def _axis(axis: object, what: str) -> Axis:
 def _norms(w: np.ndarray, axis: Axis) -> np.ndarray:
     try:
         return np.sqrt(np.sum(np.square(w), axis=axis, keepdims=True))
-    except np.exceptions.AxisError:
+    except ValueError:  # NumPy's AxisError is a ValueError
         raise ValueError(
             f"constraint axis {axis} is out of range for a weight of shape {w.shape}"
         ) from None

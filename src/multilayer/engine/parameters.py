@@ -14,7 +14,7 @@ updates them itself. They have no gradient. They are weights all the same: liste
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -84,6 +84,10 @@ class ParameterBuffer:
         self._constrained = [
             (layer, spec) for layer, spec in entries if spec.constraint is not None
         ]
+        for layer, spec in self._constrained:
+            # a constraint that cannot apply to this weight (an axis out of range) fails now,
+            # at build time, rather than after the first training step; the result is unused
+            cast("Constraint", spec.constraint)(layer.weights[spec.name])
 
     @property
     def size(self) -> int:
