@@ -490,7 +490,7 @@ def everything_model(seed=0):
             L.ReLU(max_value=6.0),
             L.LeakyReLU(),
             L.ELU(),
-            L.GaussianDropout(0.1),
+            L.GaussianDropout(0.1, seed=5),  # its own generator, checkpointed too
             L.AlphaDropout(0.1),
             L.ActivityRegularization(l2=1e-3),
             L.Identity(),
