@@ -84,11 +84,15 @@ def model_config(config, path) -> dict:
     return config
 
 
-def parameter_shapes(config: dict, path) -> dict[str, tuple[int, ...]]:
+def parameter_shapes(
+    config: dict, path, non_trainable: set[str] | None = None
+) -> dict[str, tuple[int, ...]]:
     """The shape of every parameter tensor the architecture declares (``layers.{i}.{name}``),
     computed from the configuration alone: layers are created and sized, nothing is
     allocated. Refuses more than `MAX_PARAMETERS` parameters or sample sizes over
-    `MAX_SAMPLE_SIZE`, and an architecture that cannot be built."""
+    `MAX_SAMPLE_SIZE`, and an architecture that cannot be built. The names of the
+    non-trainable weights (moving statistics, which the optimizer state does not cover) are
+    added to ``non_trainable`` when it is given."""
     from multilayer.engine import layers as layer_module
 
     try:
@@ -115,6 +119,8 @@ def parameter_shapes(config: dict, path) -> dict[str, tuple[int, ...]]:
                         f"{spec.name} has shape {tuple(spec.shape)})"
                     )
                 shapes[f"layers.{index}.{spec.name}"] = tuple(spec.shape)
+                if non_trainable is not None and not spec.trainable:
+                    non_trainable.add(f"layers.{index}.{spec.name}")
             shape = tuple(layer.output_shape or ())
         if math.prod(shape) > MAX_SAMPLE_SIZE:
             raise ValueError(
