@@ -78,6 +78,11 @@ class Softmax(Layer):
         if self._axes == (len(input_shape),):
             self.activation = activations.Softmax()
 
+    @property
+    def fusable_activation(self) -> str | None:
+        """ "softmax" over the last axis: a cross-entropy loss may absorb it (``fused``)."""
+        return "softmax" if hasattr(self, "activation") else None
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if not np.issubdtype(x.dtype, np.floating):
             x = x.astype(self.dtype or np.float32)

@@ -38,6 +38,8 @@ class _Noise(Layer):
                 f"{type(self).__name__}: seed must be a non-negative integer, got {seed!r}"
             )
         self.seed = seed
+        #: a seeded layer has its own generator (its state is saved in checkpoints)
+        self.owns_rng = seed is not None
         if seed is not None:
             self.rng = np.random.default_rng(seed)
 

@@ -494,8 +494,10 @@ class Normalization(Layer):
             self.add_weight("mean", self._stats_shape, initializers.Zeros(), trainable=False)
             self.add_weight("variance", self._stats_shape, initializers.Ones(), trainable=False)
 
-    def bind_parameter(self, name: str, value: np.ndarray, grad: np.ndarray | None) -> None:
-        super().bind_parameter(name, value, grad)
+    def bind_parameter(
+        self, name: str, value: np.ndarray, grad: np.ndarray | None, *args: object
+    ) -> None:
+        super().bind_parameter(name, value, grad, *args)
         if self._adapted is not None:  # adapted before the model allocated the weights
             value[...] = self._adapted[0 if name == "mean" else 1]
 
