@@ -294,9 +294,10 @@ def test_normalization_adapted_shape_must_match_the_model():
     norm.adapt(np.zeros((4, 3)))
     with pytest.raises(ValueError) as info:
         built([L.Input((5,)), norm], (5,))
+    # adapt() declared the layer's input shape; the model core refuses the mismatch
     assert str(info.value) == (
-        "Normalization layer 'norm' was adapted to samples of shape (3,), but the model gives it "
-        "samples of shape (5,)"
+        "layer 'norm' (Normalization) was declared with input_shape=(3,), but it is called on "
+        "inputs of shape (None, 5)"
     )
 
 
@@ -717,3 +718,28 @@ def test_hostile_layer_configs_are_refused_with_value_errors(layer):
                 model.fit(x, model.predict(x), epochs=1, verbose=0)
             except ValueError:
                 pass
+
+
+def test_functional_and_nested_models_keep_moving_statistics(tmp_path):
+    """BatchNormalization in a functional model nested in another: the moving statistics are
+    views of the outer model's state buffer, saved and loaded with it."""
+    import multilayer as keras
+
+    inner_in = keras.Input(shape=(4,))
+    hidden = L.BatchNormalization(momentum=0.5)(L.Dense(6)(inner_in))
+    inner = keras.Model(inner_in, hidden, name="inner")
+    outer_in = keras.Input(shape=(4,))
+    outputs = L.Dense(2)(L.LayerNormalization()(inner(outer_in)))
+    model = keras.Model(outer_in, outputs)
+    model.compile(SGD(0.1), "mse")
+    x, y = x_data(32, 4), x_data(32, 2, seed=1)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    bn = inner.layers[-1]
+    assert isinstance(bn, L.BatchNormalization)
+    assert not np.allclose(bn.weights["moving_mean"], 0)
+    assert model.count_params() == (4 * 6 + 6) + 4 * 6 + 2 * 6 + (6 * 2 + 2)
+    model.save(tmp_path / "f.safetensors")
+    loaded = load_model(tmp_path / "f.safetensors")
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

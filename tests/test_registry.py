@@ -105,6 +105,10 @@ SAMPLES = {
         ),
         layer_module.Activation("softmax"),
         layer_module.Dropout(0.3, seed=4),
+        layer_module.Add(name="sum"),
+        layer_module.Average(),
+        layer_module.Multiply(),
+        layer_module.Concatenate(axis=-2),
         layer_module.Softmax(axis=[1, 2]),
         layer_module.ReLU(max_value=6.0, negative_slope=0.1, threshold=0.5),
         layer_module.LeakyReLU(alpha=0.1),
@@ -347,9 +351,10 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
             lambda: layer_module.deserialize({"class_name": "Dens", "config": {}}),
             ValueError,
             "Unknown layer type 'Dens'. Did you mean 'Dense'? Known: Activation, "
-            "ActivityRegularization, AlphaDropout, BatchNormalization, Dense, Dropout, ELU, "
-            "Flatten, GaussianDropout, GaussianNoise, Identity, InputLayer, LayerNormalization, "
-            "LeakyReLU, Normalization, PReLU, ReLU, Rescaling, Reshape, Softmax.",
+            "ActivityRegularization, Add, AlphaDropout, Average, BatchNormalization, Concatenate, "
+            "Dense, Dropout, ELU, Flatten, GaussianDropout, GaussianNoise, Identity, InputLayer, "
+            "LayerNormalization, LeakyReLU, Multiply, Normalization, PReLU, ReLU, Rescaling, "
+            "Reshape, Softmax.",
         ),
         (
             lambda: metrics.deserialize({"name": "mse"}),

@@ -1,12 +1,15 @@
-"""Keras-compatible namespace: ``from multilayer.layers import Dense, Flatten``."""
+"""Keras-compatible namespace: ``from multilayer.layers import Dense, Flatten, Concatenate``."""
 
 from multilayer.engine.layers import (  # noqa: F401
     ELU,
     REGISTRY,
     Activation,
     ActivityRegularization,
+    Add,
     AlphaDropout,
+    Average,
     BatchNormalization,
+    Concatenate,
     Dense,
     Dropout,
     Flatten,
@@ -18,12 +21,17 @@ from multilayer.engine.layers import (  # noqa: F401
     Layer,
     LayerNormalization,
     LeakyReLU,
+    Multiply,
     Normalization,
     PReLU,
     ReLU,
     Rescaling,
     Reshape,
     Softmax,
+    add,
+    average,
+    concatenate,
     deserialize,
+    multiply,
     serialize,
 )

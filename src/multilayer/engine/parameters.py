@@ -48,10 +48,17 @@ class ParameterSpec:
 
 class ParameterBuffer:
     """Allocates one value buffer and one gradient buffer (trainable weights) and one state
-    buffer (non-trainable weights), and binds every layer's views."""
+    buffer (non-trainable weights), and binds every layer's views.
+
+    A layer that already holds weights of the right shape (it belongs to a model nested in
+    this one, or to a model built before) keeps their values; the others are initialised, in
+    order, from ``rng``.
+    """
 
     def __init__(self, layers: list[Layer], dtype: DTypeLike, rng: np.random.Generator) -> None:
         self.dtype = np.dtype(dtype)
+        #: the buffer that owns the memory (itself; for a `view`, the buffer it is part of)
+        self.root: ParameterBuffer = self
         entries = [(layer, spec) for layer in layers for spec in layer.parameter_specs]
         total = sum(spec.size for _, spec in entries if spec.trainable)
         total_state = sum(spec.size for _, spec in entries if not spec.trainable)
@@ -66,19 +73,23 @@ class ParameterBuffer:
         self._all: list[tuple[Layer, ParameterSpec]] = entries
         offset = state_offset = 0
         for layer, spec in entries:
-            # Initialise in model order from one generator: one seed, one set of weights.
-            initial = spec.initializer(spec.shape, dtype=self.dtype, rng=rng)
+            existing = layer.weights.get(spec.name)
+            if existing is not None and existing.shape == spec.shape:
+                initial = existing.copy()
+            else:
+                # Initialise in model order from one generator: one seed, one set of weights.
+                initial = spec.initializer(spec.shape, dtype=self.dtype, rng=rng)
             if spec.trainable:
                 value = self.values[offset : offset + spec.size].reshape(spec.shape)
                 grad = self.grads[offset : offset + spec.size].reshape(spec.shape)
                 value[...] = initial
-                layer.bind_parameter(spec.name, value, grad)
+                layer.bind_parameter(spec.name, value, grad, self)
                 self.entries.append((layer, spec, offset))
                 offset += spec.size
             else:
                 value = self.state[state_offset : state_offset + spec.size].reshape(spec.shape)
                 value[...] = initial
-                layer.bind_parameter(spec.name, value, None)
+                layer.bind_parameter(spec.name, value, None, self)
                 self.state_entries.append((layer, spec, state_offset))
                 state_offset += spec.size
         self._constrained = [
@@ -88,6 +99,43 @@ class ParameterBuffer:
             # a constraint that cannot apply to this weight (an axis out of range) fails now,
             # at build time, rather than after the first training step; the result is unused
             cast("Constraint", spec.constraint)(layer.weights[spec.name])
+
+    def owns(self, layers: list[Layer]) -> bool:
+        """Whether ``layers``' parameters are (still) views of this buffer: a layer shared
+        with another model is bound to whichever model allocated last."""
+        return all(layer.bound_to is self.root for layer in layers if layer.parameter_specs)
+
+    def view(self, layers: list[Layer]) -> ParameterBuffer:
+        """The part of this buffer holding ``layers``' parameters (which must be contiguous
+        in it, as a nested model's are): same memory, offsets counted from its start."""
+        wanted = {id(layer) for layer in layers}
+        view = object.__new__(ParameterBuffer)
+        view.dtype = self.dtype
+        view.root = self.root
+        view._all = [entry for entry in self._all if id(entry[0]) in wanted]
+        view._constrained = [entry for entry in self._constrained if id(entry[0]) in wanted]
+        for array_name, entries_name in (("values", "entries"), ("state", "state_entries")):
+            array = getattr(self, array_name)
+            picked = [entry for entry in getattr(self, entries_name) if id(entry[0]) in wanted]
+            if not picked:
+                setattr(view, array_name, array[:0])
+                if array_name == "values":
+                    view.grads = self.grads[:0]
+                setattr(view, entries_name, [])
+                continue
+            start = picked[0][2]
+            stop = picked[-1][2] + picked[-1][1].size
+            if stop - start != sum(spec.size for _, spec, _ in picked):
+                raise ValueError("the layers' parameters are not contiguous in this buffer")
+            setattr(view, array_name, array[start:stop])
+            if array_name == "values":
+                view.grads = self.grads[start:stop]
+            setattr(
+                view,
+                entries_name,
+                [(layer, spec, offset - start) for layer, spec, offset in picked],
+            )
+        return view
 
     @property
     def size(self) -> int:

@@ -1,10 +1,21 @@
-"""Layers: Dense, the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout),
-activation layers, normalization, noise, activity regularization, Reshape and Identity."""
+"""Layers: Dense, the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout), the
+merge layers of functional models (Concatenate, Add, Multiply, Average), activation layers,
+normalization, noise, activity regularization, Reshape and Identity."""
 
 from multilayer.engine.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from multilayer.engine.layers.base import Layer
 from multilayer.engine.layers.core import Activation, Dropout, Flatten, Input, InputLayer, Rescaling
 from multilayer.engine.layers.dense import Dense
+from multilayer.engine.layers.merge import (
+    Add,
+    Average,
+    Concatenate,
+    Multiply,
+    add,
+    average,
+    concatenate,
+    multiply,
+)
 from multilayer.engine.layers.noise import AlphaDropout, GaussianDropout, GaussianNoise
 from multilayer.engine.layers.normalization import (
     BatchNormalization,
@@ -13,14 +24,18 @@ from multilayer.engine.layers.normalization import (
 )
 from multilayer.engine.layers.regularization import ActivityRegularization
 from multilayer.engine.layers.reshaping import Identity, Reshape
+from multilayer.engine.layers.symbolic import KerasTensor
 from multilayer.engine.registry import Config, Registry
 
 __all__ = [
     "ELU",
     "Activation",
     "ActivityRegularization",
+    "Add",
     "AlphaDropout",
+    "Average",
     "BatchNormalization",
+    "Concatenate",
     "Dense",
     "Dropout",
     "Flatten",
@@ -29,15 +44,21 @@ __all__ = [
     "Identity",
     "Input",
     "InputLayer",
+    "KerasTensor",
     "Layer",
     "LayerNormalization",
     "LeakyReLU",
+    "Multiply",
     "Normalization",
     "PReLU",
     "ReLU",
     "Rescaling",
     "Reshape",
     "Softmax",
+    "add",
+    "average",
+    "concatenate",
+    "multiply",
 ]
 
 REGISTRY: Registry[Layer] = Registry(
@@ -45,10 +66,14 @@ REGISTRY: Registry[Layer] = Registry(
 )
 for _cls in (
     Activation,
+    Add,
+    Average,
+    Concatenate,
     Dense,
     Dropout,
     Flatten,
     InputLayer,
+    Multiply,
     Rescaling,
     Softmax,
     ReLU,
