@@ -44,9 +44,10 @@ def build(layers, loss, input_dim: int, seed: int = 0) -> Sequential:
 
 
 def reset_dropout(model: Sequential) -> None:
-    """Give every Dropout layer a fresh generator with its seed: the same mask every forward."""
+    """Give every seeded noise layer (Dropout, GaussianNoise, ...) a fresh generator with its
+    seed: the same noise every forward."""
     for layer in model.layers:
-        if isinstance(layer, Dropout):
+        if getattr(layer, "seed", None) is not None:
             layer.rng = np.random.default_rng(layer.seed)
 
 
@@ -420,3 +421,183 @@ def test_set_floatx_makes_float64_models():
     finally:
         set_floatx("float32")
     assert Sequential([Dense(2, input_shape=(3,))]).get_weights()[0].dtype == np.float32
+
+
+# -- Keras layers (issue 10): activation layers, normalization, noise, reshaping ---------------
+
+
+def keras_layer_model(middle, loss="categorical_crossentropy", head="softmax", seed=0):
+    """Dense(6, tanh) -> middle layers -> Dense(3, head): the middle layers' parameter and
+    input gradients both enter the checked gradient."""
+    return build([Dense(6, activation="tanh"), *middle, Dense(3, activation=head)], loss, 4, seed)
+
+
+def test_prelu_parameter_and_input_gradient():
+    from multilayer.initializers import RandomUniform
+    from multilayer.layers import PReLU
+
+    model = keras_layer_model(
+        [Dense(5), PReLU(alpha_initializer=RandomUniform(0.1, 0.5), alpha_regularizer=L2(0.1))]
+    )
+    model._forward(data(), training=True)
+    assert np.min(np.abs(model.layers[2]._x)) > 1e-3  # away from the kink at 0
+    check(model, data(), one_hot(LABELS, 3))
+
+
+def test_prelu_shared_axes_gradient():
+    from multilayer.initializers import RandomUniform
+    from multilayer.layers import PReLU, Reshape
+
+    prelu = PReLU(alpha_initializer=RandomUniform(0.1, 0.5), shared_axes=[1])
+    model = keras_layer_model([Dense(6), Reshape((2, 3)), prelu, Flatten()])
+    assert model.layers[3].weights["alpha"].shape == (1, 3)
+    check(model, data(), one_hot(LABELS, 3))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"center": False}, {"scale": False}, {"momentum": 0.5, "epsilon": 0.1}],
+    ids=str,
+)
+def test_batch_normalization_training_mode_gradient(options):
+    """The exact backward through the batch statistics (they depend on every sample)."""
+    from multilayer.initializers import RandomUniform
+    from multilayer.layers import BatchNormalization
+
+    bn = BatchNormalization(
+        gamma_initializer=RandomUniform(0.5, 1.5),
+        beta_initializer=RandomUniform(-0.5, 0.5),
+        gamma_regularizer=L2(0.05),
+        **options,
+    )
+    check(keras_layer_model([bn]), data(), one_hot(LABELS, 3))
+
+
+def test_batch_normalization_on_a_middle_axis_gradient():
+    from multilayer.layers import BatchNormalization, Reshape
+
+    model = keras_layer_model([Dense(6), Reshape((2, 3)), BatchNormalization(axis=1), Flatten()])
+    assert model.layers[3].weights["gamma"].shape == (2,)
+    check(model, data(), one_hot(LABELS, 3))
+
+
+def test_batch_normalization_inference_mode_gradient():
+    """A non-trainable BatchNormalization normalizes with its moving statistics even in
+    training (Keras 3), so its input gradient is the plain affine one."""
+    from multilayer.layers import BatchNormalization
+
+    bn = BatchNormalization()
+    model = keras_layer_model([bn, Dense(4, activation="tanh")])
+    bn.weights["moving_mean"][...] = [0.1, -0.2, 0.3, 0.0, 0.2, -0.1]
+    bn.weights["moving_variance"][...] = [0.5, 1.5, 2.0, 0.7, 1.0, 0.3]
+    bn.trainable = False
+    check(model, data(), one_hot(LABELS, 3))
+
+
+@pytest.mark.parametrize("axis", [-1, [1, 2], 1], ids=str)
+def test_layer_normalization_gradient(axis):
+    from multilayer.initializers import RandomUniform
+    from multilayer.layers import LayerNormalization, Reshape
+
+    ln = LayerNormalization(
+        axis=axis,
+        gamma_initializer=RandomUniform(0.5, 1.5),
+        beta_initializer=RandomUniform(-0.5, 0.5),
+    )
+    model = keras_layer_model([Dense(6), Reshape((2, 3)), ln, Flatten()])
+    check(model, data(), one_hot(LABELS, 3))
+
+
+@pytest.mark.parametrize("axis", [-1, (1, 2), 1], ids=str)
+def test_softmax_layer_gradient_without_fusion(axis):
+    """Softmax layers in the middle (any axes) and as the output under MSE (not fused)."""
+    from multilayer.layers import Reshape, Softmax
+
+    model = build(
+        [
+            Dense(6, activation="tanh"),
+            Reshape((2, 3)),
+            Softmax(axis=axis),
+            Flatten(),
+            Dense(3),
+            Softmax(),
+        ],
+        "mse",
+        4,
+    )
+    assert not model._fused()
+    check(model, data(), one_hot(LABELS, 3))
+
+
+def test_softmax_layer_fuses_with_cross_entropy():
+    from multilayer.layers import Softmax
+
+    model = build([Dense(5, activation="tanh"), Dense(3), Softmax()], "categorical_crossentropy", 4)
+    assert model._fused()
+    check(model, data(), one_hot(LABELS, 3))
+
+
+def test_activity_regularization_gradient():
+    from multilayer.layers import ActivityRegularization
+
+    model = keras_layer_model([ActivityRegularization(l1=0.05, l2=0.1)])
+    check(model, data(), one_hot(LABELS, 3))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: __import__("multilayer.layers", fromlist=["GaussianNoise"]).GaussianNoise(
+            0.3, seed=1
+        ),
+        lambda: __import__("multilayer.layers", fromlist=["x"]).GaussianDropout(0.3, seed=2),
+        lambda: __import__("multilayer.layers", fromlist=["x"]).AlphaDropout(0.3, seed=3),
+    ],
+    ids=["GaussianNoise", "GaussianDropout", "AlphaDropout"],
+)
+def test_noise_layers_gradient_with_fixed_noise(make):
+    model = keras_layer_model([make()])
+    check(model, data(), one_hot(LABELS, 3))
+
+
+def keras_input_check(layer, shape, x, training=False):
+    layer.dtype = np.dtype("float64")
+    layer.build(shape)
+    input_gradient_check(layer, x, training=training)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda L: L.ReLU(),
+        lambda L: L.ReLU(max_value=0.8, negative_slope=0.2, threshold=0.3),
+        lambda L: L.LeakyReLU(),
+        lambda L: L.LeakyReLU(negative_slope=1.5),
+        lambda L: L.ELU(alpha=0.7),
+        lambda L: L.Softmax(axis=1),
+        lambda L: L.Identity(),
+        lambda L: L.Reshape((2, 2)),
+        lambda L: L.Normalization(mean=[0.5, -1, 2, 0], variance=[4, 1, 0.25, 2]),
+        lambda L: L.Normalization(mean=0.5, variance=4, invert=True),
+    ],
+    ids=[
+        "ReLU",
+        "ReLU-options",
+        "LeakyReLU",
+        "LeakyReLU-steep",
+        "ELU",
+        "Softmax",
+        "Identity",
+        "Reshape",
+        "Normalization",
+        "Normalization-invert",
+    ],
+)
+def test_weightless_keras_layer_input_gradient(make):
+    import multilayer.layers as L
+
+    x = data(5, 4, seed=21)
+    # away from every kink: 0, the threshold 0.3 and the cap 0.8
+    for kink in (0.0, 0.3, 0.8):
+        x[np.abs(x - kink) < 1e-2] = 0.55
+    keras_input_check(make(L), (4,), x)

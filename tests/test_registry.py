@@ -13,6 +13,7 @@ import pytest
 
 from multilayer.engine import (
     activations,
+    constraints,
     initializers,
     losses,
     metrics,
@@ -109,6 +110,8 @@ SAMPLES = {
             use_bias=False,
             kernel_initializer=initializers.RandomNormal(0.0, 0.1),
             kernel_regularizer="l2",
+            kernel_constraint=constraints.MaxNorm(3.0),
+            bias_constraint="non_neg",
         ),
         layer_module.Activation("softmax"),
         layer_module.Dropout(0.3, seed=4),
@@ -116,6 +119,40 @@ SAMPLES = {
         layer_module.Average(),
         layer_module.Multiply(),
         layer_module.Concatenate(axis=-2),
+        layer_module.Softmax(axis=[1, 2]),
+        layer_module.ReLU(max_value=6.0, negative_slope=0.1, threshold=0.5),
+        layer_module.LeakyReLU(alpha=0.1),
+        layer_module.PReLU(
+            alpha_initializer=initializers.Ones(),
+            alpha_regularizer="l1",
+            alpha_constraint=constraints.NonNeg(),
+            shared_axes=[1],
+        ),
+        layer_module.ELU(alpha=0.5),
+        layer_module.BatchNormalization(
+            axis=1,
+            momentum=0.9,
+            epsilon=1e-5,
+            center=False,
+            gamma_initializer=initializers.RandomUniform(0.5, 1.5),
+            moving_variance_initializer="zeros",
+            gamma_regularizer="l2",
+            gamma_constraint=constraints.UnitNorm(),
+        ),
+        layer_module.LayerNormalization(axis=[1, 2], epsilon=1e-6, scale=False),
+        layer_module.Normalization(axis=None, mean=2.0, variance=4.0, invert=True),
+        layer_module.GaussianNoise(0.1, seed=3),
+        layer_module.GaussianDropout(0.2),
+        layer_module.AlphaDropout(0.1, noise_shape=[None, 1], seed=7),
+        layer_module.ActivityRegularization(l1=0.01, l2=0.02),
+        layer_module.Reshape((2, -1)),
+        layer_module.Identity(name="passthrough"),
+    ],
+    constraints.REGISTRY: [
+        constraints.MaxNorm(3.0, axis=[0, 1]),
+        constraints.MinMaxNorm(0.5, 2.0, rate=0.5, axis=1),
+        constraints.UnitNorm(axis=1),
+        constraints.NonNeg(),
     ],
 }
 
@@ -323,8 +360,11 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
         (
             lambda: layer_module.deserialize({"class_name": "Dens", "config": {}}),
             ValueError,
-            "Unknown layer type 'Dens'. Did you mean 'Dense'? Known: Activation, Add, Average, "
-            "Concatenate, Dense, Dropout, Flatten, InputLayer, Multiply, Rescaling.",
+            "Unknown layer type 'Dens'. Did you mean 'Dense'? Known: Activation, "
+            "ActivityRegularization, Add, AlphaDropout, Average, BatchNormalization, Concatenate, "
+            "Dense, Dropout, ELU, Flatten, GaussianDropout, GaussianNoise, Identity, InputLayer, "
+            "LayerNormalization, LeakyReLU, Multiply, Normalization, PReLU, ReLU, Rescaling, "
+            "Reshape, Softmax.",
         ),
         (
             lambda: metrics.deserialize({"name": "mse"}),

@@ -20,6 +20,7 @@ or, with the functional API::
 from multilayer import (
     activations,
     callbacks,
+    constraints,
     datasets,
     initializers,
     layers,
@@ -43,6 +44,7 @@ __all__ = [
     "Sequential",
     "activations",
     "callbacks",
+    "constraints",
     "datasets",
     "initializers",
     "layers",

@@ -162,12 +162,13 @@ class EarlyStopping(_Monitor):
             return
         value = self._current(logs)
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = self.model.parameters.values.copy()  # fallback: the first epoch
+            self.best_weights = self.model.get_weights()  # fallback: the first epoch
         self.wait += 1
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
-                self.best_weights = self.model.parameters.values.copy()
+                # every weight, BatchNormalization's moving statistics included
+                self.best_weights = self.model.get_weights()
             return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
@@ -181,7 +182,7 @@ class EarlyStopping(_Monitor):
                 print(
                     f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}."
                 )
-            self.model.parameters.values[...] = self.best_weights
+            self.model.set_weights(self.best_weights)
 
 
 class ModelCheckpoint(_Monitor):

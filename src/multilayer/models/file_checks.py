@@ -111,19 +111,24 @@ def _nests_models(config: dict) -> bool:
     )
 
 
-def parameter_shapes(config: dict, path) -> dict[str, tuple[int, ...]]:
+def parameter_shapes(
+    config: dict, path, non_trainable: set[str] | None = None
+) -> dict[str, tuple[int, ...]]:
     """The shape of every parameter tensor the architecture declares (``layers.{i}.{name}``,
     ``layers.{i}.layers.{j}.{name}`` in a nested model), computed from the configuration
     alone: layers are created and sized, nothing is allocated. Refuses more than
     `MAX_PARAMETERS` parameters or sample sizes over `MAX_SAMPLE_SIZE`, and an architecture
-    that cannot be built."""
+    that cannot be built. The names of the non-trainable weights (moving statistics, which
+    the optimizer state does not cover) are added to ``non_trainable`` when it is given."""
     if not _nests_models(config):
-        return _stack_parameter_shapes(config, path)
+        return _stack_parameter_shapes(config, path, non_trainable)
     from multilayer.models.saving import model_from_config
 
     try:
         model = model_from_config(config)  # layers called on symbolic tensors: no allocation
         shapes = model.parameter_shapes()
+        if non_trainable is not None:
+            non_trainable.update(model.non_trainable_names())
         for layer in _all_layers(model):
             for shape in _shape_list(layer.output_shape):
                 if math.prod(shape) > MAX_SAMPLE_SIZE:
@@ -156,11 +161,15 @@ def _shape_list(shape) -> list:
     return list(shape) if isinstance(shape, list) else [shape]
 
 
-def _stack_parameter_shapes(config: dict, path) -> dict[str, tuple[int, ...]]:
+def _stack_parameter_shapes(
+    config: dict, path, non_trainable: set[str] | None = None
+) -> dict[str, tuple[int, ...]]:
     """The shape of every parameter tensor the architecture declares (``layers.{i}.{name}``),
     computed from the configuration alone: layers are created and sized, nothing is
     allocated. Refuses more than `MAX_PARAMETERS` parameters or sample sizes over
-    `MAX_SAMPLE_SIZE`, and an architecture that cannot be built."""
+    `MAX_SAMPLE_SIZE`, and an architecture that cannot be built. The names of the
+    non-trainable weights (moving statistics, which the optimizer state does not cover) are
+    added to ``non_trainable`` when it is given."""
     from multilayer.engine import layers as layer_module
 
     try:
@@ -187,6 +196,8 @@ def _stack_parameter_shapes(config: dict, path) -> dict[str, tuple[int, ...]]:
                         f"{spec.name} has shape {tuple(spec.shape)})"
                     )
                 shapes[f"layers.{index}.{spec.name}"] = tuple(spec.shape)
+                if non_trainable is not None and not spec.trainable:
+                    non_trainable.add(f"layers.{index}.{spec.name}")
             shape = tuple(layer.output_shape or ())
         if math.prod(shape) > MAX_SAMPLE_SIZE:
             raise ValueError(

@@ -209,6 +209,21 @@ class Model(Trainer, Layer):
                     shapes[f"layers.{index}.{spec.name}"] = tuple(spec.shape)
         return shapes
 
+    def non_trainable_names(self) -> list[str]:
+        """The `named_weights` names of the non-trainable weights (moving statistics)."""
+        self._make_graph()
+        names: list[str] = []
+        for index, layer in enumerate(self.layers):
+            if isinstance(layer, Model):
+                names += [f"layers.{index}.{name}" for name in layer.non_trainable_names()]
+            else:
+                names += [
+                    f"layers.{index}.{spec.name}"
+                    for spec in layer.parameter_specs
+                    if not spec.trainable
+                ]
+        return names
+
     def _trace(self, input_shape) -> None:
         if input_shape is None:
             raise ValueError(
@@ -297,6 +312,10 @@ class Model(Trainer, Layer):
                 self._regularized = regularized  # layers cannot change once built
         return sum(leaf.regularization_loss() for leaf in regularized)
 
+    def activity_loss(self) -> float:
+        """The activity penalties (ActivityRegularization) of the last forward pass."""
+        return sum(leaf.activity_loss() for leaf in self.leaf_layers())
+
     def release_buffers(self) -> None:
         for leaf in self.leaf_layers():
             leaf.release_buffers()
@@ -305,7 +324,10 @@ class Model(Trainer, Layer):
         self._build_if_possible()
         if not self.built:
             raise ValueError("the model is not built yet, so it has no parameters")
-        return self._buffer_of_parameters().size
+        return self._buffer_of_parameters().total_size  # non-trainable weights too, as Keras
+
+    def count_trainable_params(self) -> int:
+        return sum(leaf.count_trainable_params() for leaf in self.leaf_layers())
 
     def get_layer(self, name: str) -> Layer:
         """The layer called ``name`` (Keras' ``get_layer``)."""

@@ -212,12 +212,14 @@ def load_model(filepath, compile: bool = True):
         # Everything the header declares is checked against the tensors' declared shapes
         # and the limits before any tensor is read or any parameter allocated.
         config = file_checks.model_config(header_json(metadata, "model", path), path)
-        expected = file_checks.parameter_shapes(config, path)
+        fixed: set[str] = set()
+        expected = file_checks.parameter_shapes(config, path, non_trainable=fixed)
         weights = {k: v for k, v in declared.items() if not k.startswith("optimizer.")}
         file_checks.check_declared_tensors(
             expected, weights, file_checks.model_dtype(config, path), path
         )
-        size = sum(math.prod(shape) for shape in expected.values())
+        # the optimizer's state covers the trainable parameters only
+        size = sum(math.prod(shape) for name, shape in expected.items() if name not in fixed)
         for name, (shape, dtype) in declared.items():
             if name.startswith("optimizer.") and (
                 tuple(shape) != (size,) or dtype not in ("F32", "F64")

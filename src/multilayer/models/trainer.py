@@ -89,6 +89,9 @@ class Trainer:
     def regularization_loss(self) -> float:
         raise NotImplementedError
 
+    def activity_loss(self) -> float:
+        raise NotImplementedError
+
     # -- narrowing helpers ------------------------------------------------------------------
     def _buffer_of_parameters(self) -> ParameterBuffer:
         if self.parameters is None:
@@ -269,7 +272,8 @@ class Trainer:
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _regularization_loss(self) -> float:
-        return self.regularization_loss()
+        """Weight penalties plus the activity penalties of the last forward pass."""
+        return self.regularization_loss() + self.activity_loss()
 
     def train_step(self, x, y) -> float:
         """One optimizer step on a batch; returns the batch loss (before the update)."""
@@ -302,6 +306,7 @@ class Trainer:
         self._check_divergence(loss)
         parameters = self._buffer_of_parameters()
         self._compiled_optimizer().apply(parameters.values, parameters.grads)
+        parameters.apply_constraints()  # after the step, as Keras does
         return loss
 
     def _check_divergence(self, loss: float) -> None:
@@ -652,20 +657,22 @@ class Trainer:
     def _evaluate_arrays(self, xs, ys, batch_size: int) -> dict[str, float]:
         metrics = [type(m)(**m.get_config()) for m in self.metrics]  # fresh running means
         totals = [0.0] * len(ys)
+        activity = 0.0  # activity penalties are per batch, weighted by its size as Keras'
         n = len(xs[0])
         for batch in self._batches(n, batch_size):
             outputs = self._run_forward([a[batch] for a in xs], training=False)
+            activity += self.activity_loss() * len(outputs[0])
             for k, output in enumerate(outputs):
                 per_sample = self._losses[k].per_sample(ys[k][batch], output)
                 totals[k] += float(np.sum(per_sample, dtype=np.float64))
             for metric, k in zip(metrics, self._metric_outputs, strict=True):
                 metric.update_state(ys[k][batch], outputs[k])
         if len(ys) == 1:
-            results = {"loss": totals[0] / n + self._regularization_loss()}
+            results = {"loss": totals[0] / n + self.regularization_loss() + activity / n}
         else:
             means = [total / n for total in totals]
             weighted = sum(w * m for w, m in zip(self._loss_weights, means, strict=True))
-            results = {"loss": weighted + self._regularization_loss()}
+            results = {"loss": weighted + self.regularization_loss() + activity / n}
             results.update(
                 {f"{name}_loss": m for name, m in zip(self.output_names, means, strict=True)}
             )

@@ -1,6 +1,8 @@
-"""Layers: Dense, the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout) and
-the merge layers of functional models (Concatenate, Add, Multiply, Average)."""
+"""Layers: Dense, the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout), the
+merge layers of functional models (Concatenate, Add, Multiply, Average), activation layers,
+normalization, noise, activity regularization, Reshape and Identity."""
 
+from multilayer.engine.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from multilayer.engine.layers.base import Layer
 from multilayer.engine.layers.core import Activation, Dropout, Flatten, Input, InputLayer, Rescaling
 from multilayer.engine.layers.dense import Dense
@@ -14,23 +16,45 @@ from multilayer.engine.layers.merge import (
     concatenate,
     multiply,
 )
+from multilayer.engine.layers.noise import AlphaDropout, GaussianDropout, GaussianNoise
+from multilayer.engine.layers.normalization import (
+    BatchNormalization,
+    LayerNormalization,
+    Normalization,
+)
+from multilayer.engine.layers.regularization import ActivityRegularization
+from multilayer.engine.layers.reshaping import Identity, Reshape
 from multilayer.engine.layers.symbolic import KerasTensor
 from multilayer.engine.registry import Config, Registry
 
 __all__ = [
+    "ELU",
     "Activation",
+    "ActivityRegularization",
     "Add",
+    "AlphaDropout",
     "Average",
+    "BatchNormalization",
     "Concatenate",
     "Dense",
     "Dropout",
     "Flatten",
+    "GaussianDropout",
+    "GaussianNoise",
+    "Identity",
     "Input",
     "InputLayer",
     "KerasTensor",
     "Layer",
+    "LayerNormalization",
+    "LeakyReLU",
     "Multiply",
+    "Normalization",
+    "PReLU",
+    "ReLU",
     "Rescaling",
+    "Reshape",
+    "Softmax",
     "add",
     "average",
     "concatenate",
@@ -51,6 +75,20 @@ for _cls in (
     InputLayer,
     Multiply,
     Rescaling,
+    Softmax,
+    ReLU,
+    LeakyReLU,
+    PReLU,
+    ELU,
+    BatchNormalization,
+    LayerNormalization,
+    Normalization,
+    GaussianNoise,
+    GaussianDropout,
+    AlphaDropout,
+    ActivityRegularization,
+    Reshape,
+    Identity,
 ):
     REGISTRY.register(_cls, names=())
 

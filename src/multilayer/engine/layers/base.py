@@ -28,6 +28,7 @@ from multilayer.engine.random import generator_state, set_generator_state
 from multilayer.engine.registry import Config
 
 if TYPE_CHECKING:
+    from multilayer.engine.constraints import Constraint
     from multilayer.engine.initializers import Initializer
     from multilayer.engine.regularizers import Regularizer
 
@@ -172,15 +173,24 @@ class Layer:
         shape: Iterable[int],
         initializer: Initializer,
         regularizer: Regularizer | None = None,
+        trainable: bool = True,
+        constraint: Constraint | None = None,
     ) -> None:
-        self.parameter_specs.append(ParameterSpec(name, tuple(shape), initializer, regularizer))
+        """Declare a weight; the model allocates it. ``trainable=False`` declares a weight the
+        layer updates itself (no gradient, never touched by the optimizer); ``constraint`` is
+        applied after each optimizer step."""
+        self.parameter_specs.append(
+            ParameterSpec(name, tuple(shape), initializer, regularizer, trainable, constraint)
+        )
 
     def bind_parameter(
-        self, name: str, value: np.ndarray, grad: np.ndarray, buffer: object = None
+        self, name: str, value: np.ndarray, grad: np.ndarray | None, buffer: object = None
     ) -> None:
-        """Use ``value`` and ``grad`` (views into ``buffer``, a model's parameter buffer)."""
+        """Use ``value`` and ``grad`` (views into ``buffer``, a model's parameter buffer);
+        ``grad`` is None for a non-trainable weight."""
         self.weights[name] = value
-        self.grads[name] = grad
+        if grad is not None:
+            self.grads[name] = grad
         self.bound_to = buffer
 
     # -- computation --------------------------------------------------------------------
@@ -246,11 +256,16 @@ class Layer:
         return self.rng is not None and self.owns_rng
 
     def regularization_loss(self) -> float:
+        """The weight penalties of this layer (Keras' kernel/bias/... regularizers)."""
         return sum(
             spec.regularizer(self.weights[spec.name])
             for spec in self.parameter_specs
             if spec.regularizer is not None
         )
+
+    def activity_loss(self) -> float:
+        """The penalty on the output of the last `forward` (ActivityRegularization); 0 here."""
+        return 0.0
 
     def _buffer(self, key: str, n: int, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
         """A reusable work array of ``n`` rows: grown when needed, never freed between batches."""
@@ -271,7 +286,11 @@ class Layer:
 
     # -- description --------------------------------------------------------------------
     def count_params(self) -> int:
+        """Every weight, trainable or not (as Keras counts)."""
         return sum(spec.size for spec in self.parameter_specs)
+
+    def count_trainable_params(self) -> int:
+        return sum(spec.size for spec in self.parameter_specs if spec.trainable)
 
     def get_config(self) -> Config:
         config: Config = {"name": self.name}

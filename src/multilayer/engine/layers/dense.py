@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from multilayer.engine import activations, initializers, regularizers
+from multilayer.engine import activations, constraints, initializers, regularizers
 from multilayer.engine.layers.base import Layer
 from multilayer.engine.registry import Config, positive_int
 
@@ -36,6 +36,8 @@ class Dense(Layer):
         kernel_initializer, bias_initializer: names or `Initializer` objects
             (Keras' defaults: ``"glorot_uniform"`` and ``"zeros"``).
         kernel_regularizer, bias_regularizer: optional `Regularizer` (e.g. ``"l2"``).
+        kernel_constraint, bias_constraint: optional `Constraint` (e.g. ``MaxNorm(3)``),
+            applied to the weight after each optimizer step.
         input_shape / input_dim: the input sample shape, Keras style, for a first layer.
 
     Input shape ``(n, d)``; output shape ``(n, units)``.
@@ -50,6 +52,8 @@ class Dense(Layer):
         bias_initializer: str | initializers.Initializer | Config = "zeros",
         kernel_regularizer: str | regularizers.Regularizer | Config | None = None,
         bias_regularizer: str | regularizers.Regularizer | Config | None = None,
+        kernel_constraint: str | constraints.Constraint | Config | None = None,
+        bias_constraint: str | constraints.Constraint | Config | None = None,
         input_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -65,6 +69,8 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         if len(input_shape) != 1:
@@ -77,10 +83,20 @@ class Dense(Layer):
         self.input_shape = tuple(input_shape)
         self.output_shape = (self.units,)
         self.add_weight(
-            "kernel", (input_shape[0], self.units), self.kernel_initializer, self.kernel_regularizer
+            "kernel",
+            (input_shape[0], self.units),
+            self.kernel_initializer,
+            self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer)
+            self.add_weight(
+                "bias",
+                (self.units,),
+                self.bias_initializer,
+                self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
         self.built = True
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -133,4 +149,6 @@ class Dense(Layer):
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
         }
