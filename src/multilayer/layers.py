@@ -1,5 +1,8 @@
 """Keras-compatible namespace: ``from multilayer.layers import Dense, Flatten``."""
 
+import sys as _sys
+
+from multilayer import _layers_core as core
 from multilayer.engine.layers import (  # noqa: F401
     Activation,
     Dense,
@@ -12,3 +15,6 @@ from multilayer.engine.layers import (  # noqa: F401
     deserialize,
     serialize,
 )
+
+# Keras 2's ``keras.layers.core`` (the same classes), for old programs importing from there.
+_sys.modules[f"{__name__}.core"] = core

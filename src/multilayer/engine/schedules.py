@@ -48,6 +48,35 @@ class ExponentialDecay(LearningRateSchedule):
         return self.initial_learning_rate * self.decay_rate**exponent
 
 
+class InverseTimeDecay(LearningRateSchedule):
+    """``initial / (1 + decay_rate * step / decay_steps)`` (``floor(step / decay_steps)`` if
+    ``staircase``); with ``decay_steps=1`` it is Keras 2's ``decay=`` optimizer argument."""
+
+    name = "InverseTimeDecay"
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        decay_rate: float,
+        staircase: bool = False,
+    ):
+        if decay_steps <= 0:
+            raise ValueError(f"InverseTimeDecay: decay_steps must be > 0, got {decay_steps!r}")
+        if decay_rate < 0:
+            raise ValueError(f"InverseTimeDecay: decay_rate must be >= 0, got {decay_rate!r}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = int(decay_steps)
+        self.decay_rate = float(decay_rate)
+        self.staircase = bool(staircase)
+
+    def __call__(self, step):
+        progress = step / self.decay_steps
+        if self.staircase:
+            progress = math.floor(progress)
+        return self.initial_learning_rate / (1.0 + self.decay_rate * progress)
+
+
 class PiecewiseConstantDecay(LearningRateSchedule):
     """``values[i]`` while ``boundaries[i-1] < step <= boundaries[i]`` (Keras' convention)."""
 
@@ -149,7 +178,8 @@ class OneCycle(LearningRateSchedule):
 
 
 _REGISTRY = {
-    cls.name: cls for cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, OneCycle)
+    cls.name: cls
+    for cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, OneCycle, InverseTimeDecay)
 }
 
 

@@ -3,6 +3,7 @@
 from multilayer.engine.schedules import (  # noqa: F401
     CosineDecay,
     ExponentialDecay,
+    InverseTimeDecay,
     LearningRateSchedule,
     OneCycle,
     PiecewiseConstantDecay,
