@@ -93,7 +93,7 @@ def _sizes(left_size, right_size, total: int) -> tuple[int, int]:
             "At least one of the `left_size` or `right_size` must be specified. "
             "Received: left_size=None and right_size=None"
         )
-    counts = []
+    counts: list[int | None] = []
     for side, size in (("left", left_size), ("right", right_size)):
         if size is None:
             counts.append(None)
@@ -117,11 +117,13 @@ def _sizes(left_size, right_size, total: int) -> tuple[int, int]:
                     f"or a float within the range (0, 1). Received: {side}_size={size}"
                 )
             counts.append(int(size))
-    left, right = counts
-    if left is None:
-        left = total - right
-    if right is None:
-        right = total - left
+    given_left, given_right = counts
+    if given_left is None:
+        assert given_right is not None  # both None was refused above
+        left, right = total - given_right, given_right
+    else:
+        left = given_left
+        right = total - left if given_right is None else given_right
     if left + right > total:
         raise ValueError(
             f"The sum of `left_size` and `right_size` ({left} + {right} samples) is more than "

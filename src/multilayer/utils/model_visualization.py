@@ -185,7 +185,7 @@ def plot_model(
             )
         buffer = io.BytesIO()
         figure.savefig(buffer, format=extension, dpi=dpi)
-    atomic_write_bytes(to_file, buffer.getvalue())
+    atomic_write_bytes(os.fspath(to_file), buffer.getvalue())
     if extension == "png":
         try:
             from IPython import display
