@@ -55,7 +55,7 @@ class Merge(Layer):
 
     def build(self, input_shape) -> None:
         shapes = self._check_inputs(input_shape)
-        self.input_shape = shapes  # type: ignore[assignment] - one shape per input
+        self.input_shape = shapes  # type: ignore[assignment]  # one shape per input
         self.output_shape = self.compute_output_shape(shapes)
         self.built = True
 
