@@ -184,3 +184,36 @@ def test_convert_to_tensor_refuses_sparse_and_ragged():
         ValueError, match=r"convert_to_tensor: ragged=True is not supported \(NumPy backend\)"
     ):
         ops.convert_to_tensor([1], ragged=True)
+
+
+def test_comparisons_for_a_hand_written_accuracy():
+    y_true = np.array([0, 1, 2, 1])
+    y_pred = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.8, 0.1]])
+    hits = ops.equal(y_true, ops.argmax(y_pred, axis=-1))
+    assert hits.dtype == np.bool_ and hits.tolist() == [True, True, False, True]
+    assert float(ops.mean(ops.cast(hits, "float32"))) == 0.75
+    assert ops.not_equal([1, 2], [1, 3]).tolist() == [False, True]
+    assert ops.greater([1, 2], 1.5).tolist() == [False, True]
+    assert ops.greater_equal([1, 2], 2).tolist() == [False, True]
+    assert ops.less(np.array([0.5]), 1).tolist() == [True]
+    assert ops.less_equal([3], [3]).tolist() == [True]
+    assert bool(ops.any(hits)) and not bool(ops.all(hits))
+    assert ops.all(np.ones((2, 3)), axis=1).tolist() == [True, True]
+
+
+def test_constructors_and_statistics():
+    assert ops.zeros((2, 3)).dtype == np.float32 and ops.ones(4, dtype="int32").tolist() == [1] * 4
+    assert ops.zeros_like(np.ones(3, np.int64)).dtype == np.int64
+    assert ops.ones_like([1.0, 2.0]).dtype == np.float32
+    assert ops.arange(4).tolist() == [0, 1, 2, 3] and ops.arange(4).dtype == np.int32
+    assert ops.arange(1, 2, 0.5).dtype == np.float32 and ops.arange(1, 2, 0.5).tolist() == [
+        1.0,
+        1.5,
+    ]
+    x = np.array([[1.0, 2.0, 3.0, 4.0]])
+    assert float(ops.var(x)) == 1.25 and float(ops.std(x)) == pytest.approx(np.sqrt(1.25))
+    assert ops.var([1, 2, 3, 4]).dtype == np.float32
+    assert ops.negative([1, -2]).tolist() == [-1, 2]
+    assert ops.power(np.array([2.0, 3.0]), 2).tolist() == [4.0, 9.0]
+    np.testing.assert_allclose(ops.log_softmax(np.array([[1000.0, 0.0]])), [[0.0, -1000.0]])
+    np.testing.assert_allclose(np.exp(ops.log_softmax(x)), ops.softmax(x))

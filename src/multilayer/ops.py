@@ -27,6 +27,9 @@ __all__ = [
     "abs",
     "absolute",
     "add",
+    "all",
+    "any",
+    "arange",
     "argmax",
     "argmin",
     "cast",
@@ -35,9 +38,15 @@ __all__ = [
     "convert_to_numpy",
     "convert_to_tensor",
     "divide",
+    "equal",
     "exp",
     "expand_dims",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
     "log",
+    "log_softmax",
     "matmul",
     "max",
     "maximum",
@@ -45,7 +54,12 @@ __all__ = [
     "min",
     "minimum",
     "multiply",
+    "negative",
+    "not_equal",
     "one_hot",
+    "ones",
+    "ones_like",
+    "power",
     "relu",
     "reshape",
     "shape",
@@ -55,11 +69,15 @@ __all__ = [
     "square",
     "squeeze",
     "stack",
+    "std",
     "subtract",
     "sum",
     "tanh",
     "transpose",
+    "var",
     "where",
+    "zeros",
+    "zeros_like",
 ]
 
 
@@ -341,6 +359,103 @@ def minimum(x1, x2) -> np.ndarray:
     return _binary(np.minimum, x1, x2)
 
 
+def _compare(function, x1, x2) -> np.ndarray:
+    dtype = result_type(x1, x2)
+    return function(convert_to_tensor(x1, dtype), convert_to_tensor(x2, dtype))
+
+
+def equal(x1, x2) -> np.ndarray:
+    """``x1 == x2`` element-wise (booleans)."""
+    return _compare(np.equal, x1, x2)
+
+
+def not_equal(x1, x2) -> np.ndarray:
+    """``x1 != x2`` element-wise (booleans)."""
+    return _compare(np.not_equal, x1, x2)
+
+
+def greater(x1, x2) -> np.ndarray:
+    """``x1 > x2`` element-wise (booleans)."""
+    return _compare(np.greater, x1, x2)
+
+
+def greater_equal(x1, x2) -> np.ndarray:
+    """``x1 >= x2`` element-wise (booleans)."""
+    return _compare(np.greater_equal, x1, x2)
+
+
+def less(x1, x2) -> np.ndarray:
+    """``x1 < x2`` element-wise (booleans)."""
+    return _compare(np.less, x1, x2)
+
+
+def less_equal(x1, x2) -> np.ndarray:
+    """``x1 <= x2`` element-wise (booleans)."""
+    return _compare(np.less_equal, x1, x2)
+
+
+def any(x, axis=None, keepdims: bool = False) -> np.ndarray:  # noqa: A001 - Keras' name
+    """Whether any entry along ``axis`` is true (non-zero)."""
+    return np.asarray(np.any(convert_to_tensor(x), axis=_axis(axis), keepdims=keepdims))
+
+
+def all(x, axis=None, keepdims: bool = False) -> np.ndarray:  # noqa: A001 - Keras' name
+    """Whether every entry along ``axis`` is true (non-zero)."""
+    return np.asarray(np.all(convert_to_tensor(x), axis=_axis(axis), keepdims=keepdims))
+
+
+def negative(x) -> np.ndarray:
+    """``-x``."""
+    return np.negative(convert_to_tensor(x))
+
+
+def power(x1, x2) -> np.ndarray:
+    """``x1 ** x2`` with Keras' dtype promotion."""
+    return _binary(np.power, x1, x2)
+
+
+def zeros(shape, dtype=None) -> np.ndarray:
+    """An array of zeros, `floatx` by default."""
+    return np.zeros(shape, dtype=dtype or config.floatx())
+
+
+def ones(shape, dtype=None) -> np.ndarray:
+    """An array of ones, `floatx` by default."""
+    return np.ones(shape, dtype=dtype or config.floatx())
+
+
+def zeros_like(x, dtype=None) -> np.ndarray:
+    """Zeros of the shape (and by default the dtype) of ``x``."""
+    return np.zeros_like(convert_to_tensor(x), dtype=dtype)
+
+
+def ones_like(x, dtype=None) -> np.ndarray:
+    """Ones of the shape (and by default the dtype) of ``x``."""
+    return np.ones_like(convert_to_tensor(x), dtype=dtype)
+
+
+def arange(start, stop=None, step=None, dtype=None) -> np.ndarray:
+    """``start, start + step, ...`` below ``stop`` (``arange(n)`` is ``0..n-1``); Python ints
+    give ``int32`` and floats `floatx`, as in Keras."""
+    if dtype is None:
+        dtype = result_type(*(v for v in (start, stop, step) if v is not None))
+    if stop is None:
+        start, stop = 0, start
+    return np.arange(start, stop, 1 if step is None else step, dtype=dtype)
+
+
+def var(x, axis=None, keepdims: bool = False) -> np.ndarray:
+    """The variance over ``axis`` (divided by n); integers give `floatx`."""
+    x = _float_input(x)
+    return np.asarray(np.var(x, axis=_axis(axis), keepdims=keepdims), dtype=x.dtype)
+
+
+def std(x, axis=None, keepdims: bool = False) -> np.ndarray:
+    """The standard deviation over ``axis`` (divided by n); integers give `floatx`."""
+    x = _float_input(x)
+    return np.asarray(np.std(x, axis=_axis(axis), keepdims=keepdims), dtype=x.dtype)
+
+
 def where(condition, x1=None, x2=None):
     """``x1`` where ``condition`` holds, else ``x2``; with neither, the indices of the
     non-zero entries of ``condition`` (a tuple of arrays, one per axis)."""
@@ -390,6 +505,16 @@ def softmax(x, axis=-1) -> np.ndarray:
     axis = _axis(axis)
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1) -> np.ndarray:
+    """``log(softmax(x))`` along ``axis``, computed without overflow or log(0)."""
+    x = _float_input(x)
+    if x.ndim == 0:
+        raise ValueError("log_softmax: x must have at least one axis")
+    axis = _axis(axis)
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
 def one_hot(x, num_classes: int, axis: int = -1, dtype=None, sparse: bool = False) -> np.ndarray:

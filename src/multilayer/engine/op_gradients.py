@@ -137,6 +137,30 @@ def _softmax(grad, args, kwargs, output):
     return (output * (grad - np.sum(grad * output, axis=axis, keepdims=True)),)
 
 
+def _log_softmax(grad, args, kwargs, output):
+    axis = _arg(args, kwargs, 1, "axis", -1)
+    return (grad - np.exp(output) * np.sum(grad, axis=axis, keepdims=True),)
+
+
+def _var(grad, args, kwargs, output):
+    x = args[0]
+    axis, keepdims = _arg(args, kwargs, 1, "axis"), _arg(args, kwargs, 2, "keepdims", False)
+    count = x.size / max(np.size(output), 1)
+    mean = np.mean(x, axis=_axis_tuple(axis), keepdims=True)
+    return (_expand_reduced(grad, x, axis, keepdims) * 2 * (x - mean) / count,)
+
+
+def _std(grad, args, kwargs, output):
+    axis, keepdims = _arg(args, kwargs, 1, "axis"), _arg(args, kwargs, 2, "keepdims", False)
+    x = args[0]
+    (g,) = _var(grad, args, kwargs, output)
+    return (g / (2 * _expand_reduced(output, x, axis, keepdims)),)
+
+
+def _axis_tuple(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
 def _clip(grad, args, kwargs, output):
     x = args[0]
     inside = (x >= args[1]) & (x <= args[2])
@@ -190,6 +214,16 @@ _VJPS: dict[str, Callable] = {
     "sigmoid": _unary(lambda g, x, y: g * y * (1 - y)),
     "tanh": _unary(lambda g, x, y: g * (1 - y * y)),
     "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "var": _var,
+    "std": _std,
+    "negative": _unary(lambda g, x, y: -g),
+    "power": lambda g, args, kw, y: _binary(
+        g,
+        args,
+        lambda g, a, b: g * b * np.power(a, b - 1),
+        lambda g, a, b: g * np.power(a, b) * np.log(np.where(a > 0, a, 1)),
+    ),
     "clip": _clip,
     "where": _where,
     "matmul": _matmul,
@@ -209,6 +243,16 @@ _VJPS: dict[str, Callable] = {
     "argmin": _none,
     "one_hot": _none,
     "shape": _none,
+    "equal": _none,
+    "not_equal": _none,
+    "greater": _none,
+    "greater_equal": _none,
+    "less": _none,
+    "less_equal": _none,
+    "any": _none,
+    "all": _none,
+    "zeros_like": _none,
+    "ones_like": _none,
 }
 
 #: The ops whose gradient is known (so they can be used inside a trained model).
