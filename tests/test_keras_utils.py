@@ -466,3 +466,13 @@ def test_inverse_time_decay_against_its_equation():
     assert [stairs(t) for t in (0, 9, 10, 25)] == pytest.approx([0.5, 0.5, 0.5 / 3, 0.5 / 5])
     with pytest.raises(ValueError, match="InverseTimeDecay: decay_steps must be > 0, got 0"):
         InverseTimeDecay(0.1, 0, 1.0)
+
+
+def test_split_dataset_shuffle_follows_set_random_seed():
+    data = np.arange(20)
+    keras.utils.set_random_seed(3)
+    first = keras.utils.split_dataset(data, left_size=0.5, shuffle=True)
+    keras.utils.set_random_seed(3)
+    second = keras.utils.split_dataset(data, left_size=0.5, shuffle=True)
+    np.testing.assert_array_equal(first[0], second[0])
+    assert not np.array_equal(first[0], np.arange(10))

@@ -12,6 +12,7 @@ links out) and their declared sizes add up to at most `MAX_EXTRACTED_BYTES`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import http.client
 import os
@@ -234,7 +235,10 @@ def _extract(archive: Path, destination: Path, archive_format) -> None:
                     [(m.name, m.size) for m in members],
                     [m.name for m in members if m.issym() or m.islnk() or m.isdev()],
                 )
-                _extract_into(destination, lambda d: tar.extractall(d, filter="data"))
+                # filter="data" (Python >= 3.10.12 / 3.11.4) re-checks every member as it is
+                # written; older versions rely on the checks above (no links, no escapes).
+                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                _extract_into(destination, functools.partial(tar.extractall, **safe))
             return
         if kind == "zip" and zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zipped:
