@@ -237,8 +237,10 @@ def _extract(archive: Path, destination: Path, archive_format) -> None:
                 )
                 # filter="data" (Python >= 3.10.12 / 3.11.4) re-checks every member as it is
                 # written; older versions rely on the checks above (no links, no escapes).
-                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-                _extract_into(destination, functools.partial(tar.extractall, **safe))
+                if hasattr(tarfile, "data_filter"):
+                    _extract_into(destination, functools.partial(tar.extractall, filter="data"))
+                else:
+                    _extract_into(destination, tar.extractall)
             return
         if kind == "zip" and zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zipped:
