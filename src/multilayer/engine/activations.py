@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from multilayer.engine.checks import finite
 from multilayer.utils.naming import unknown_name_error
 
 
@@ -79,7 +80,7 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.2):
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = finite(negative_slope, "LeakyReLU: negative_slope")
 
     def forward(self, z, out):
         # max(z, a*z) equals leaky ReLU for 0 <= a <= 1.
@@ -101,7 +102,7 @@ class ELU(Activation):
     name = "elu"
 
     def __init__(self, alpha: float = 1.0):
-        self.alpha = float(alpha)
+        self.alpha = finite(alpha, "ELU: alpha")
 
     def forward(self, z, out):
         below = z <= 0

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from multilayer.engine.checks import finite
 from multilayer.engine.random import global_generator
 from multilayer.utils.naming import unknown_name_error
 
@@ -70,7 +71,8 @@ class RandomNormal(Initializer):
     name = "random_normal"
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05):
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean = finite(mean, "RandomNormal: mean")
+        self.stddev = finite(stddev, "RandomNormal: stddev")
 
     def sample(self, shape, rng):
         return rng.normal(self.mean, self.stddev, shape)
@@ -83,7 +85,8 @@ class RandomUniform(Initializer):
     name = "random_uniform"
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05):
-        self.minval, self.maxval = float(minval), float(maxval)
+        self.minval = finite(minval, "RandomUniform: minval")
+        self.maxval = finite(maxval, "RandomUniform: maxval")
 
     def sample(self, shape, rng):
         return rng.uniform(self.minval, self.maxval, shape)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from multilayer.engine.checks import finite
 from multilayer.utils.naming import unknown_name_error
 
 
@@ -63,7 +64,7 @@ class BinaryAccuracy(Metric):
     default_name = "binary_accuracy"
 
     def __init__(self, name: str | None = None, threshold: float = 0.5):
-        self.threshold = float(threshold)
+        self.threshold = finite(threshold, "BinaryAccuracy: threshold")
         super().__init__(name)
 
     def values(self, y_true, y_pred):

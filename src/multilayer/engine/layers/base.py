@@ -13,6 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from multilayer.engine.config import resolve_dtype
 from multilayer.engine.parameters import ParameterSpec
 
 _name_counters: defaultdict[str, itertools.count] = defaultdict(itertools.count)
@@ -52,8 +53,12 @@ class Layer:
     def __init__(
         self, name: str | None = None, input_shape=None, dtype=None, trainable: bool = True
     ):
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"a layer name must be a non-empty string, got {name!r}")
+        if not isinstance(trainable, bool):
+            raise TypeError(f"trainable must be True or False, got {trainable!r}")
         self.name = name or _default_name(type(self).__name__)
-        self.dtype = None if dtype is None else np.dtype(dtype)
+        self.dtype = None if dtype is None else resolve_dtype(dtype)
         self.trainable = trainable
         self.input_shape: tuple[int, ...] | None = (
             _as_shape(input_shape, "input_shape") if input_shape is not None else None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from multilayer.engine import activations
+from multilayer.engine.checks import finite
 from multilayer.engine.layers.base import Layer, _as_shape
 
 
@@ -42,7 +45,7 @@ class Flatten(Layer):
 
     def build(self, input_shape):
         self.input_shape = tuple(input_shape)
-        self.output_shape = (int(np.prod(input_shape)),)
+        self.output_shape = (math.prod(input_shape),)  # Python ints: no overflow
         self.built = True
 
     def forward(self, x, training=False):
@@ -60,7 +63,8 @@ class Rescaling(Layer):
 
     def __init__(self, scale: float, offset: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        self.scale, self.offset = float(scale), float(offset)
+        self.scale = finite(scale, "Rescaling: scale")
+        self.offset = finite(offset, "Rescaling: offset")
 
     def forward(self, x, training=False):
         dtype = self.dtype or np.dtype("float32")
