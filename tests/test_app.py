@@ -4,6 +4,7 @@ import io
 import json
 import re
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -470,6 +471,11 @@ def test_concurrent_decodes_are_bounded_and_excess_gets_503(tmp_path, monkeypatc
             futures = [pool.submit(post_file, client, png) for _ in range(3)]
             for _ in range(2):
                 assert started.acquire(timeout=30)  # two decoding, the third queued
+            gate = client.app.state.decoder
+            deadline = time.monotonic() + 30
+            while gate.admitted < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the third request may still be on its way to the queue
+            assert gate.admitted == 3
             busy = post_file(client, png)  # the fourth: over slots + queue
             assert busy.status_code == 503
             assert busy.headers["retry-after"] == "1"

@@ -206,3 +206,41 @@ def test_model_tensor_shapes(originals, tmp_path, name, shape, dtype):
     tensors[name] = np.zeros(shape, dtype=dtype)
     path = _write(tmp_path / "fuzzed.safetensors", tensors, metadata)
     _bounded(lambda: load_model(path))
+
+
+@FUZZ
+@given(value=JSON)
+def test_checkpoint_segment_times(originals, tmp_path, value):
+    """The optional ``segments`` state field (training time per segment of a run)."""
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    original = tmp_path / "o.safetensors"
+    original.write_bytes(originals["mid-epoch checkpoint"])
+    metadata, tensors = read_file(original)
+    state = {**json.loads(metadata["state"]), "segments": value}
+    for old in run.iterdir():
+        old.unlink()
+    path = _write(
+        run / "checkpoint-000000001.safetensors",
+        tensors,
+        {**metadata, "state": json.dumps(state)},
+        rehash=True,
+    )
+    _bounded(lambda: _resume(path), (ModelFileError, TrainingError))
+
+
+@FUZZ
+@given(
+    value=JSON
+    | st.fixed_dictionaries({"pixel_max": JSON, "mean": JSON, "std": JSON})
+    | st.just({"pixel_max": 255, "mean": 0.5, "std": 0.25})
+)
+def test_model_input_scale_entry(originals, tmp_path, value):
+    """The model header's ``input`` entry (the pixel values the model takes)."""
+    original = tmp_path / "o.safetensors"
+    original.write_bytes(originals["model"])
+    metadata, tensors = read_file(original)
+    path = _write(
+        tmp_path / "fuzzed.safetensors", tensors, {**metadata, "input": json.dumps(value)}
+    )
+    _bounded(lambda: load_model(path))

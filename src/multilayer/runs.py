@@ -195,6 +195,26 @@ class RunDir:
         name = dataset.get("name") if isinstance(dataset, dict) else dataset
         return name if isinstance(name, str) else "mnist"
 
+    def require(self) -> RunDir:
+        """This object, once checked to name a run directory: one that holds the model or the
+        config.json written by ``mlp train``. Check before writing anything into it.
+
+        Raises:
+            FileNotFoundError: nothing at the path.
+            NotADirectoryError: the path is a file.
+            DataError: a directory that holds neither file.
+        """
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such run directory")
+        if not self.path.is_dir():
+            raise NotADirectoryError(f"{self.path} is a file, not a run directory")
+        if not (self.model_path.is_file() or self.config_path.is_file()):
+            raise DataError(
+                f"{self.path} is not a run directory: it has neither {MODEL_FILE} nor "
+                f"{CONFIG_FILE} (written by mlp train)"
+            )
+        return self
+
     def load_model(self, compile: bool = True):
         """The run's model (``multilayer.models.load_model``); ModelFileError if it has none."""
         from multilayer.models import load_model

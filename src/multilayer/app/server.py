@@ -391,6 +391,11 @@ class _DecodeGate:
         self._admitted = 0
         self._pool: ThreadPoolExecutor | None = None
 
+    @property
+    def admitted(self) -> int:
+        """Pictures being decoded or waiting now."""
+        return self._admitted
+
     async def run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         if self._admitted >= self._limit:
             raise HTTPException(
@@ -473,6 +478,7 @@ def create_app(
         redoc_url=None,  # ReDoc has no offline package: not served
     )
     app.state.predictor = predictor
+    app.state.decoder = decoder
     app.add_middleware(_SecurityHeaders)
     app.add_middleware(_HostCheck, allowed=tuple(allowed_hosts))  # outermost: runs first
 

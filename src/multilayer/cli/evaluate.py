@@ -14,47 +14,7 @@ from multilayer.cli.common import (
     load_model_arg,
     percent,
 )
-
-
-def evaluate_model(model, dataset) -> dict:
-    """Evaluate ``model`` on ``dataset``'s test split.
-
-    Returns:
-        ``{"test_loss": float | None, "test_accuracy", "test_samples", "per_class",
-        "confusion_matrix"}``; the loss is None for a model saved without its compile
-        configuration.
-
-    Raises:
-        ValueError: the model's inputs or number of classes do not match the dataset.
-    """
-    from multilayer.evaluation import classification_report
-    from multilayer.inference import model_inputs, probabilities
-    from multilayer.utils import to_categorical
-
-    outputs = int(model.output_shape[-1])
-    if outputs != dataset.num_classes:
-        raise ValueError(
-            f"the model has {outputs} outputs but {dataset.name} has {dataset.num_classes} classes"
-        )
-    x = model_inputs(model, dataset.x_test, pixel_max=255)
-    loss = None
-    if model.loss is not None:
-        # Models trained the tutorial's way use one-hot targets, mlp train's use labels.
-        targets = (
-            to_categorical(dataset.y_test, outputs)
-            if model.loss.target_kind == "categorical"
-            else dataset.y_test
-        )
-        loss = model.evaluate(x, targets, verbose=0, return_dict=True)["loss"]
-    probs = probabilities(model, model.predict(x))
-    report = classification_report(dataset.y_test, probs, dataset.num_classes, dataset.class_names)
-    return {
-        "test_loss": loss,
-        "test_accuracy": report["accuracy"],
-        "test_samples": len(dataset.x_test),
-        "per_class": report["per_class"],
-        "confusion_matrix": report["confusion_matrix"],
-    }
+from multilayer.training import evaluate_model
 
 
 def print_report(results: dict, title: str) -> None:

@@ -40,6 +40,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,7 +170,8 @@ class TrainingState:
 
     ``order`` is that epoch's sample order when ``step > 0`` (None at an epoch boundary);
     ``loss_sum``/``seen`` and ``metrics`` (``[total, count]`` per metric) are the partial
-    epoch's running sums.
+    epoch's running sums. ``segments`` are the training seconds of each segment of the run
+    (the first ``fit``, then one per resume), the last one up to this checkpoint.
     """
 
     epoch: int
@@ -183,6 +185,7 @@ class TrainingState:
     batch_size: int = 32
     n_samples: int = 0
     shuffle: bool = True
+    segments: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -299,6 +302,7 @@ def write_checkpoint(
         "batch_size": state.batch_size,
         "n_samples": state.n_samples,
         "shuffle": state.shuffle,
+        "segments": [float(seconds) for seconds in state.segments],
         "optimizer": optimizer_module.serialize(optimizer),
         "optimizer_iterations": optimizer.iterations,
         "rng": model.rng.bit_generator.state,
@@ -333,7 +337,8 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if metadata.get("sha256") != _digest(tensors):
         raise ModelFileError(f"{path}: the tensor data does not match its checksum (damaged file)")
     info = header_json(metadata, "state", path)
-    if not isinstance(info, dict) or set(info) != _STATE_KEYS:
+    # "segments" (training time per segment) is absent from files of earlier versions.
+    if not isinstance(info, dict) or set(info) - {"segments"} != _STATE_KEYS:
         raise ModelFileError(f"{path}: the training state is malformed")
     model_config = header_json(metadata, "model", path)
     compile_config = header_json(metadata, "compile", path)
@@ -368,6 +373,12 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         layer_rngs=info["layer_rngs"],
         run_id=run_id,
     )
+
+
+def _seconds(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+        raise ValueError(f"expected a duration in seconds, got {value!r}")
+    return float(value)
 
 
 def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
@@ -428,6 +439,7 @@ def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
         batch_size=batch_size,
         n_samples=n_samples,
         shuffle=info["shuffle"],
+        segments=[_seconds(v) for v in info.get("segments", [])],
     )
     return state, _count(info["optimizer_iterations"])
 
@@ -582,6 +594,9 @@ class Checkpointer:
         self.run_id = uuid.uuid4().hex
         #: this run's checkpoint files, oldest first: the only ones pruning may delete
         self.written: list[Path] = []
+        # Training time: this segment's start, and the segments before it (on resume).
+        self._started = time.perf_counter()
+        self._previous_segments: list[float] = []
 
     # when
     def due_after_step(self) -> bool:
@@ -609,7 +624,9 @@ class Checkpointer:
 
     # what
     def save(self, state: TrainingState) -> Path:
-        """Write a checkpoint and prune old ones."""
+        """Write a checkpoint (with the training time of every segment so far) and prune old
+        ones."""
+        state.segments = [*self._previous_segments, time.perf_counter() - self._started]
         iterations = self.model.optimizer.iterations
         self.last_path = write_checkpoint(
             self.model, self.config.directory, state, run=self.config.run, run_id=self.run_id
@@ -656,6 +673,7 @@ class Checkpointer:
                 f"this model has {len(self.model.metrics)}"
             )
         restore(self.model, checkpoint)
+        self._previous_segments = list(state.segments)
         self.last_path = checkpoint.path
         self._last_written_step = checkpoint.optimizer_iterations
         # The resumed run goes on under its id; its older files are its own to prune.

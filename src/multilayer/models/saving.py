@@ -4,7 +4,8 @@ file reads numbers and JSON, and runs no code from it.
 
 Tensor names: ``layers.{index}.{kernel|bias}`` and, when the optimizer is saved,
 ``optimizer.{slot}`` (e.g. ``optimizer.m``). Header metadata keys: ``format``,
-``format_version``, ``model``, ``compile``, ``optimizer_iterations``, ``training``.
+``format_version``, ``model``, ``compile``, ``optimizer_iterations``, ``training`` and
+``input`` (the model's `InputScale`: which pixel values it takes; absent from older files).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from multilayer.errors import ModelFileError
 from multilayer.models import file_checks
+from multilayer.models.input_scale import InputScale
 from multilayer.utils.files import atomic_write_bytes
 
 FORMAT = "multilayer.model"
@@ -28,6 +30,7 @@ _METADATA_KEYS = {
     "compile",
     "optimizer_iterations",
     "training",
+    "input",
 }
 
 
@@ -67,6 +70,8 @@ def save_model(
             training if training is not None else getattr(model, "training_info", {}) or {}
         ),
     }
+    if model.input_scale is not None:
+        metadata["input"] = json.dumps(model.input_scale.to_dict())
     if model.loss is not None:
         metadata["compile"] = json.dumps(model._compile_config)
         if include_optimizer and getattr(model, "_optimizer_built", False):
@@ -208,6 +213,11 @@ def load_model(filepath, compile: bool = True):
             parsed["training"] = file_checks.training_info(
                 header_json(metadata, "training", path), path
             )
+        if "input" in metadata:
+            try:
+                parsed["input"] = InputScale.from_dict(header_json(metadata, "input", path))
+            except ValueError as error:
+                raise ModelFileError(f"{path}: invalid header entry 'input': {error}") from None
         if "compile" in metadata:
             parsed["compile"] = file_checks.compile_config(
                 header_json(metadata, "compile", path), path
@@ -243,6 +253,7 @@ def load_model(filepath, compile: bool = True):
         target[...] = weight_tensors[name]
 
     model.training_info = parsed.get("training", {})
+    model.input_scale = parsed.get("input")
     if compile and "compile" in parsed:
         compile_config = parsed["compile"]
         try:

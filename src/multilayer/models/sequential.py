@@ -32,6 +32,7 @@ from multilayer.models.checkpoint import (
     TrainingInterrupted,
     TrainingState,
 )
+from multilayer.models.input_scale import InputScale
 from multilayer.models.progress import ProgressLogger, format_logs
 
 #: Batch size used by evaluate / predict / validation when none is given. Larger batches are
@@ -69,6 +70,10 @@ class Sequential:
         self.metrics: list = []
         self.stop_training = False
         self.history: History | None = None
+        #: The pixel values the model takes (saved with it); None when not recorded.
+        self.input_scale: InputScale | None = None
+        #: How the model was trained (recipe, dataset, seed, test metrics...), saved with it.
+        self.training_info: dict = {}
         for layer in layers or []:
             self.add(layer)
 

@@ -119,13 +119,13 @@ def write_report(
 
     Raises:
         FileNotFoundError: ``run_dir`` does not exist.
+        NotADirectoryError: ``run_dir`` is a file.
+        DataError: ``run_dir`` is a directory but not a run (see `RunDir.require`).
         DataError: config.json, history.json or metrics.json is not valid JSON.
         ModelFileError: the run's model file is invalid.
         ImportError: matplotlib is missing (``pip install 'multilayer[plots]'``).
     """
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise FileNotFoundError(f"{run.path}: no such run directory")
+    run = RunDir(run_dir).require()  # before anything is written into it
     config, metrics, history = run.config, run.metrics, run.history
     if model is None and run.has_model():
         model = run.load_model(compile=False)
