@@ -10,9 +10,12 @@ import functools
 import gzip
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -152,6 +155,36 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
     assert paths.DATA_ENV_VAR == "MULTILAYER_DATA"
 
 
+def test_relative_data_setting_is_resolved_against_the_starting_directory(tmp_path):
+    # MULTILAYER_DATA=../shared/datasets, as the README gives it: relative to where it was
+    # given, even after the process changes directory (tests in temporary directories).
+    start = tmp_path / "repo"
+    start.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        f"import os, multilayer.data.paths as p; os.chdir({str(elsewhere)!r}); print(p.data_dir())"
+    )
+    env = {**os.environ, "MULTILAYER_DATA": "../shared/datasets"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=start, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "shared" / "datasets")
+
+
+def test_relative_data_setting_in_process(monkeypatch, tmp_path):
+    monkeypatch.setattr(paths, "_STARTUP_DIRECTORY", tmp_path / "start")
+    monkeypatch.setenv("MULTILAYER_DATA", "../data")
+    monkeypatch.chdir(tmp_path)
+    assert data_dir() == tmp_path / "data"
+    monkeypatch.setenv("MULTILAYER_DATA", "~/data")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data_dir() == tmp_path / "home" / "data"
+    # An explicit argument is an ordinary path, relative to the current directory.
+    assert data_dir("here") == Path("here")
+
+
 def test_public_imports():
     import multilayer.datasets
 
@@ -212,13 +245,13 @@ def test_download_verify_and_load_from_a_local_server(
     (x_train, y_train), (x_test, y_test) = mnist.load_data(root, mirrors=[server.url])
 
     assert sorted(server.requests) == sorted(f"/{name}" for name in NAMES)
-    assert leftovers(root) == sorted(["mnist", *NAMES, *(f".{name}.md5ok" for name in NAMES)])
+    assert leftovers(root) == sorted(["mnist", *NAMES])  # no sidecar, no temporary file
     for name in NAMES:
         assert (root / "mnist" / name).read_bytes() == (SHARED / "mnist" / name).read_bytes()
     assert np.array_equal(x_train, real_mnist[0][0])
     assert np.array_equal(y_test, real_mnist[1][1])
 
-    # Second load: from disk, verified via the sidecars, no network needed.
+    # Second load: from disk, verified via the records in the user's cache, no network.
     monkeypatch.setattr(download, "_verified", set())
     (x_again, _), _ = mnist.load_data(root, mirrors=[dead_url])
     assert np.array_equal(x_again, x_train)
@@ -275,7 +308,7 @@ def test_corrupted_file_during_load_data(tmp_path, serve):
         mnist.load_data(tmp_path / "data", mirrors=[server.url])
     # Only the verified file before the bad one is kept; no temporary files.
     first = NAMES[0]
-    assert leftovers(tmp_path / "data") == sorted(["mnist", first, f".{first}.md5ok"])
+    assert leftovers(tmp_path / "data") == sorted(["mnist", first])
 
 
 @needs_mnist
@@ -288,7 +321,7 @@ def test_a_bad_mirror_is_skipped_for_a_good_one(tmp_path, serve):
     path = fetch_file(TRAIN_LABELS, target, [bad.url, good.url], mnist.FILES[TRAIN_LABELS])
     assert path == target / TRAIN_LABELS
     assert read_idx(path).shape == (60000,)
-    assert leftovers(target) == sorted([TRAIN_LABELS, f".{TRAIN_LABELS}.md5ok"])
+    assert leftovers(target) == [TRAIN_LABELS]
 
 
 def offline_message(title: str, directory: Path, tried: str, missing: list[str]) -> str:
@@ -380,34 +413,103 @@ def test_local_file_that_is_not_gzip_is_refused(tmp_path):
         fetch_file(TRAIN_LABELS, tmp_path, [], mnist.FILES[TRAIN_LABELS])
 
 
-def test_verification_is_cached_in_a_sidecar(monkeypatch, tmp_path):
-    path = tmp_path / "labels.gz"
+def directory_state(directory: Path) -> list[tuple[str, int, int, str]]:
+    """Every entry under ``directory`` (hidden ones too): name, size, mtime and SHA-256."""
+    return [
+        (
+            str(path.relative_to(directory)),
+            path.lstat().st_size,
+            path.lstat().st_mtime_ns,
+            hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "",
+        )
+        for path in sorted(directory.rglob("*"))
+    ]
+
+
+def test_verification_is_cached_in_the_user_cache_not_the_data_dir(monkeypatch, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "labels.gz"
     content_md5, _ = small_dataset_file(path, [1, 2, 3])
-    assert fetch_file("labels.gz", tmp_path, [], content_md5) == path
-    assert (tmp_path / ".labels.gz.md5ok").is_file()
+    before = directory_state(data)
+    assert fetch_file("labels.gz", data, [], content_md5) == path
+    assert directory_state(data) == before  # a writable data directory is not written to
+    records = list((tmp_path / "xdg-cache" / "multilayer" / "verified").iterdir())
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record == {
+        "path": str(path.resolve()),
+        "size": path.stat().st_size,
+        "mtime_ns": path.stat().st_mtime_ns,
+        "md5": content_md5,
+        "md5_of": "decompressed",
+    }
 
-    # A new process (empty memory) trusts the sidecar: no hashing.
-    monkeypatch.setattr(download, "_verified", set())
-    monkeypatch.setattr(download, "_content_md5", lambda *a: pytest.fail("re-hashed"))
-    assert fetch_file("labels.gz", tmp_path, [], content_md5) == path
-    monkeypatch.undo()
+    # A new process (empty memory) trusts the record: no hashing.
+    with monkeypatch.context() as patched:
+        patched.setattr(download, "_verified", set())
+        patched.setattr(download, "_content_md5", lambda *a: pytest.fail("re-hashed"))
+        assert fetch_file("labels.gz", data, [], content_md5) == path
 
-    # Content changed (same size, new mtime): the sidecar no longer applies.
+    # Content changed (same size, new mtime): the record no longer applies.
     write_idx(path, np.array([1, 2, 4], dtype=np.uint8))
     os.utime(path, ns=(1, 1))
     with pytest.raises(DataError, match=f"expected {content_md5}"):
-        fetch_file("labels.gz", tmp_path, [], content_md5)
+        fetch_file("labels.gz", data, [], content_md5)
+
+
+def test_a_record_for_another_path_does_not_apply(monkeypatch, tmp_path):
+    # Two files with the same size and mtime: verifying one says nothing about the other.
+    good, bad = tmp_path / "a" / "labels.gz", tmp_path / "b" / "labels.gz"
+    good.parent.mkdir()
+    bad.parent.mkdir()
+    content_md5, _ = small_dataset_file(good, [1, 2, 3])
+    small_dataset_file(bad, [1, 2, 4])
+    os.utime(good, ns=(1, 1))
+    os.utime(bad, ns=(1, 1))
+    fetch_file("labels.gz", good.parent, [], content_md5)
+    monkeypatch.setattr(download, "_verified", set())
+    with pytest.raises(DataError, match=f"expected {content_md5}"):
+        fetch_file("labels.gz", bad.parent, [], content_md5)
+
+
+def test_unwritable_cache_still_works(monkeypatch, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "labels.gz"
+    content_md5, _ = small_dataset_file(path, [1, 2, 3])
+    (tmp_path / "not-a-dir").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-dir"))
+    before = directory_state(data)
+    assert fetch_file("labels.gz", data, [], content_md5) == path
+    assert directory_state(data) == before
+
+
+@needs_mnist
+def test_loading_a_writable_mnist_copy_writes_nothing_into_it(monkeypatch, tmp_path):
+    root = tmp_path / "data"
+    (root / "mnist").mkdir(parents=True)
+    for name in NAMES:
+        shutil.copy2(SHARED / "mnist" / name, root / "mnist" / name)
+    before = directory_state(root)
+    for _ in range(2):  # verified, then from the cache record
+        monkeypatch.setattr(download, "_verified", set())
+        mnist.load_data(root, mirrors=[])
+    assert directory_state(root) == before
 
 
 def test_read_only_directory_still_works(tmp_path):
-    path = tmp_path / "labels.gz"
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "labels.gz"
     content_md5, _ = small_dataset_file(path, [1, 2, 3])
-    tmp_path.chmod(0o555)  # even root must leave it alone
+    data.chmod(0o555)
     try:
-        assert fetch_file("labels.gz", tmp_path, [], content_md5) == path
-        assert not (tmp_path / ".labels.gz.md5ok").exists()
+        before = directory_state(data)
+        assert fetch_file("labels.gz", data, [], content_md5) == path
+        assert directory_state(data) == before
     finally:
-        tmp_path.chmod(0o755)
+        data.chmod(0o755)
 
 
 def test_md5_of_the_file_as_downloaded(tmp_path, serve):

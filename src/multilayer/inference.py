@@ -19,6 +19,7 @@ from multilayer.engine.layers import Dense, Flatten, InputLayer, Rescaling
 
 __all__ = [
     "expects_raw_pixels",
+    "image_shape",
     "first_dense",
     "input_pixel_max",
     "model_inputs",
@@ -60,6 +61,33 @@ def expects_raw_pixels(model) -> bool:
 def first_dense(model) -> Dense | None:
     """The first ``Dense`` layer of ``model`` (after any Flatten / Rescaling), or None."""
     return next((layer for layer in model.layers if isinstance(layer, Dense)), None)
+
+
+def image_shape(model, recorded: tuple[int, ...] | list[int] | None = None) -> tuple[int, int]:
+    """The (height, width) of the images ``model`` takes.
+
+    Args:
+        model: a built `Sequential` model.
+        recorded: the image shape its training data had, if known (a run directory's
+            config.json records it), for models whose input is already flat.
+
+    Raises:
+        ValueError: the model takes flat inputs that are not 784 values and no recorded
+            shape matches them.
+    """
+    expected = tuple(int(d) for d in model.input_shape)
+    size = int(np.prod(expected))
+    candidates = [expected]
+    if recorded is not None:
+        candidates.append(tuple(int(d) for d in recorded))
+    if size == 784:
+        candidates.append((28, 28))
+    for shape in candidates:
+        if len(shape) == 2 and shape[0] * shape[1] == size:
+            return shape[0], shape[1]
+    raise ValueError(
+        f"the model takes inputs of shape {expected}: cannot tell which image size that is"
+    )
 
 
 def model_inputs(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
@@ -104,7 +132,7 @@ def predict_images(model, images: np.ndarray, pixel_max: float = 1.0) -> np.ndar
     """Class probabilities for a batch of images.
 
     Args:
-        images: shape (n, 28, 28), values in ``0 .. pixel_max`` (default [0, 1]).
+        images: shape (n, height, width), values in ``0 .. pixel_max`` (default [0, 1]).
 
     Returns:
         float array of shape (n, num_classes), each row summing to 1.

@@ -189,9 +189,15 @@ class RunDir:
         config = self.config or {}
         flags = config.get("flags")
         flag = flags.get("dataset") if isinstance(flags, dict) else None
+        dataset = config.get("dataset", "mnist")
+        if isinstance(flag, str) and flag.endswith(".npz") and isinstance(dataset, dict):
+            # The absolute path the dataset was read from: the flag may be relative to a
+            # directory the run no longer knows.
+            source = dataset.get("source")
+            if isinstance(source, str) and Path(source).is_absolute():
+                return source
         if isinstance(flag, str):
             return flag
-        dataset = config.get("dataset", "mnist")
         name = dataset.get("name") if isinstance(dataset, dict) else dataset
         return name if isinstance(name, str) else "mnist"
 

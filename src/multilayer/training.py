@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from multilayer.datasets import load_dataset
 from multilayer.errors import ModelFileError, MultilayerError
 from multilayer.recipes import SCHEDULES, Recipe, build_model, get_recipe
 from multilayer.runs import RunDir, new_run_path
@@ -111,19 +112,6 @@ def check_recipe(recipe: Recipe) -> Recipe:
         unknown = unknown_name_error("schedule", recipe.schedule, SCHEDULES)
         raise RecipeError("schedule", str(unknown))
     return recipe
-
-
-def load_dataset(name: str, data_dir: str | Path | None):
-    """The dataset ``name`` (a built-in name or an ``.npz`` path), checked.
-
-    Raises:
-        DataError, DatasetNotFoundError: see ``multilayer.datasets.load_dataset``.
-    """
-    try:  # where dataset loading lives (issue 9), once merged
-        from multilayer.datasets import load_dataset as load  # type: ignore[attr-defined]
-    except ImportError:  # until then, in the CLI's helpers
-        from multilayer.cli.common import load_dataset as load
-    return load(name, None if data_dir is None else Path(data_dir))
 
 
 def split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):

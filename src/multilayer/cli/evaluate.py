@@ -8,12 +8,12 @@ import typer
 
 from multilayer.cli.common import (
     DataDirOption,
-    DatasetOption,
+    check_dataset_name,
     console,
-    load_dataset,
     load_model_arg,
     percent,
 )
+from multilayer.datasets import load_dataset
 from multilayer.training import evaluate_model
 
 
@@ -50,12 +50,21 @@ def print_report(results: dict, title: str) -> None:
 
 def command(
     model: Annotated[Path, typer.Argument(help="A .safetensors model file or a run directory.")],
-    dataset: DatasetOption = "mnist",
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            callback=check_dataset_name,
+            help="mnist, fashion_mnist, or an .npz file with x_train, y_train, x_test, y_test "
+            "(default: the dataset the run was trained on; mnist for a bare model file).",
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Evaluate a model on a dataset's test split."""
-    loaded, model_file, _ = load_model_arg(model)
+    loaded, model_file, run = load_model_arg(model)
+    if dataset is None:
+        dataset = run.dataset_argument if run is not None else "mnist"
     data = load_dataset(dataset, data_dir)
     results = evaluate_model(loaded, data)
     if as_json:

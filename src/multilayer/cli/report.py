@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from multilayer.cli.common import DataDirOption, console, load_dataset
+from multilayer.cli.common import DataDirOption, console
+from multilayer.datasets import load_dataset
 
 
 def command(

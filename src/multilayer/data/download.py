@@ -7,13 +7,13 @@ whichever mirror or recompressed copy the file came from) or of the *file as dow
 
 Policy, in order:
 
-* A file already in ``dataset_dir`` is verified and used. A successful verification is
-  remembered in a hidden sidecar ``.<name>.md5ok`` next to the file, keyed by the file's
-  size and modification time, so later loads skip the work (decompressing and hashing
-  MNIST's 47 MB of training images takes about 0.3 s). In a read-only directory (by
-  permission or by mode bits, so that even root leaves a shared copy untouched) no sidecar
-  is written: the files are then verified once per process. The sidecar guards against
-  damaged files, not against tampering.
+* A file already in ``dataset_dir`` is verified and used. Reading never writes into the
+  data directory: a successful verification is remembered in the user's cache directory
+  (``multilayer.data.paths.cache_dir() / "verified"``, one small JSON record per file),
+  keyed by the file's absolute path, size and modification time, so later loads skip the
+  work (decompressing and hashing MNIST's 47 MB of training images takes about 0.3 s).
+  Where the cache cannot be written, the files are verified once per process instead.
+  The record guards against damaged files, not against tampering.
 * A local file whose checksum does NOT match is never overwritten or deleted: it might be
   the user's. ``DataError`` says so, and deleting the file lets the next call download it.
 * Otherwise each mirror is tried in turn (``urllib``, with a timeout). The download is
@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from multilayer.data.paths import DATA_ENV_VAR
+from multilayer.data.paths import DATA_ENV_VAR, cache_dir
 from multilayer.errors import DataError, DatasetNotFoundError
 from multilayer.utils.files import atomic_write_bytes, fsync_directory
 
@@ -293,7 +293,7 @@ def _read_chunk(response: http.client.HTTPResponse) -> bytes:
 def _verify_local(path: Path, md5: str, md5_of: str) -> None:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, md5, md5_of)
-    if key in _verified or _sidecar_matches(path, key):
+    if key in _verified or _record_matches(key):
         _verified.add(key)
         return
     what = "file" if md5_of == "file" else "decompressed content"
@@ -314,41 +314,39 @@ def _verify_local(path: Path, md5: str, md5_of: str) -> None:
 
 
 def _remember(path: Path, md5: str, md5_of: str) -> None:
-    """Record that ``path`` (as it is now) matches ``md5``, in memory and in its sidecar."""
+    """Record that ``path`` (as it is now) matches ``md5``, in memory and in the user's
+    cache directory (never next to the file)."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, md5, md5_of)
     _verified.add(key)
-    if not _may_write(path.parent):
-        return
-    record = {"md5": md5, "md5_of": md5_of, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    # Unwritable after all: verify again next time, which is only slower.
+    record = {
+        "path": key[0],
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "md5": md5,
+        "md5_of": md5_of,
+    }
+    # An unwritable cache only means verifying again next time, which is slower.
     with contextlib.suppress(OSError):
-        atomic_write_bytes(_sidecar(path), json.dumps(record).encode())
+        record_path = _record_path(key[0])
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(record_path, json.dumps(record).encode())
 
 
-def _may_write(directory: Path) -> bool:
-    """Whether to write in ``directory``: allowed, and not marked read-only.
-
-    The mode bits are checked too because root may write anywhere, and a directory
-    deliberately made read-only (a shared dataset copy) should stay untouched.
-    """
+def _record_matches(key: tuple[str, int, int, str, str]) -> bool:
     try:
-        writable_bits = directory.stat().st_mode & 0o222
-    except OSError:
-        return False
-    return bool(writable_bits) and os.access(directory, os.W_OK)
-
-
-def _sidecar_matches(path: Path, key: tuple[str, int, int, str, str]) -> bool:
-    try:
-        record = json.loads(_sidecar(path).read_text())
-        return (record["size"], record["mtime_ns"], record["md5"], record["md5_of"]) == key[1:]
+        with open(_record_path(key[0]), "rb") as file:
+            record = json.loads(file.read(4096))
+        fields = ("path", "size", "mtime_ns", "md5", "md5_of")
+        return tuple(record[field] for field in fields) == key
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(f".{path.name}.md5ok")
+def _record_path(resolved: str) -> Path:
+    """Where the verification record of the file at ``resolved`` (absolute) lives."""
+    name = hashlib.sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()
+    return cache_dir() / "verified" / f"{name}.json"
 
 
 def _content_md5(path: Path, md5_of: str) -> str:
