@@ -464,7 +464,9 @@ def test_inverse_time_decay_against_its_equation():
     assert [smooth(t) for t in (0, 5, 10, 25)] == pytest.approx([0.5, 0.25, 0.5 / 3, 0.5 / 6])
     stairs = InverseTimeDecay(0.5, decay_steps=10, decay_rate=2.0, staircase=True)
     assert [stairs(t) for t in (0, 9, 10, 25)] == pytest.approx([0.5, 0.5, 0.5 / 3, 0.5 / 5])
-    with pytest.raises(ValueError, match="InverseTimeDecay: decay_steps must be > 0, got 0"):
+    with pytest.raises(
+        ValueError, match="InverseTimeDecay: decay_steps must be a positive integer, got 0"
+    ):
         InverseTimeDecay(0.1, 0, 1.0)
 
 

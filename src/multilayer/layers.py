@@ -4,6 +4,7 @@ import sys as _sys
 
 from multilayer import _layers_core as core
 from multilayer.engine.layers import (  # noqa: F401
+    REGISTRY,
     Activation,
     Dense,
     Dropout,

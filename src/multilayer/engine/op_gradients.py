@@ -10,8 +10,14 @@ model use these functions on its symbolic tensors and still train.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+
+#: ``derivative(g, a, b)``: a gradient from the output's gradient and the operands
+Derivative = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+#: ``vjp(grad, args, kwargs, output)``: the gradients of the arguments
+Vjp = Callable[[np.ndarray, tuple, dict, np.ndarray], tuple]
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -24,17 +30,17 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.reshape(shape)
 
 
-def _arg(args, kwargs, index: int, name: str, default=None):
+def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any = None) -> Any:
     if len(args) > index:
         return args[index]
     return kwargs.get(name, default)
 
 
-def _as_array(x) -> np.ndarray | None:
+def _as_array(x: object) -> np.ndarray | None:
     return x if isinstance(x, np.ndarray) else None
 
 
-def _binary(grad, args, d1, d2):
+def _binary(grad: np.ndarray, args: tuple, d1: Derivative, d2: Derivative) -> tuple:
     x1, x2 = np.asarray(args[0]), np.asarray(args[1])
     return (
         _unbroadcast(d1(grad, x1, x2), x1.shape) if _as_array(args[0]) is not None else None,
@@ -42,7 +48,7 @@ def _binary(grad, args, d1, d2):
     )
 
 
-def _expand_reduced(grad, x, axis, keepdims):
+def _expand_reduced(grad: np.ndarray, x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
     """``grad`` of a reduction over ``axis``, broadcast back to the shape of ``x``."""
     if axis is None:
         return np.broadcast_to(np.reshape(grad, (1,) * x.ndim), x.shape)
@@ -52,7 +58,7 @@ def _expand_reduced(grad, x, axis, keepdims):
     return np.broadcast_to(grad, x.shape)
 
 
-def _extremum(grad, args, kwargs, output):
+def _extremum(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     x = args[0]
     axis, keepdims = _arg(args, kwargs, 1, "axis"), _arg(args, kwargs, 2, "keepdims", False)
     y = _expand_reduced(output, x, axis, keepdims)
@@ -67,43 +73,43 @@ def _extremum(grad, args, kwargs, output):
     return (_expand_reduced(grad, x, axis, keepdims) * hits / count,)
 
 
-def _mean(grad, args, kwargs, output):
+def _mean(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     x = args[0]
     axis, keepdims = _arg(args, kwargs, 1, "axis"), _arg(args, kwargs, 2, "keepdims", False)
     count = x.size / max(np.size(output), 1)
     return (_expand_reduced(grad, x, axis, keepdims) / count,)
 
 
-def _sum(grad, args, kwargs, output):
+def _sum(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     x = args[0]
     axis, keepdims = _arg(args, kwargs, 1, "axis"), _arg(args, kwargs, 2, "keepdims", False)
     return (np.array(_expand_reduced(grad, x, axis, keepdims), dtype=grad.dtype),)
 
 
-def _concatenate(grad, args, kwargs, output):
+def _concatenate(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     xs, axis = args[0], _arg(args, kwargs, 1, "axis", 0)
     sizes = [np.shape(x)[axis] for x in xs]
     parts = np.split(grad, np.cumsum(sizes)[:-1], axis=axis)
     return ([p if isinstance(x, np.ndarray) else None for p, x in zip(parts, xs, strict=True)],)
 
 
-def _stack(grad, args, kwargs, output):
+def _stack(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     xs, axis = args[0], _arg(args, kwargs, 1, "axis", 0)
     return ([np.take(grad, i, axis=axis) for i in range(len(xs))],)
 
 
-def _transpose(grad, args, kwargs, output):
+def _transpose(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     axes = _arg(args, kwargs, 1, "axes")
     if axes is None:
         return (np.transpose(grad),)
     return (np.transpose(grad, np.argsort(axes)),)
 
 
-def _reshaped(grad, args, kwargs, output):
+def _reshaped(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     return (np.reshape(grad, np.shape(args[0])),) + (None,) * (len(args) - 1)
 
 
-def _where(grad, args, kwargs, output):
+def _where(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     condition = np.asarray(args[0]).astype(bool)
     grads: list = [None]
     for value, mask in ((args[1], condition), (args[2], ~condition)):
@@ -114,7 +120,7 @@ def _where(grad, args, kwargs, output):
     return tuple(grads)
 
 
-def _matmul(grad, args, kwargs, output):
+def _matmul(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     x1, x2 = np.asarray(args[0]), np.asarray(args[1])
     a, b = (x1[None] if x1.ndim == 1 else x1), (x2[:, None] if x2.ndim == 1 else x2)
     g = grad
@@ -132,17 +138,17 @@ def _matmul(grad, args, kwargs, output):
     )
 
 
-def _softmax(grad, args, kwargs, output):
+def _softmax(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     axis = _arg(args, kwargs, 1, "axis", -1)
     return (output * (grad - np.sum(grad * output, axis=axis, keepdims=True)),)
 
 
-def _log_softmax(grad, args, kwargs, output):
+def _log_softmax(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     axis = _arg(args, kwargs, 1, "axis", -1)
     return (grad - np.exp(output) * np.sum(grad, axis=axis, keepdims=True),)
 
 
-def _var(grad, args, kwargs, output):
+def _var(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     x = args[0]
     axis, keepdims = _arg(args, kwargs, 1, "axis"), _arg(args, kwargs, 2, "keepdims", False)
     count = x.size / max(np.size(output), 1)
@@ -150,50 +156,50 @@ def _var(grad, args, kwargs, output):
     return (_expand_reduced(grad, x, axis, keepdims) * 2 * (x - mean) / count,)
 
 
-def _std(grad, args, kwargs, output):
+def _std(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     axis, keepdims = _arg(args, kwargs, 1, "axis"), _arg(args, kwargs, 2, "keepdims", False)
     x = args[0]
     (g,) = _var(grad, args, kwargs, output)
     return (g / (2 * _expand_reduced(output, x, axis, keepdims)),)
 
 
-def _axis_tuple(axis):
+def _axis_tuple(axis: Any) -> Any:
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-def _clip(grad, args, kwargs, output):
+def _clip(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     x = args[0]
     inside = (x >= args[1]) & (x <= args[2])
     return (np.where(inside, grad, 0).astype(grad.dtype), None, None)
 
 
-def _cast(grad, args, kwargs, output):
+def _cast(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     x = args[0]
     if np.issubdtype(output.dtype, np.inexact) and np.issubdtype(x.dtype, np.inexact):
         return (grad.astype(x.dtype), None)
     return (None, None)
 
 
-def _none(grad, args, kwargs, output):
+def _none(grad: np.ndarray, args: tuple, kwargs: dict, output: np.ndarray) -> tuple:
     return (None,) * len(args)
 
 
-def _maximum_like(pick_first):
-    def d1(g, a, b):
+def _maximum_like(pick_first: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Vjp:
+    def d1(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(pick_first(a, b), g, 0)
 
-    def d2(g, a, b):
+    def d2(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(pick_first(a, b), 0, g)
 
     return lambda grad, args, kwargs, output: _binary(grad, args, d1, d2)
 
 
-def _unary(derivative):
+def _unary(derivative: Derivative) -> Vjp:
     """A VJP for ``f(x)`` from ``derivative(grad, x, y)``."""
     return lambda grad, args, kwargs, output: (derivative(grad, args[0], output),)
 
 
-_VJPS: dict[str, Callable] = {
+_VJPS: dict[str, Vjp] = {
     "reshape": _reshaped,
     "expand_dims": _reshaped,
     "squeeze": _reshaped,

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 if TYPE_CHECKING:
+    from multilayer.engine.initializers import Initializer
     from multilayer.engine.layers.base import Layer
+    from multilayer.engine.regularizers import Regularizer
 
 
 @dataclass
@@ -22,8 +25,8 @@ class ParameterSpec:
 
     name: str
     shape: tuple[int, ...]
-    initializer: object
-    regularizer: object = None
+    initializer: Initializer
+    regularizer: Regularizer | None = None
 
     @property
     def size(self) -> int:
@@ -33,7 +36,7 @@ class ParameterSpec:
 class ParameterBuffer:
     """Allocates one value buffer and one gradient buffer and binds every layer's views."""
 
-    def __init__(self, layers: list[Layer], dtype: np.dtype, rng: np.random.Generator):
+    def __init__(self, layers: list[Layer], dtype: DTypeLike, rng: np.random.Generator) -> None:
         self.dtype = np.dtype(dtype)
         entries = [(layer, spec) for layer in layers for spec in layer.parameter_specs]
         total = sum(spec.size for _, spec in entries)

@@ -44,6 +44,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -51,6 +52,9 @@ from multilayer.errors import ModelFileError, TrainingError
 from multilayer.models import file_checks
 from multilayer.models.saving import header_json, model_tensors, read_checked
 from multilayer.utils.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from multilayer.engine.optimizers import Optimizer
 
 FORMAT = "multilayer.checkpoint"
 FORMAT_VERSION = "1"
@@ -413,9 +417,7 @@ def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
         if not isinstance(values, list) or len(values) != len(epochs):
             raise ValueError(f"history {key!r} must hold one number per epoch")
     history = {key: [_number(v, finite=False) for v in values] for key, values in history.items()}
-    if not isinstance(info["optimizer"], dict) or not isinstance(
-        info["optimizer"].get("name"), str
-    ):
+    if _optimizer_name(info["optimizer"]) is None:
         raise ValueError("optimizer must be an object with a name")
     if not isinstance(info["optimizer"].get("config", {}), dict):
         raise ValueError("optimizer config must be an object")
@@ -442,6 +444,29 @@ def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
         segments=[_seconds(v) for v in info.get("segments", [])],
     )
     return state, _count(info["optimizer_iterations"])
+
+
+def _optimizer_name(config: object) -> str | None:
+    """The optimizer a saved config names: ``class_name`` of ``{"class_name": "Adam",
+    "config": {...}}`` (the registry's shape), or ``name`` of the older ``{"name": "adam",
+    "config": {...}}`` that checkpoints written before it hold; None if it names none."""
+    if not isinstance(config, dict):
+        return None
+    name = config.get("class_name", config.get("name"))
+    return name if isinstance(name, str) else None
+
+
+def _optimizer_class(config: object) -> type[Optimizer] | None:
+    """The registered optimizer class a saved config names (either shape), or None."""
+    from multilayer.engine import optimizers as optimizer_module
+
+    name = _optimizer_name(config)
+    if name is None:
+        return None
+    try:
+        return optimizer_module.REGISTRY.lookup(name)
+    except ValueError:
+        return None
 
 
 def _number(value, finite: bool = True) -> float:
@@ -510,10 +535,10 @@ def restore(model, checkpoint: Checkpoint) -> None:
                 f"the model needs shape {target.shape} and dtype {target.dtype}"
             )
     saved = checkpoint.optimizer_config or {}
-    if saved.get("name") != optimizer.name:
+    if _optimizer_class(saved) is not type(optimizer):
         raise ModelFileError(
-            f"{path}: the checkpoint was trained with optimizer {saved.get('name')!r}, this "
-            f"model is compiled with {optimizer.name!r}"
+            f"{path}: the checkpoint was trained with optimizer {_optimizer_name(saved)!r}, "
+            f"this model is compiled with {type(optimizer).__name__!r}"
         )
     # A callback may have changed a constant learning rate: the saved one goes on. (A saved
     # schedule is the model's own, rebuilt from the compile configuration.)
@@ -728,8 +753,9 @@ class Checkpointer:
     def interrupt(self, state: TrainingState) -> TrainingInterrupted:
         """Write a checkpoint and return the exception that stops `fit` (print the hint)."""
         iterations = self.model.optimizer.iterations
-        fresh = self._last_written_step == iterations and self.last_path is not None
-        path = self.last_path if fresh else self.save(state)
+        path = self.last_path
+        if path is None or self._last_written_step != iterations:  # not written at this step
+            path = self.save(state)
         hint = self.config.resume_hint or (
             f"model.fit(..., checkpoint=CheckpointConfig({str(self.config.directory)!r}, "
             "resume=True))"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _format_bytes(n: int) -> str:
+def _format_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.2f} {unit}"

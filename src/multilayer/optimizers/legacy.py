@@ -5,10 +5,13 @@ the old name of ``learning_rate``, and ``decay`` as Keras 2's time-based decay: 
 rate at step ``t`` is ``learning_rate / (1 + decay * t)``, i.e. an
 `InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=decay)` schedule (saved and
 restored as such). The optimizers are the current ones (`multilayer.optimizers`), so a
-model compiled with them saves and loads like any other.
+model compiled with them saves and loads like any other (each name here is a function that
+returns the current optimizer built from Keras 2's arguments).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from multilayer.engine import optimizers as _optimizers
 from multilayer.engine.schedules import InverseTimeDecay
@@ -18,7 +21,9 @@ __all__ = ["SGD", "Adagrad", "Adam", "Optimizer", "RMSprop"]
 Optimizer = _optimizers.Optimizer
 
 
-def _legacy_arguments(cls_name: str, learning_rate, kwargs: dict, default: float) -> dict:
+def _legacy_arguments(
+    cls_name: str, learning_rate: object, kwargs: dict[str, Any], default: float
+) -> dict[str, Any]:
     lr = kwargs.pop("lr", None)
     if lr is not None:
         if learning_rate is not None:
@@ -39,29 +44,23 @@ def _legacy_arguments(cls_name: str, learning_rate, kwargs: dict, default: float
     return kwargs
 
 
-class SGD(_optimizers.SGD):
-    """``keras.optimizers.legacy.SGD``: `multilayer.optimizers.SGD` accepting ``lr`` and ``decay``."""
-
-    def __init__(self, learning_rate=None, **kwargs):
-        super().__init__(**_legacy_arguments("SGD", learning_rate, kwargs, 0.01))
+def SGD(learning_rate: float | None = None, **kwargs: Any) -> _optimizers.SGD:  # noqa: N802
+    """``keras.optimizers.legacy.SGD``: a `multilayer.optimizers.SGD`, from Keras 2's arguments."""
+    return _optimizers.SGD(**_legacy_arguments("SGD", learning_rate, kwargs, 0.01))
 
 
-class Adam(_optimizers.Adam):
-    """``keras.optimizers.legacy.Adam``: `multilayer.optimizers.Adam` accepting ``lr`` and ``decay``."""
-
-    def __init__(self, learning_rate=None, **kwargs):
-        super().__init__(**_legacy_arguments("Adam", learning_rate, kwargs, 0.001))
+def Adam(learning_rate: float | None = None, **kwargs: Any) -> _optimizers.Adam:  # noqa: N802
+    """``keras.optimizers.legacy.Adam``: a `multilayer.optimizers.Adam`, from Keras 2's arguments."""
+    return _optimizers.Adam(**_legacy_arguments("Adam", learning_rate, kwargs, 0.001))
 
 
-class RMSprop(_optimizers.RMSprop):
-    """``keras.optimizers.legacy.RMSprop``: accepts ``lr`` and ``decay``."""
+def RMSprop(learning_rate: float | None = None, **kwargs: Any) -> _optimizers.RMSprop:  # noqa: N802
+    """``keras.optimizers.legacy.RMSprop``: a `multilayer.optimizers.RMSprop`, from Keras 2's
+    arguments."""
+    return _optimizers.RMSprop(**_legacy_arguments("RMSprop", learning_rate, kwargs, 0.001))
 
-    def __init__(self, learning_rate=None, **kwargs):
-        super().__init__(**_legacy_arguments("RMSprop", learning_rate, kwargs, 0.001))
 
-
-class Adagrad(_optimizers.Adagrad):
-    """``keras.optimizers.legacy.Adagrad``: accepts ``lr`` and ``decay``."""
-
-    def __init__(self, learning_rate=None, **kwargs):
-        super().__init__(**_legacy_arguments("Adagrad", learning_rate, kwargs, 0.001))
+def Adagrad(learning_rate: float | None = None, **kwargs: Any) -> _optimizers.Adagrad:  # noqa: N802
+    """``keras.optimizers.legacy.Adagrad``: a `multilayer.optimizers.Adagrad`, from Keras 2's
+    arguments."""
+    return _optimizers.Adagrad(**_legacy_arguments("Adagrad", learning_rate, kwargs, 0.001))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from multilayer.engine.random import global_generator
@@ -9,7 +12,13 @@ from multilayer.engine.random import global_generator
 __all__ = ["split_dataset"]
 
 
-def split_dataset(dataset, left_size=None, right_size=None, shuffle: bool = False, seed=None):
+def split_dataset(
+    dataset: Any,
+    left_size: float | None = None,
+    right_size: float | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tuple[Any, Any]:
     """Split arrays into a left part (the first samples) and a right part (the last ones).
 
     Sizes follow Keras: a float in (0, 1) is a fraction of the samples (rounded to the
@@ -54,11 +63,12 @@ def split_dataset(dataset, left_size=None, right_size=None, shuffle: bool = Fals
     )
 
 
-def _as_arrays(dataset):
+def _as_arrays(dataset: Any) -> tuple[list[np.ndarray], Callable[[list[np.ndarray]], Any]]:
     if isinstance(dataset, np.ndarray):
         if dataset.ndim == 0:
             raise ValueError("split_dataset: a dataset array needs a sample axis")
         return [dataset], lambda parts: parts[0]
+    rebuild: Callable[[list[np.ndarray]], Any]
     if isinstance(dataset, dict):
         keys = list(dataset)
         arrays = [dataset[k] for k in keys]
@@ -87,7 +97,7 @@ def _as_arrays(dataset):
     return arrays, rebuild
 
 
-def _sizes(left_size, right_size, total: int) -> tuple[int, int]:
+def _sizes(left_size: Any, right_size: Any, total: int) -> tuple[int, int]:
     if left_size is None and right_size is None:
         raise ValueError(
             "At least one of the `left_size` or `right_size` must be specified. "

@@ -23,7 +23,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from multilayer.errors import DataError, DatasetNotFoundError
 
@@ -49,7 +51,7 @@ def _writable_dir(base: Path) -> Path:
     return Path(tempfile.gettempdir()) / ".keras"
 
 
-def _hasher(algorithm: str, file_hash: str | None):
+def _hasher(algorithm: str, file_hash: str | None) -> Any:
     if algorithm == "sha256" or (
         algorithm == "auto" and file_hash is not None and len(file_hash) == 64
     ):
@@ -59,7 +61,7 @@ def _hasher(algorithm: str, file_hash: str | None):
     raise ValueError(f"hash_algorithm must be 'auto', 'sha256' or 'md5', got {algorithm!r}")
 
 
-def hash_file(fpath, algorithm: str = "sha256") -> str:
+def hash_file(fpath: str | os.PathLike[str], algorithm: str = "sha256") -> str:
     """The hex digest of a file (``"sha256"`` or ``"md5"``)."""
     hasher = _hasher(algorithm, None)
     with open(fpath, "rb") as handle:
@@ -68,7 +70,7 @@ def hash_file(fpath, algorithm: str = "sha256") -> str:
     return hasher.hexdigest()
 
 
-def validate_file(fpath, file_hash: str, algorithm: str = "auto") -> bool:
+def validate_file(fpath: str | os.PathLike[str], file_hash: str, algorithm: str = "auto") -> bool:
     """Whether the file's hash (sha256 for a 64-digit ``file_hash``, else md5) matches."""
     hasher = _hasher(algorithm, file_hash)
     with open(fpath, "rb") as handle:
@@ -213,7 +215,7 @@ def _download(origin: str, target: Path, file_hash: str | None, algorithm: str) 
         raise
 
 
-def _extract(archive: Path, destination: Path, archive_format) -> None:
+def _extract(archive: Path, destination: Path, archive_format: str | list[str] | None) -> None:
     if archive_format is None:
         formats: list[str] = []
     elif archive_format == "auto":
@@ -254,7 +256,9 @@ def _extract(archive: Path, destination: Path, archive_format) -> None:
     )
 
 
-def _check_members(archive: Path, destination: Path, members, links) -> None:
+def _check_members(
+    archive: Path, destination: Path, members: list[tuple[str, int]], links: list[str]
+) -> None:
     root = destination.resolve()
     total = 0
     for name, size in members:
@@ -271,7 +275,7 @@ def _check_members(archive: Path, destination: Path, members, links) -> None:
         )
 
 
-def _extract_into(destination: Path, extract_all) -> None:
+def _extract_into(destination: Path, extract_all: Callable[[Path], object]) -> None:
     """Extract into a temporary sibling, then move it into place (no half-extracted dir)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from multilayer.utils.files import atomic_write_bytes
 
@@ -36,12 +37,17 @@ class _Box:
     height: float = 0.0
 
 
-def _shape_text(shape) -> str:
+def _shape_text(shape: Any) -> str:
     return "?" if shape is None else "(" + ", ".join(["None", *map(str, shape)]) + ")"
 
 
 def _layer_box(
-    layer, show_shapes, show_dtype, show_layer_names, show_layer_activations, show_trainable
+    layer: Any,
+    show_shapes: bool,
+    show_dtype: bool,
+    show_layer_names: bool,
+    show_layer_activations: bool,
+    show_trainable: bool,
 ) -> _Box:
     class_name = type(layer).__name__
     box = _Box(f"{layer.name} ({class_name})" if show_layer_names else class_name)
@@ -59,7 +65,7 @@ def _layer_box(
     return box
 
 
-def _graph(model) -> tuple[list, list[tuple[int, int]]]:
+def _graph(model: Any) -> tuple[list, list[tuple[int, int]]]:
     """The layers to draw and the edges between them (indices into the list)."""
     from multilayer.engine.layers import InputLayer
 
@@ -83,7 +89,7 @@ def _ranks(count: int, edges: list[tuple[int, int]]) -> list[int]:
 
 
 def plot_model(
-    model,
+    model: Any,
     to_file: str | os.PathLike[str] = "model.png",
     show_shapes: bool = False,
     show_dtype: bool = False,
@@ -93,8 +99,8 @@ def plot_model(
     dpi: int = 200,
     show_layer_activations: bool = False,
     show_trainable: bool = False,
-    **kwargs,
-):
+    **kwargs: Any,
+) -> Any:
     """Draw the model's layers and the connections between them into ``to_file``.
 
     Arguments and defaults are Keras 3's. ``splines`` is accepted and ignored (edges are
@@ -188,7 +194,7 @@ def plot_model(
     atomic_write_bytes(os.fspath(to_file), buffer.getvalue())
     if extension == "png":
         try:
-            from IPython import display
+            from IPython import display  # type: ignore[import-not-found]
         except ImportError:
             return None
         return display.Image(filename=os.fspath(to_file))
@@ -220,13 +226,15 @@ def _layout(boxes: list[_Box], ranks: list[int], rankdir: str) -> None:
         position += along[rank] + _GAP
 
 
-def _anchor(source: _Box, target: _Box, rankdir: str):
+def _anchor(
+    source: _Box, target: _Box, rankdir: str
+) -> tuple[tuple[float, float], tuple[float, float]]:
     if rankdir == "TB":
         return (source.x, source.y + source.height / 2), (target.x, target.y - target.height / 2)
     return (source.x + source.width / 2, source.y), (target.x - target.width / 2, target.y)
 
 
-def _draw_box(axes, box: _Box, FancyBboxPatch) -> None:  # noqa: N803 - a class passed in
+def _draw_box(axes: Any, box: _Box, FancyBboxPatch: Any) -> None:  # noqa: N803 - a class passed in
     left, top = box.x - box.width / 2, box.y - box.height / 2
     axes.add_patch(
         FancyBboxPatch(

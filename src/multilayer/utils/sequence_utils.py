@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ["pad_sequences"]
 
 
 def pad_sequences(
-    sequences,
+    sequences: Sequence[Any],
     maxlen: int | None = None,
-    dtype="int32",
+    dtype: DTypeLike = "int32",
     padding: str = "pre",
     truncating: str = "pre",
-    value=0.0,
+    value: Any = 0.0,
 ) -> np.ndarray:
     """Pad (or cut) each sequence to one length and stack them, as Keras does.
 

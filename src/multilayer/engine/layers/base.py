@@ -10,11 +10,19 @@ from __future__ import annotations
 import itertools
 import re
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from multilayer.engine.config import resolve_dtype
 from multilayer.engine.parameters import ParameterSpec
+from multilayer.engine.registry import Config
+
+if TYPE_CHECKING:
+    from multilayer.engine.initializers import Initializer
+    from multilayer.engine.regularizers import Regularizer
 
 _name_counters: defaultdict[str, itertools.count] = defaultdict(itertools.count)
 
@@ -51,8 +59,12 @@ class Layer:
     """
 
     def __init__(
-        self, name: str | None = None, input_shape=None, dtype=None, trainable: bool = True
-    ):
+        self,
+        name: str | None = None,
+        input_shape: int | Iterable[int] | None = None,
+        dtype: DTypeLike | None = None,
+        trainable: bool = True,
+    ) -> None:
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"a layer name must be a non-empty string, got {name!r}")
         if not isinstance(trainable, bool):
@@ -78,7 +90,13 @@ class Layer:
         self.output_shape = tuple(input_shape)
         self.built = True
 
-    def add_weight(self, name: str, shape, initializer, regularizer=None) -> None:
+    def add_weight(
+        self,
+        name: str,
+        shape: Iterable[int],
+        initializer: Initializer,
+        regularizer: Regularizer | None = None,
+    ) -> None:
         self.parameter_specs.append(ParameterSpec(name, tuple(shape), initializer, regularizer))
 
     def bind_parameter(self, name: str, value: np.ndarray, grad: np.ndarray) -> None:
@@ -90,11 +108,16 @@ class Layer:
         """Compute the output for a batch ``x`` of shape ``(n, *input_shape)``."""
         raise NotImplementedError
 
-    def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+    def backward(
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> np.ndarray | None:
         """Given dL/d(output) of the last `forward`, fill ``grads`` and return dL/d(input).
 
         ``grad`` may be overwritten. Returns None when ``need_input_grad`` is False (the first
-        layer: nobody needs the gradient with respect to the data).
+        layer: nobody needs the gradient with respect to the data). ``fused=True`` says that
+        ``grad`` is already the gradient with respect to the input of the layer's activation
+        (the loss absorbed softmax or sigmoid, see `multilayer.engine.losses`); layers without
+        an activation have nothing to skip and ignore it.
         """
         raise NotImplementedError
 
@@ -105,7 +128,7 @@ class Layer:
             if spec.regularizer is not None
         )
 
-    def _buffer(self, key: str, n: int, shape: tuple[int, ...], dtype) -> np.ndarray:
+    def _buffer(self, key: str, n: int, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
         """A reusable work array of ``n`` rows: grown when needed, never freed between batches."""
         buffer = self._workspace.get(key)
         if (
@@ -126,21 +149,21 @@ class Layer:
     def count_params(self) -> int:
         return sum(spec.size for spec in self.parameter_specs)
 
-    def get_config(self) -> dict:
-        config = {"name": self.name}
+    def get_config(self) -> Config:
+        config: Config = {"name": self.name}
         if self.input_shape is not None:
             config["input_shape"] = list(self.input_shape)
         return config
 
     @classmethod
-    def from_config(cls, config: dict) -> Layer:
+    def from_config(cls, config: Config) -> Layer:
         return cls(**config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} output_shape={self.output_shape}>"
 
 
-def _as_shape(shape, argument: str) -> tuple[int, ...]:
+def _as_shape(shape: Any, argument: str) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     try:
