@@ -88,6 +88,7 @@ SAMPLES = {
         schedules.PiecewiseConstantDecay([10, 20], [0.1, 0.01, 0.001]),
         schedules.CosineDecay(0.1, 100, alpha=0.1),
         schedules.OneCycle(0.1, 1000, pct_start=0.25),
+        schedules.InverseTimeDecay(0.1, 10, 0.5, staircase=True),
     ],
     layer_module.REGISTRY: [
         layer_module.InputLayer(shape=(4, 2)),
@@ -269,7 +270,7 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
             ValueError,
             "Unknown learning-rate schedule 'StepDecay'. Did you mean 'CosineDecay'? Known: "
             "CosineDecay, ExponentialDecay, "
-            "OneCycle, PiecewiseConstantDecay.",
+            "InverseTimeDecay, OneCycle, PiecewiseConstantDecay.",
         ),
         (
             lambda: metrics.get("acuracy"),
