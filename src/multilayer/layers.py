@@ -1,4 +1,4 @@
-"""Keras-compatible namespace: ``from multilayer.layers import Dense, Flatten``."""
+"""Keras-compatible namespace: ``from multilayer.layers import Dense, Flatten, Concatenate``."""
 
 import sys as _sys
 
@@ -6,14 +6,22 @@ from multilayer import _layers_core as core
 from multilayer.engine.layers import (  # noqa: F401
     REGISTRY,
     Activation,
+    Add,
+    Average,
+    Concatenate,
     Dense,
     Dropout,
     Flatten,
     Input,
     InputLayer,
     Layer,
+    Multiply,
     Rescaling,
+    add,
+    average,
+    concatenate,
     deserialize,
+    multiply,
     serialize,
 )
 
