@@ -1,5 +1,6 @@
 """Layers: Dense, the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout) and
-the merge layers of functional models (Concatenate, Add, Multiply, Average)."""
+the merge layers of functional models (Concatenate, Add, Subtract, Multiply, Average, Maximum,
+Minimum, Dot)."""
 
 from multilayer.engine.layers.base import Layer
 from multilayer.engine.layers.core import Activation, Dropout, Flatten, Input, InputLayer, Rescaling
@@ -8,11 +9,19 @@ from multilayer.engine.layers.merge import (
     Add,
     Average,
     Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
     Multiply,
+    Subtract,
     add,
     average,
     concatenate,
+    dot,
+    maximum,
+    minimum,
     multiply,
+    subtract,
 )
 from multilayer.engine.layers.symbolic import KerasTensor
 from multilayer.engine.registry import Config, Registry
@@ -23,18 +32,26 @@ __all__ = [
     "Average",
     "Concatenate",
     "Dense",
+    "Dot",
     "Dropout",
     "Flatten",
     "Input",
     "InputLayer",
     "KerasTensor",
     "Layer",
+    "Maximum",
+    "Minimum",
     "Multiply",
     "Rescaling",
+    "Subtract",
     "add",
     "average",
     "concatenate",
+    "dot",
+    "maximum",
+    "minimum",
     "multiply",
+    "subtract",
 ]
 
 REGISTRY: Registry[Layer] = Registry(
@@ -46,11 +63,15 @@ for _cls in (
     Average,
     Concatenate,
     Dense,
+    Dot,
     Dropout,
     Flatten,
     InputLayer,
+    Maximum,
+    Minimum,
     Multiply,
     Rescaling,
+    Subtract,
 ):
     REGISTRY.register(_cls, names=())
 
