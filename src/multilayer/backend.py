@@ -13,6 +13,7 @@ import numpy as np
 
 from multilayer.engine.config import epsilon, floatx, set_epsilon, set_floatx
 from multilayer.engine.layers.base import next_uid, reset_default_names
+from multilayer.engine.layers.symbolic import KerasTensor
 
 __all__ = [
     "backend",
@@ -23,6 +24,7 @@ __all__ = [
     "image_data_format",
     "is_float_dtype",
     "is_int_dtype",
+    "is_keras_tensor",
     "set_epsilon",
     "set_floatx",
     "set_image_data_format",
@@ -104,6 +106,12 @@ def standardize_dtype(dtype=None) -> str:
         return np.dtype(dtype).name
     except TypeError:
         raise ValueError(f"Invalid dtype: {dtype!r}") from None
+
+
+def is_keras_tensor(x) -> bool:
+    """Whether ``x`` is a symbolic tensor of a model under construction (``keras.Input``
+    and layer calls on it), not an array."""
+    return isinstance(x, KerasTensor)
 
 
 def is_float_dtype(dtype) -> bool:

@@ -23,6 +23,7 @@ from multilayer.engine.layers.merge import (
     multiply,
     subtract,
 )
+from multilayer.engine.layers.op_layer import OpLayer
 from multilayer.engine.layers.symbolic import KerasTensor
 from multilayer.engine.registry import Config, Registry
 
@@ -70,6 +71,7 @@ for _cls in (
     Maximum,
     Minimum,
     Multiply,
+    OpLayer,
     Rescaling,
     Subtract,
 ):
