@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import re
 import socket
 import tarfile
 import threading
@@ -356,7 +357,7 @@ def test_plot_model_svg_shows_what_was_asked(tmp_path):
     model = _mlp()
     keras.utils.plot_model(model, to_file=tmp_path / "plain.svg")
     plain = (tmp_path / "plain.svg").read_text()
-    assert plain.count(">Dense<") == 2 and ">Dropout<" in plain and "dense_1" not in plain
+    assert plain.count(">Dense<") == 2 and ">Dropout<" in plain and "dense_1 (Dense)" not in plain
     assert "InputLayer" not in plain  # Keras 3 draws a Sequential model without its Input
     keras.utils.plot_model(
         model,
@@ -478,3 +479,43 @@ def test_split_dataset_shuffle_follows_set_random_seed():
     second = keras.utils.split_dataset(data, left_size=0.5, shuffle=True)
     np.testing.assert_array_equal(first[0], second[0])
     assert not np.array_equal(first[0], np.arange(10))
+
+
+def test_plot_model_of_a_functional_graph(tmp_path):
+    from PIL import Image
+
+    from multilayer import layers, ops
+
+    keras.backend.clear_session()
+    wide, deep = keras.Input(shape=(3,), name="wide"), keras.Input(shape=(2,), name="deep")
+    hidden = Dense(4, name="hidden")(Dense(8, activation="relu", name="encoder")(deep))
+    merged = layers.concatenate([wide, hidden], name="merge")
+    model = keras.Model([wide, deep], ops.softmax(Dense(2, name="logits")(merged)))
+    keras.utils.plot_model(
+        model, to_file=tmp_path / "graph.svg", show_shapes=True, show_layer_names=True
+    )
+    svg = (tmp_path / "graph.svg").read_text()
+    edges = set(re.findall(r'id="edge:([^"]+)"', svg.replace("&gt;", ">")))
+    assert edges == {
+        "deep->encoder",
+        "encoder->hidden",
+        "wide->merge",
+        "hidden->merge",
+        "merge->logits",
+        "logits->softmax",
+    }
+    assert re.findall(r'id="layer:([^"]+)"', svg) == [
+        "wide",
+        "deep",
+        "encoder",
+        "hidden",
+        "merge",
+        "logits",
+        "softmax",
+    ]
+    for text in ("wide (InputLayer)", "Input shape: [(None, 3), (None, 4)]", "softmax (OpLayer)"):
+        assert text in svg, text
+    keras.utils.plot_model(model, to_file=tmp_path / "graph.png", dpi=72)
+    with Image.open(tmp_path / "graph.png") as image:
+        width, height = image.size
+    assert height > width > 0

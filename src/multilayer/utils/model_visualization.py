@@ -1,6 +1,7 @@
 """``plot_model``: a picture of a model's layers drawn with matplotlib (no Graphviz, no pydot).
 
-Each layer is a box, labelled as Keras 3 labels it (class name, or ``name (Class)`` with
+A Sequential model is drawn as its stack of layers; a functional model as its graph, inputs
+included, each layer placed below the layers it takes tensors from. Each layer is a box, labelled as Keras 3 labels it (class name, or ``name (Class)`` with
 ``show_layer_names``; optionally activation, input and output shapes, dtype, trainable), with
 arrows along the data flow, top to bottom (``rankdir="TB"``) or left to right (``"LR"``). The
 file format follows the extension of ``to_file``: PNG, SVG (text kept as text) or PDF.
@@ -31,6 +32,7 @@ class _Box:
     title: str
     lines: list[str] = field(default_factory=list)
     trainable: bool | None = None  # None: not shown
+    name: str = ""  # the layer's name (the SVG id of its box)
     x: float = 0.0  # centre, points
     y: float = 0.0
     width: float = 0.0
@@ -38,7 +40,11 @@ class _Box:
 
 
 def _shape_text(shape: Any) -> str:
-    return "?" if shape is None else "(" + ", ".join(["None", *map(str, shape)]) + ")"
+    if shape is None:
+        return "?"
+    if isinstance(shape, list):  # one shape per input
+        return "[" + ", ".join(_shape_text(s) for s in shape) + "]"
+    return "(" + ", ".join(["None", *map(str, shape)]) + ")"
 
 
 def _layer_box(
@@ -49,8 +55,9 @@ def _layer_box(
     show_layer_activations: bool,
     show_trainable: bool,
 ) -> _Box:
-    class_name = type(layer).__name__
+    class_name = getattr(layer, "config_name", type(layer).__name__)  # a nested model's kind
     box = _Box(f"{layer.name} ({class_name})" if show_layer_names else class_name)
+    box.name = layer.name
     activation = getattr(layer, "activation", None)
     if show_layer_activations and activation is not None:
         box.lines.append(f"Activation: {getattr(activation, 'name', activation)}")
@@ -66,16 +73,33 @@ def _layer_box(
 
 
 def _graph(model: Any) -> tuple[list, list[tuple[int, int]]]:
-    """The layers to draw and the edges between them (indices into the list)."""
+    """The layers to draw and the edges between them (indices into the list).
+
+    As Keras 3 draws them: a Sequential model as its layers in order, without the Input box;
+    a functional model as every layer, inputs included, with an arrow from the layer that
+    makes each tensor to each layer called on it (a nested model is one box).
+    """
     from multilayer.engine.layers import InputLayer
 
-    # As Keras 3 draws a Sequential model: its layers in order, without the Input box.
-    layers = [layer for layer in model.layers if not isinstance(layer, InputLayer)]
-    return layers, [(i, i + 1) for i in range(len(layers) - 1)]
+    if getattr(model, "config_name", None) == "Sequential":
+        layers = [layer for layer in model.layers if not isinstance(layer, InputLayer)]
+        return layers, [(i, i + 1) for i in range(len(layers) - 1)]
+    layers = list(model.layers)
+    index = {id(layer): i for i, layer in enumerate(layers)}
+    edges: list[tuple[int, int]] = []
+    for target, layer in enumerate(layers):
+        node = getattr(layer, "inbound_node", None)
+        for tensor in node.inputs if node is not None else []:
+            source = index.get(id(tensor.layer))
+            if source is not None and (source, target) not in edges:
+                edges.append((source, target))
+    return layers, edges
 
 
 def _ranks(count: int, edges: list[tuple[int, int]]) -> list[int]:
-    """Rank of each node: the length of the longest path reaching it (a DAG)."""
+    """Rank of each node: the length of the longest path reaching it (a DAG); a node nothing
+    feeds (a model input) is then drawn just above the first layer that uses it, so that its
+    arrow is short."""
     rank = [0] * count
     for _ in range(count):
         changed = False
@@ -85,6 +109,11 @@ def _ranks(count: int, edges: list[tuple[int, int]]) -> list[int]:
                 changed = True
         if not changed:
             break
+    fed = {target for _, target in edges}
+    for node in range(count):
+        consumers = [rank[t] for s, t in edges if s == node]
+        if node not in fed and consumers:
+            rank[node] = min(consumers) - 1
     return rank
 
 
@@ -104,7 +133,7 @@ def plot_model(
     """Draw the model's layers and the connections between them into ``to_file``.
 
     Arguments and defaults are Keras 3's. ``splines`` is accepted and ignored (edges are
-    straight arrows); ``expand_nested`` has nothing to expand (no nested models).
+    straight arrows); ``expand_nested`` is accepted and ignored (a nested model is one box).
 
     Returns:
         An ``IPython.display.Image`` of a PNG file when IPython is installed (inline display
@@ -181,6 +210,7 @@ def plot_model(
                 FancyArrowPatch(
                     start,
                     end,
+                    gid=f"edge:{boxes[source].name}->{boxes[target].name}",
                     arrowstyle="-|>",
                     mutation_scale=10,
                     linewidth=1.2,
@@ -245,6 +275,7 @@ def _draw_box(axes: Any, box: _Box, FancyBboxPatch: Any) -> None:  # noqa: N803 
             facecolor="white",
             edgecolor="#222222",
             linewidth=1.0,
+            gid=f"layer:{box.name}",
         )
     )
     # The title on a dark band, then one line per detail.
