@@ -107,6 +107,14 @@ SAMPLES = {
         layer_module.Average(),
         layer_module.Multiply(),
         layer_module.Concatenate(axis=-2),
+        layer_module.Subtract(),
+        layer_module.Maximum(),
+        layer_module.Minimum(),
+        layer_module.Dot(axes=(1, 2), normalize=True),
+        layer_module.OpLayer("softmax", [{"__tensor__": 0}], {"axis": -1}),
+        layer_module.OpLayer(
+            "add", [{"__tensor__": 0}, np.array([1.0, 2.0], dtype="float32")], name="shift"
+        ),
     ],
 }
 
@@ -315,7 +323,8 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
             lambda: layer_module.deserialize({"class_name": "Dens", "config": {}}),
             ValueError,
             "Unknown layer type 'Dens'. Did you mean 'Dense'? Known: Activation, Add, Average, "
-            "Concatenate, Dense, Dropout, Flatten, InputLayer, Multiply, Rescaling.",
+            "Concatenate, Dense, Dot, Dropout, Flatten, InputLayer, Maximum, Minimum, Multiply, "
+            "OpLayer, Rescaling, Subtract.",
         ),
         (
             lambda: metrics.deserialize({"name": "mse"}),
