@@ -153,6 +153,14 @@ SAMPLES = {
         constraints.MinMaxNorm(0.5, 2.0, rate=0.5, axis=1),
         constraints.UnitNorm(axis=1),
         constraints.NonNeg(),
+        layer_module.Subtract(),
+        layer_module.Maximum(),
+        layer_module.Minimum(),
+        layer_module.Dot(axes=(1, 2), normalize=True),
+        layer_module.OpLayer("softmax", [{"__tensor__": 0}], {"axis": -1}),
+        layer_module.OpLayer(
+            "add", [{"__tensor__": 0}, np.array([1.0, 2.0], dtype="float32")], name="shift"
+        ),
     ],
 }
 
@@ -362,9 +370,9 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
             ValueError,
             "Unknown layer type 'Dens'. Did you mean 'Dense'? Known: Activation, "
             "ActivityRegularization, Add, AlphaDropout, Average, BatchNormalization, Concatenate, "
-            "Dense, Dropout, ELU, Flatten, GaussianDropout, GaussianNoise, Identity, InputLayer, "
-            "LayerNormalization, LeakyReLU, Multiply, Normalization, PReLU, ReLU, Rescaling, "
-            "Reshape, Softmax.",
+            "Dense, Dot, Dropout, ELU, Flatten, GaussianDropout, GaussianNoise, Identity, InputLayer, "
+            "LayerNormalization, LeakyReLU, Maximum, Minimum, Multiply, Normalization, OpLayer, PReLU, "
+            "ReLU, Rescaling, Reshape, Softmax, Subtract.",
         ),
         (
             lambda: metrics.deserialize({"name": "mse"}),

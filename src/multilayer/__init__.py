@@ -19,7 +19,9 @@ or, with the functional API::
 
 from multilayer import (
     activations,
+    backend,
     callbacks,
+    config,
     constraints,
     datasets,
     initializers,
@@ -27,7 +29,10 @@ from multilayer import (
     losses,
     metrics,
     models,
+    ops,
     optimizers,
+    preprocessing,
+    random,
     regularizers,
     utils,
 )
@@ -43,7 +48,9 @@ __all__ = [
     "Perceptron",
     "Sequential",
     "activations",
+    "backend",
     "callbacks",
+    "config",
     "constraints",
     "datasets",
     "initializers",
@@ -52,7 +59,10 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "ops",
     "optimizers",
+    "preprocessing",
+    "random",
     "regularizers",
     "utils",
 ]

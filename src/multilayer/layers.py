@@ -1,5 +1,8 @@
 """Keras-compatible namespace: ``from multilayer.layers import Dense, Flatten, Concatenate``."""
 
+import sys as _sys
+
+from multilayer import _layers_core as core
 from multilayer.engine.layers import (  # noqa: F401
     ELU,
     REGISTRY,
@@ -11,6 +14,7 @@ from multilayer.engine.layers import (  # noqa: F401
     BatchNormalization,
     Concatenate,
     Dense,
+    Dot,
     Dropout,
     Flatten,
     GaussianDropout,
@@ -21,6 +25,8 @@ from multilayer.engine.layers import (  # noqa: F401
     Layer,
     LayerNormalization,
     LeakyReLU,
+    Maximum,
+    Minimum,
     Multiply,
     Normalization,
     PReLU,
@@ -28,10 +34,18 @@ from multilayer.engine.layers import (  # noqa: F401
     Rescaling,
     Reshape,
     Softmax,
+    Subtract,
     add,
     average,
     concatenate,
     deserialize,
+    dot,
+    maximum,
+    minimum,
     multiply,
     serialize,
+    subtract,
 )
+
+# Keras 2's ``keras.layers.core`` (the same classes), for old programs importing from there.
+_sys.modules[f"{__name__}.core"] = core

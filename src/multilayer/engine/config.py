@@ -7,6 +7,9 @@ from numpy.typing import DTypeLike
 
 _FLOATX = "float32"
 _SUPPORTED = ("float32", "float64")
+#: The fuzz factor of Keras' ``epsilon()``: probabilities are clipped to [eps, 1 - eps] before
+#: a log in the cross-entropy losses.
+_EPSILON = 1e-7
 
 
 def floatx() -> str:
@@ -21,6 +24,21 @@ def set_floatx(dtype: str) -> None:
     if name not in _SUPPORTED:
         raise ValueError(f"set_floatx: dtype must be one of {_SUPPORTED}, got {dtype!r}")
     _FLOATX = name
+
+
+def epsilon() -> float:
+    """The fuzz factor used by the losses (Keras' ``epsilon()``): ``1e-7`` unless changed."""
+    return _EPSILON
+
+
+def set_epsilon(value: float) -> None:
+    """Set the fuzz factor of `epsilon` (a positive number smaller than 0.5)."""
+    global _EPSILON
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise ValueError(f"set_epsilon: expected a number, got {value!r}")
+    if not 0 < float(value) < 0.5:
+        raise ValueError(f"set_epsilon: epsilon must be in (0, 0.5), got {value!r}")
+    _EPSILON = float(value)
 
 
 def resolve_dtype(dtype: DTypeLike | None) -> np.dtype:

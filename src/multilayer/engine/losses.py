@@ -12,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from multilayer.engine.config import epsilon
 from multilayer.engine.registry import Config, Registry
 
-#: Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log, as in Keras.
+#: Probabilities are clipped to [eps, 1 - eps] before a log, as in Keras; eps is
+#: `multilayer.engine.config.epsilon()` (this default unless changed with set_epsilon).
 EPSILON = 1e-7
 
 
@@ -144,7 +146,7 @@ class CategoricalCrossentropy(Loss):
         if self.from_logits:
             return -np.sum(y * _log_softmax(y_pred), axis=-1)
         p = y_pred / y_pred.sum(axis=-1, keepdims=True)
-        return -np.sum(y * np.log(np.clip(p, EPSILON, 1.0 - EPSILON)), axis=-1)
+        return -np.sum(y * np.log(np.clip(p, epsilon(), 1.0 - epsilon())), axis=-1)
 
     def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y = self._targets(y_true, y_pred)
@@ -153,7 +155,7 @@ class CategoricalCrossentropy(Loss):
             return (_softmax(y_pred) * y.sum(axis=-1, keepdims=True) - y) / n
         # d/dp of -sum(y * log(p / sum(p))) (the normalisation Keras applies)
         total = y_pred.sum(axis=-1, keepdims=True)
-        return (-y / np.clip(y_pred, EPSILON, None) + y.sum(axis=-1, keepdims=True) / total) / n
+        return (-y / np.clip(y_pred, epsilon(), None) + y.sum(axis=-1, keepdims=True) / total) / n
 
     def fused_gradient(self, y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         grad = probabilities
@@ -184,7 +186,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             log_p = _log_softmax(y_pred)
         else:
             p = y_pred / y_pred.sum(axis=-1, keepdims=True)
-            log_p = np.log(np.clip(p, EPSILON, 1.0 - EPSILON))
+            log_p = np.log(np.clip(p, epsilon(), 1.0 - epsilon()))
         picked, _ = self._picked(y_true, log_p)
         s = self.label_smoothing
         if not s:
@@ -239,7 +241,7 @@ class BinaryCrossentropy(Loss):
             # log(1 + exp(-|z|)) + max(z, 0) - z y: the stable form of the same quantity
             values = np.maximum(y_pred, 0) - y_pred * y + np.log1p(np.exp(-np.abs(y_pred)))
         else:
-            p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+            p = np.clip(y_pred, epsilon(), 1.0 - epsilon())
             values = -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
         return np.mean(values, axis=-1)
 
@@ -247,7 +249,7 @@ class BinaryCrossentropy(Loss):
         y = self._targets(y_true)
         if self.from_logits:
             return (_sigmoid(y_pred) - y) / y_pred.size
-        p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        p = np.clip(y_pred, epsilon(), 1.0 - epsilon())
         return (p - y) / (p * (1.0 - p)) / y_pred.size
 
     def fused_gradient(self, y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

@@ -14,4 +14,7 @@ from multilayer.engine.optimizers import (  # noqa: F401
     RMSprop,
     get,
 )
-from multilayer.optimizers import schedules  # noqa: F401
+from multilayer.optimizers import (
+    legacy,  # noqa: F401 - Keras 2's spelling
+    schedules,  # noqa: F401
+)

@@ -1,6 +1,7 @@
 """Layers: Dense, the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout), the
-merge layers of functional models (Concatenate, Add, Multiply, Average), activation layers,
-normalization, noise, activity regularization, Reshape and Identity."""
+merge layers of functional models (Concatenate, Add, Subtract, Multiply, Average, Maximum,
+Minimum, Dot), op layers (keras.ops on symbolic tensors), activation layers, normalization,
+noise, activity regularization, Reshape and Identity."""
 
 from multilayer.engine.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from multilayer.engine.layers.base import Layer
@@ -10,11 +11,19 @@ from multilayer.engine.layers.merge import (
     Add,
     Average,
     Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
     Multiply,
+    Subtract,
     add,
     average,
     concatenate,
+    dot,
+    maximum,
+    minimum,
     multiply,
+    subtract,
 )
 from multilayer.engine.layers.noise import AlphaDropout, GaussianDropout, GaussianNoise
 from multilayer.engine.layers.normalization import (
@@ -22,6 +31,7 @@ from multilayer.engine.layers.normalization import (
     LayerNormalization,
     Normalization,
 )
+from multilayer.engine.layers.op_layer import OpLayer
 from multilayer.engine.layers.regularization import ActivityRegularization
 from multilayer.engine.layers.reshaping import Identity, Reshape
 from multilayer.engine.layers.symbolic import KerasTensor
@@ -37,6 +47,7 @@ __all__ = [
     "BatchNormalization",
     "Concatenate",
     "Dense",
+    "Dot",
     "Dropout",
     "Flatten",
     "GaussianDropout",
@@ -48,6 +59,8 @@ __all__ = [
     "Layer",
     "LayerNormalization",
     "LeakyReLU",
+    "Maximum",
+    "Minimum",
     "Multiply",
     "Normalization",
     "PReLU",
@@ -55,10 +68,15 @@ __all__ = [
     "Rescaling",
     "Reshape",
     "Softmax",
+    "Subtract",
     "add",
     "average",
     "concatenate",
+    "dot",
+    "maximum",
+    "minimum",
     "multiply",
+    "subtract",
 ]
 
 REGISTRY: Registry[Layer] = Registry(
@@ -70,10 +88,14 @@ for _cls in (
     Average,
     Concatenate,
     Dense,
+    Dot,
     Dropout,
     Flatten,
     InputLayer,
+    Maximum,
+    Minimum,
     Multiply,
+    OpLayer,
     Rescaling,
     Softmax,
     ReLU,
@@ -89,6 +111,7 @@ for _cls in (
     ActivityRegularization,
     Reshape,
     Identity,
+    Subtract,
 ):
     REGISTRY.register(_cls, names=())
 

@@ -41,6 +41,18 @@ def _default_name(cls_name: str) -> str:
     return base if index == 0 else f"{base}_{index}"
 
 
+def next_uid(prefix: str) -> int:
+    """Count one more use of ``prefix`` and return the count (1 the first time), sharing the
+    counters of generated layer names (Keras' ``backend.get_uid``)."""
+    return next(_name_counters[str(prefix)]) + 1
+
+
+def reset_default_names() -> None:
+    """Forget the names generated so far: the next ``Dense()`` is called ``"dense"`` again
+    (what ``keras.backend.clear_session()`` does to names)."""
+    _name_counters.clear()
+
+
 class Layer:
     """Base class of all layers.
 

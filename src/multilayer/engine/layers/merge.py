@@ -6,6 +6,10 @@ For inputs ``x_1 .. x_k`` and the gradient ``g = dL/dy`` of the output:
     Add          y = x_1 + ... + x_k                   dL/dx_i = g
     Average      y = (x_1 + ... + x_k) / k             dL/dx_i = g / k
     Multiply     y = x_1 * ... * x_k                   dL/dx_i = g * prod_{j != i} x_j
+    Subtract     y = x_1 - x_2                         dL/dx_1 = g, dL/dx_2 = -g
+    Maximum      y = max(x_1, ..., x_k)                dL/dx_i = g where x_i is the first maximum
+    Minimum      y = min(x_1, ..., x_k)                dL/dx_i = g where x_i is the first minimum
+    Dot          y = sum over the dot axes of x_1 x_2  (per sample; see `Dot`)
 
 Each input's gradient is written into a buffer of its own (never a view shared with another
 input), so a layer upstream may overwrite its incoming gradient in place. Shapes must match
@@ -192,6 +196,183 @@ class Concatenate(_Merge):
         return {**super().get_config(), "axis": self.axis}
 
 
+class Subtract(_Merge):
+    """``Subtract()([a, b])``: ``a - b``, for exactly two inputs of one shape."""
+
+    def _output_shape(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+        if len(shapes) != 2:
+            raise ValueError(
+                f"A Subtract layer should be called on exactly 2 inputs; layer {self.name!r} got "
+                f"{len(shapes)}: {_shapes(shapes)}"
+            )
+        return super()._output_shape(shapes)
+
+    def forward(  # type: ignore[override]  # a list of inputs (multi_input)
+        self, inputs: list[np.ndarray], training: bool = False
+    ) -> np.ndarray:
+        y = self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
+        return np.subtract(inputs[0], inputs[1], out=y)
+
+    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> list[np.ndarray] | None:
+        if not need_input_grad:
+            return None
+        first, second = self._input_grads(grad.shape[0], grad.dtype)
+        np.copyto(first, grad)
+        np.negative(grad, out=second)
+        return [first, second]
+
+
+class _Extremum(_Merge):
+    #: True for the maximum, False for the minimum
+    _largest = True
+
+    def forward(  # type: ignore[override]  # a list of inputs (multi_input)
+        self, inputs: list[np.ndarray], training: bool = False
+    ) -> np.ndarray:
+        y = self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
+        # winner: which input holds the extremum (the first one on ties), for backward
+        winner = self._buffer("winner", inputs[0].shape[0], inputs[0].shape[1:], np.intp)
+        winner.fill(0)
+        np.copyto(y, inputs[0], casting="same_kind")
+        for i, x in enumerate(inputs[1:], 1):
+            # strictly better: on ties the first input keeps the gradient; a NaN wins, as in
+            # np.maximum
+            better = (np.greater(x, y) if self._largest else np.less(x, y)) | np.isnan(x)
+            np.copyto(y, x, where=better, casting="same_kind")
+            winner[better] = i
+        self._winner = winner
+        return y
+
+    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> list[np.ndarray] | None:
+        if not need_input_grad:
+            return None
+        grads = self._input_grads(grad.shape[0], grad.dtype)
+        for i, buffer in enumerate(grads):
+            np.multiply(grad, self._winner == i, out=buffer)
+        return grads
+
+
+class Maximum(_Extremum):
+    """``Maximum()([a, b, ...])``: the element-wise maximum of inputs of one shape (where
+    inputs tie, the gradient goes to the first of them, as TensorFlow's)."""
+
+    _largest = True
+
+
+class Minimum(_Extremum):
+    """``Minimum()([a, b, ...])``: the element-wise minimum of inputs of one shape (ties: the
+    gradient goes to the first)."""
+
+    _largest = False
+
+
+class Dot(_Merge):
+    """``Dot(axes)([a, b])``: the dot product of two inputs, sample by sample, over ``axes``
+    (Keras' ``batch_dot``; axis 0 is the batch and cannot be one of them).
+
+    ``Dot(axes=1)`` on two inputs of shape ``(None, d)`` gives ``(None, 1)``;
+    ``Dot(axes=(2, 1))`` on ``(None, p, d)`` and ``(None, d, q)`` gives ``(None, p, q)``. With
+    ``normalize=True`` both inputs are L2-normalised along their dot axes first, so the result
+    is their cosine similarity.
+    """
+
+    def __init__(self, axes: int | Sequence[int], normalize: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+            axes = (int(axes), int(axes))
+        if (
+            not isinstance(axes, (list, tuple))
+            or len(axes) != 2
+            or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes)
+        ):
+            raise ValueError(
+                "Invalid format for argument `axes`: expected an int or a list/tuple of 2 "
+                f"ints. Received: axes={axes!r}"
+            )
+        if not isinstance(normalize, bool):
+            raise ValueError(f"Dot: normalize must be True or False, got {normalize!r}")
+        self.axes = (int(axes[0]), int(axes[1]))
+        self.normalize = normalize
+
+    def _output_shape(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+        if len(shapes) != 2:
+            raise ValueError(
+                f"A Dot layer should be called on exactly 2 inputs; layer {self.name!r} got "
+                f"{len(shapes)}: {_shapes(shapes)}"
+            )
+        ranks = (len(shapes[0]) + 1, len(shapes[1]) + 1)
+        axes = []
+        for axis, rank in zip(self.axes, ranks, strict=True):
+            resolved = axis % rank if -rank <= axis < rank else 0
+            if resolved == 0:
+                raise ValueError(
+                    f"Dot layer {self.name!r}: axes={list(self.axes)} are not sample axes of "
+                    f"inputs of shapes {_shapes(shapes)}"
+                )
+            axes.append(resolved)
+        a1, a2 = axes
+        if shapes[0][a1 - 1] != shapes[1][a2 - 1]:
+            raise ValueError(
+                f"Dot layer {self.name!r}: inputs of shapes {_shapes(shapes)} cannot be "
+                f"multiplied along axes {list(self.axes)} ({shapes[0][a1 - 1]} != "
+                f"{shapes[1][a2 - 1]})"
+            )
+        letters = iter("cdefghijklmnopqrstuvwxy")
+        s1 = ["b"] + [next(letters) for _ in shapes[0]]
+        s2 = ["b"] + [next(letters) for _ in shapes[1]]
+        s1[a1] = s2[a2] = "z"
+        out = ["b"] + [c for c in s1[1:] if c != "z"] + [c for c in s2[1:] if c != "z"]
+        self._subscripts = ("".join(s1), "".join(s2), "".join(out))
+        self._dot_axes = (a1, a2)
+        sample = [d for i, d in enumerate(shapes[0], 1) if i != a1]
+        sample += [d for i, d in enumerate(shapes[1], 1) if i != a2]
+        return tuple(sample) or (1,)
+
+    def forward(  # type: ignore[override]  # a list of inputs (multi_input)
+        self, inputs: list[np.ndarray], training: bool = False
+    ) -> np.ndarray:
+        x1, x2 = inputs
+        a1, a2 = self._dot_axes
+        if self.normalize:
+            self._norms = (
+                np.sqrt(np.maximum(np.sum(x1 * x1, axis=a1, keepdims=True), 1e-12)),
+                np.sqrt(np.maximum(np.sum(x2 * x2, axis=a2, keepdims=True), 1e-12)),
+            )
+            x1, x2 = x1 / self._norms[0], x2 / self._norms[1]
+        self._x = (x1, x2)
+        s1, s2, out = self._subscripts
+        y = np.einsum(f"{s1},{s2}->{out}", x1, x2)
+        sample: tuple[int, ...] = self.output_shape or ()
+        return y.reshape(y.shape[0], *sample).astype(_dtype(inputs), copy=False)
+
+    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> list[np.ndarray] | None:
+        if not need_input_grad:
+            return None
+        s1, s2, out = self._subscripts
+        g = grad.reshape(grad.shape[0], *(() if len(out) == 1 else grad.shape[1:]))
+        x1, x2 = self._x
+        grads = self._input_grads(grad.shape[0], grad.dtype)
+        g1 = np.einsum(f"{out},{s2}->{s1}", g, x2)
+        g2 = np.einsum(f"{out},{s1}->{s2}", g, x1)
+        if self.normalize:
+            # d(x / |x|) applied to g: (g - x^ (x^ . g)) / |x|, x^ = x / |x|
+            a1, a2 = self._dot_axes
+            g1 = (g1 - x1 * np.sum(x1 * g1, axis=a1, keepdims=True)) / self._norms[0]
+            g2 = (g2 - x2 * np.sum(x2 * g2, axis=a2, keepdims=True)) / self._norms[1]
+        np.copyto(grads[0], g1, casting="same_kind")
+        np.copyto(grads[1], g2, casting="same_kind")
+        return grads
+
+    def get_config(self) -> Config:
+        return {**super().get_config(), "axes": list(self.axes), "normalize": self.normalize}
+
+
 def _dtype(inputs: list[np.ndarray]) -> np.dtype:
     dtype = np.result_type(*inputs)
     return dtype if np.issubdtype(dtype, np.floating) else np.dtype("float32")
@@ -219,3 +400,28 @@ def multiply(inputs: list[KerasTensor], **kwargs: Any) -> KerasTensor:
 def concatenate(inputs: list[KerasTensor], axis: int = -1, **kwargs: Any) -> KerasTensor:
     """Functional form of `Concatenate`: ``concatenate([a, b], axis=-1)``."""
     return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def subtract(inputs: list[KerasTensor], **kwargs: Any) -> KerasTensor:
+    """Functional form of `Subtract`: ``subtract([a, b])``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def maximum(inputs: list[KerasTensor], **kwargs: Any) -> KerasTensor:
+    """Functional form of `Maximum`."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs: list[KerasTensor], **kwargs: Any) -> KerasTensor:
+    """Functional form of `Minimum`."""
+    return Minimum(**kwargs)(inputs)
+
+
+def dot(
+    inputs: list[KerasTensor],
+    axes: int | Sequence[int] = -1,
+    normalize: bool = False,
+    **kwargs: Any,
+) -> KerasTensor:
+    """Functional form of `Dot`: ``dot([a, b], axes=1)``."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)
