@@ -135,7 +135,7 @@ class BatchSource:
             try:
                 batch = next(self._iterator)
             except StopIteration:
-                if self.steps is not None or step == 0:
+                if self.steps is not None:  # fewer batches than asked for
                     warnings.warn(RAN_OUT, stacklevel=3)
                 self.exhausted = True
                 return

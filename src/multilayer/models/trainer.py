@@ -567,7 +567,9 @@ class Trainer:
                     logs.update({f"val_{key}": value for key, value in results.items()})
                 callback_list.on_epoch_end(epoch, logs)
                 training_logs = logs
-                if source is not None and source.exhausted:
+                if source is not None and source.exhausted and not self.stop_training:
+                    if source.steps is None and epoch + 1 < epochs:
+                        warnings.warn(data_adapters.RAN_OUT, stacklevel=2)
                     self.stop_training = True
         except BaseException:
             callback_list.on_train_end()  # close progress bars, files and signal handlers
@@ -1052,22 +1054,27 @@ class Trainer:
         return dict(zip(structure, outputs, strict=True))
 
     # -- one batch ----------------------------------------------------------------------------
-    def train_on_batch(self, x, y, return_dict: bool = False):
-        """One optimizer step on ``(x, y)``; returns the loss (and metrics) of that batch."""
+    def train_on_batch(
+        self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False
+    ):
+        """One optimizer step on ``(x, y)``; returns the loss (and metrics) of that batch.
+        ``sample_weight``/``class_weight`` weight the loss as in `fit`."""
         self._require_compiled("train_on_batch")
         xs, ys = self._check_data(x, y)
+        weights = self._sample_weights(sample_weight, class_weight, ys, len(xs[0]), "sample_weight")
         self._build_optimizer()
         for tracker in self._trackers():
             tracker.reset_state()
-        loss = self.train_step(xs, ys)
+        loss = self.train_step(xs, ys, weights)
         results = {"loss": loss, **{t.name: t.result() for t in self._trackers()}}
         return _results(results, return_dict)
 
-    def test_on_batch(self, x, y, return_dict: bool = False):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
         """The loss (and metrics) of the model on one batch ``(x, y)``, without training."""
         self._require_compiled("test_on_batch")
         xs, ys = self._check_data(x, y)
-        return _results(self._evaluate_arrays(xs, ys, len(xs[0])), return_dict)
+        weights = self._sample_weights(sample_weight, None, ys, len(xs[0]), "sample_weight")
+        return _results(self._evaluate_arrays(xs, ys, len(xs[0]), weights), return_dict)
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch ``x``."""
