@@ -268,9 +268,12 @@ class _Monitor(Callback):
         return float(value)
 
     def _improved(self, value: float) -> bool:
+        return self._beats(value, self.best)
+
+    def _beats(self, value: float, reference: float) -> bool:
         if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
 
 
 class EarlyStopping(_Monitor):
@@ -302,21 +305,33 @@ class EarlyStopping(_Monitor):
         self.stopped_epoch = 0
         self.best_epoch = 0
         self.best_weights = None
-        self.best = math.inf if self.mode == "min" else -math.inf
-        if self.baseline is not None:
-            self.best = float(self.baseline)
+        self.best: float | None = None  # type: ignore[assignment]
 
     def on_epoch_end(self, epoch, logs=None):
+        """Keras 3's rule: the first watched value is the best so far; an improvement resets
+        the patience only if it also beats ``baseline``; stop once ``patience`` epochs have
+        passed without improvement (never after the first epoch)."""
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            warnings.warn(
+                f"EarlyStopping: {self.monitor!r} is not in the logs "
+                f"(available: {', '.join(sorted(logs or {}))})",
+                stacklevel=2,
+            )
+            return
         if epoch < self.start_from_epoch:
             return
-        value = self._current(logs)
+        value = float(value)
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = self.model.parameters.values.copy()  # fallback: the first epoch
+            self.best_weights = self.model.parameters.values.copy()
+            self.best_epoch = epoch
         self.wait += 1
-        if self._improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
+        if self.best is None or self._beats(value, self.best):
+            self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.parameters.values.copy()
+            if self.baseline is None or self._beats(value, float(self.baseline)):
+                self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
