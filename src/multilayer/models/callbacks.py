@@ -97,25 +97,26 @@ class CallbackList(Callback):
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             callback.set_model(model)
-        self.wants_train_batches = any(
-            _overrides(c, name)
-            for c in self.callbacks
-            for name in (
-                "on_train_batch_begin",
-                "on_train_batch_end",
-                "on_batch_begin",
-                "on_batch_end",
-            )
+        # per hook, the callbacks that do something there (the default training-batch hooks
+        # forward to the on_batch_* aliases, so overriding an alias counts)
+        aliases = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
+        self._targets = {
+            name: [
+                c
+                for c in self.callbacks
+                if _overrides(c, name) or (name in aliases and _overrides(c, aliases[name]))
+            ]
+            for name in (*HOOKS, "on_batch_begin", "on_batch_end")
+        }
+        targets = self._targets
+        self.wants_train_batches = bool(
+            targets["on_train_batch_begin"] or targets["on_train_batch_end"]
         )
-        self.wants_test_batches = any(
-            _overrides(c, name)
-            for c in self.callbacks
-            for name in ("on_test_batch_begin", "on_test_batch_end")
+        self.wants_test_batches = bool(
+            targets["on_test_batch_begin"] or targets["on_test_batch_end"]
         )
-        self.wants_predict_batches = any(
-            _overrides(c, name)
-            for c in self.callbacks
-            for name in ("on_predict_batch_begin", "on_predict_batch_end")
+        self.wants_predict_batches = bool(
+            targets["on_predict_batch_begin"] or targets["on_predict_batch_end"]
         )
 
     def set_params(self, params: dict) -> None:
@@ -124,12 +125,12 @@ class CallbackList(Callback):
 
     def _call(self, name: str, logs) -> None:
         logs = {} if logs is None else logs
-        for callback in self.callbacks:
+        for callback in self._targets[name]:
             getattr(callback, name)(logs)
 
     def _call_at(self, name: str, index: int, logs) -> None:
         logs = {} if logs is None else logs
-        for callback in self.callbacks:
+        for callback in self._targets[name]:
             getattr(callback, name)(index, logs)
 
     def on_train_begin(self, logs=None):
