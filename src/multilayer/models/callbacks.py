@@ -9,6 +9,7 @@ import csv
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +43,8 @@ class Callback:
     the training-batch hooks: the default ``on_train_batch_*`` calls them.
     """
 
-    def __init__(self):
-        self.model = None
+    def __init__(self) -> None:
+        self.model: Any = None  # the model being trained (set by fit, evaluate, predict)
         self.params: dict = {}
 
     def set_model(self, model) -> None:
@@ -227,7 +228,7 @@ class LambdaCallback(Callback):
 class History(Callback):
     """Records the logs of every epoch: ``history.history["val_accuracy"][-1]``."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
@@ -306,7 +307,7 @@ class EarlyStopping(_Monitor):
         self.stopped_epoch = 0
         self.best_epoch = 0
         self.best_weights = None
-        self.best: float | None = None  # type: ignore[assignment]
+        self.best = None  # Keras: the first watched value is the best so far
 
     def on_epoch_end(self, epoch, logs=None):
         """Keras 3's rule: the first watched value is the best so far; an improvement resets
