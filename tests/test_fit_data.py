@@ -361,3 +361,22 @@ def test_lambda_callback_hooks_receive_logs():
     ]
     with pytest.raises(TypeError, match=r"^LambdaCallback: unknown hook 'on_epoch_finish'$"):
         LambdaCallback(on_epoch_finish=print)
+
+
+def test_malformed_pydataset_and_batches_are_refused():
+    x, y = _data(20)
+
+    class BadLength(_Batches):
+        def __len__(self):
+            return -1
+
+    with pytest.raises(ValueError, match=r"^len\(x\) must be a non-negative int, got -1$"):
+        _model().fit(BadLength(x, y, 5), verbose=0)
+    four = ((x, y, np.ones(20), np.ones(20)) for _ in range(2))
+    with pytest.raises(
+        ValueError,
+        match=r"^a batch must be x, \(x,\), \(x, y\) or \(x, y, sample_weight\); got a tuple of 4$",
+    ):
+        _model().fit(four, verbose=0)
+    with pytest.raises(ValueError, match=r"^batch sample_weight must have one weight per sample"):
+        _model().fit(((x, y, np.ones(3)) for _ in range(2)), verbose=0)
