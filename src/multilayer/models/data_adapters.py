@@ -104,7 +104,7 @@ class BatchSource:
         self.data = data
         self.steps = steps
         if isinstance(data, PyDataset):
-            length = len(data)
+            length = data.__len__()  # len() itself refuses a negative length vaguely
             if isinstance(length, bool) or not isinstance(length, int) or length < 0:
                 raise ValueError(f"len({what}) must be a non-negative int, got {length!r}")
             self.length: int | None = length
