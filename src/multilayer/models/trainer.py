@@ -291,7 +291,7 @@ class Trainer:
             if sample_weight is None:
                 value = float(np.mean(per_sample, dtype=np.float64))
             else:
-                value = float(np.dot(per_sample.astype(np.float64), sample_weight)) / n
+                value = _weighted_sum(per_sample, sample_weight) / n
             if self._loss_trackers:
                 self._loss_trackers[k].update_state(value, n)
             loss += value if self._loss_weights[k] == 1.0 else self._loss_weights[k] * value
@@ -886,7 +886,7 @@ class Trainer:
                 if wb is None:
                     totals[k] += float(np.sum(per_sample, dtype=np.float64))
                 else:
-                    totals[k] += float(np.dot(per_sample.astype(np.float64), wb))
+                    totals[k] += _weighted_sum(per_sample, wb)
             for metric, k in zip(metrics, self._metric_outputs, strict=True):
                 metric.update_state(yb[k], outputs[k])
             seen += len(xb[0])
@@ -1236,3 +1236,10 @@ def _class_weights(class_weight, y: np.ndarray) -> np.ndarray:
     classes, inverse = np.unique(labels, return_inverse=True)
     per_class = np.array([table.get(int(c), 1.0) for c in classes], dtype=np.float64)
     return per_class[inverse.reshape(-1)]
+
+
+def _weighted_sum(per_sample: np.ndarray, weights: np.ndarray) -> float:
+    """``sum(w_i * loss_i)``; a loss with more than one value per sample (an output of rank
+    > 2) counts each sample's mean, as Keras' "sum_over_batch_size" divides by them all."""
+    values = per_sample.astype(np.float64).reshape(len(weights), -1).mean(axis=1)
+    return float(np.dot(values, weights))
