@@ -5,7 +5,12 @@ PyDataset and generators."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -380,3 +385,36 @@ def test_malformed_pydataset_and_batches_are_refused():
         _model().fit(four, verbose=0)
     with pytest.raises(ValueError, match=r"^batch sample_weight must have one weight per sample"):
         _model().fit(((x, y, np.ones(3)) for _ in range(2)), verbose=0)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("keras") is None or importlib.util.find_spec("jax") is None,
+    reason="Keras 3 with JAX is not installed (the oracle)",
+)
+@pytest.mark.parametrize("onehot", [False, True])
+def test_weighted_loss_and_step_match_keras(tmp_path, onehot):
+    x, y = _data(30)
+    w = np.random.default_rng(7).uniform(0.0, 3.0, size=30)
+    model = _model(optimizer=SGD(learning_rate=0.1), metrics=())
+    model.compile(
+        optimizer=SGD(learning_rate=0.1),
+        loss="categorical_crossentropy" if onehot else "sparse_categorical_crossentropy",
+    )
+    target = np.eye(3)[y] if onehot else y
+    weights = model.get_weights()
+    np.savez(tmp_path / "data.npz", x=x, y=y, w=w, onehot=onehot,
+             **{f"w{i}": v for i, v in enumerate(weights)})  # fmt: skip
+    script = Path(__file__).parent / "helpers" / "keras_weighted_loss.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "data.npz")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    oracle = json.loads(result.stdout)
+    evaluated = model.evaluate(x, target, sample_weight=w, batch_size=7, verbose=0)
+    assert evaluated == pytest.approx(oracle["evaluate"], rel=1e-5)
+    assert model.train_on_batch(x, target, sample_weight=w) == pytest.approx(
+        oracle["train"], rel=1e-5
+    )
+    for ours, theirs in zip(model.get_weights(), oracle["weights"], strict=True):
+        np.testing.assert_allclose(ours, np.array(theirs), rtol=1e-4, atol=1e-6)
