@@ -131,8 +131,12 @@ class CallbackList(Callback):
 
     def _call_at(self, name: str, index: int, logs) -> None:
         logs = {} if logs is None else logs
-        for callback in self._targets[name]:
-            getattr(callback, name)(index, logs)
+        if name.startswith("on_epoch"):
+            for callback in self._targets[name]:
+                getattr(callback, name)(index, logs)
+        else:  # Keras passes the logs of batch hooks by keyword
+            for callback in self._targets[name]:
+                getattr(callback, name)(index, logs=logs)
 
     def on_train_begin(self, logs=None):
         self._call("on_train_begin", logs)
