@@ -32,9 +32,12 @@ from multilayer.models.checkpoint import (
     Checkpoint,
     latest_checkpoint,
     list_checkpoints,
+    optimizer_class,
+    optimizer_name,
     read_run_id,
     write_checkpoint,
 )
+from multilayer.models.loop import TrainingState
 from multilayer.models.saving import compile_model, model_from_config, model_tensors
 
 #: Unit suffixes of `parse_every`: "5" or "5e" is every 5 epochs, "200s" every 200 steps.
@@ -172,10 +175,10 @@ def restore(model, checkpoint: Checkpoint) -> None:
                 f"the model needs shape {target.shape} and dtype {target.dtype}"
             )
     saved = checkpoint.optimizer_config or {}
-    if saved.get("name") != optimizer.name:
+    if optimizer_class(saved) is not type(optimizer):
         raise ModelFileError(
-            f"{path}: the checkpoint was trained with optimizer {saved.get('name')!r}, this "
-            f"model is compiled with {optimizer.name!r}"
+            f"{path}: the checkpoint was trained with optimizer {optimizer_name(saved)!r}, "
+            f"this model is compiled with {type(optimizer).__name__!r}"
         )
     # A callback may have changed a constant learning rate: the saved one goes on. (A saved
     # schedule is the model's own, rebuilt from the compile configuration.)
@@ -312,7 +315,7 @@ class BackupAndRestore(Callback):
 
     def on_train_end(self, logs=None):
         if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)  # type: ignore[arg-type]
+            signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
         if self.delete_checkpoint and self._completed:  # not after an error or Ctrl-C
             for path in self.written:
@@ -331,14 +334,28 @@ class BackupAndRestore(Callback):
         if due:
             self.save()
 
+    def _iterations(self) -> int:
+        """The model's optimizer step count."""
+        optimizer = self.trained_model().optimizer
+        if optimizer is None:
+            raise RuntimeError("call compile(optimizer=..., loss=...) first")
+        return optimizer.iterations
+
+    def _loop(self) -> TrainingState:
+        """The model's loop position (fit sets it before the callbacks run)."""
+        loop = self.trained_model().loop
+        if loop is None:
+            raise RuntimeError("the loop state only exists while fit() runs")
+        return loop
+
     def save(self) -> Path:
         """Write a checkpoint of the current training state (with the training time of every
         segment so far) and prune old ones."""
-        iterations = self.model.optimizer.iterations
-        state = self.model.training_state()
+        iterations = self._iterations()
+        state = self.trained_model().training_state()
         state.segments = [*self._previous_segments, time.perf_counter() - self._started]
         self.last_path = write_checkpoint(
-            self.model,
+            self.trained_model(),
             self.config.directory,
             state,
             run=self.config.run,
@@ -371,7 +388,7 @@ class BackupAndRestore(Callback):
                 path.rename(path.with_name(path.name + ".damaged"))
         if checkpoint is None:
             return
-        loop = self.model.loop
+        loop = self._loop()
         state = checkpoint.state
         for name, saved, now in (
             ("batch_size", state.batch_size, loop.batch_size),
@@ -386,7 +403,7 @@ class BackupAndRestore(Callback):
         restore(self.model, checkpoint)
         self._previous_segments = list(state.segments)
         try:
-            self.model.restore_training_state(state)
+            self.trained_model().restore_training_state(state)
         except ValueError as error:
             raise TrainingError(f"cannot resume from {checkpoint.path}: {error}") from None
         self.last_path = checkpoint.path
@@ -429,10 +446,11 @@ class BackupAndRestore(Callback):
     def _interrupt(self) -> TrainingInterrupted:
         """Write a checkpoint (unless one of this very step exists) and return the exception
         that stops `fit` (print the hint)."""
-        iterations = self.model.optimizer.iterations
-        fresh = self._last_written_step == iterations and self.last_path is not None
-        path = self.last_path if fresh and self.last_path is not None else self.save()
-        loop = self.model.loop
+        iterations = self._iterations()
+        path = self.last_path
+        if path is None or self._last_written_step != iterations:  # not written at this step
+            path = self.save()
+        loop = self._loop()
         hint = self.config.resume_hint or (
             f"model.fit(..., checkpoint=CheckpointConfig({str(self.config.directory)!r}, "
             "resume=True))"

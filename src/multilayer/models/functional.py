@@ -155,7 +155,7 @@ class Model(Trainer, Layer):
     def output_shapes(self) -> list[tuple[int, ...]] | None:
         return list(self._graph.output_shapes) if self._graph is not None else None
 
-    @property  # type: ignore[override]
+    @property
     def input_shape(self):
         shapes = self.input_shapes()
         if shapes is None:
@@ -166,7 +166,7 @@ class Model(Trainer, Layer):
     def input_shape(self, value) -> None:  # Layer.__init__ sets it; a model derives it
         pass
 
-    @property  # type: ignore[override]
+    @property
     def output_shape(self):
         shapes = self.output_shapes()
         if shapes is None:

@@ -260,7 +260,7 @@ class Trainer:
         if not self._optimizer_built:
             parameters = self._buffer_of_parameters()
             segments = [slice(offset, offset + spec.size) for _, spec, offset in parameters.entries]
-            self._compiled_optimizer().build(parameters.size, self.dtype, segments)
+            self._compiled_optimizer().build(parameters.size, self._model_dtype(), segments)
             self._optimizer_built = True
 
     # -- one step -----------------------------------------------------------------------------
@@ -1127,9 +1127,12 @@ def _results(results: dict, return_dict: bool):
 
 
 def _is_serialized_loss(value: dict) -> bool:
-    """A loss configuration (``{"name": "categorical_crossentropy", ...}``), not a dict of
-    losses by output name."""
-    return isinstance(value.get("name"), str) and not isinstance(value.get("name"), dict)
+    """A loss configuration (``{"class_name": "CategoricalCrossentropy", "config": {...}}``, or
+    the older ``{"name": "categorical_crossentropy", ...}``), not a dict of losses by output
+    name."""
+    if set(value) == {"class_name", "config"} and isinstance(value["config"], dict):
+        return True
+    return isinstance(value.get("name"), str)
 
 
 def _per_output(value, names: list[str], what: str, broadcast: bool, default=None) -> list:
