@@ -418,3 +418,34 @@ def test_weighted_loss_and_step_match_keras(tmp_path, onehot):
     )
     for ours, theirs in zip(model.get_weights(), oracle["weights"], strict=True):
         np.testing.assert_allclose(ours, np.array(theirs), rtol=1e-4, atol=1e-6)
+
+
+def test_sample_weights_per_output():
+    x, y = _data(40)
+    w = np.random.default_rng(8).uniform(0.0, 2.0, size=40)
+
+    def make():
+        inputs = keras.Input(shape=(4,))
+        hidden = Dense(5, activation="tanh")(inputs)
+        first = Dense(3, activation="softmax", name="first")(hidden)
+        second = Dense(1, name="second")(hidden)
+        model = Model(inputs, [first, second], seed=4)
+        model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"])
+        return model
+
+    model = make()
+    targets = [y, x[:, :1]]
+    results = model.evaluate(x, targets, sample_weight=[w, None], verbose=0, return_dict=True)
+    first, second = model.predict(x)
+    ce = -np.log(first[np.arange(40), y])
+    mse = (second[:, 0] - x[:, 0]) ** 2
+    assert results["first_loss"] == pytest.approx(np.sum(w * ce) / 40, rel=1e-5)
+    assert results["second_loss"] == pytest.approx(np.mean(mse), rel=1e-5)
+    by_dict = model.evaluate(
+        x, targets, sample_weight={"second": None, "first": w}, verbose=0, return_dict=True
+    )
+    assert by_dict == results
+    a, b = make(), make()
+    a.fit(x, targets, sample_weight=[w, w], batch_size=8, epochs=2, verbose=0)
+    b.fit(x, targets, sample_weight=w, batch_size=8, epochs=2, verbose=0)
+    assert _weights(a).tobytes() == _weights(b).tobytes()

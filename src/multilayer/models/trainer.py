@@ -291,7 +291,7 @@ class Trainer:
             if sample_weight is None:
                 value = float(np.mean(per_sample, dtype=np.float64))
             else:
-                value = _weighted_sum(per_sample, sample_weight) / n
+                value = _weighted_sum(per_sample, _column(sample_weight, k)) / n
             if self._loss_trackers:
                 self._loss_trackers[k].update_state(value, n)
             loss += value if self._loss_weights[k] == 1.0 else self._loss_weights[k] * value
@@ -308,7 +308,8 @@ class Trainer:
             if self._loss_weights[k] != 1.0:
                 grad *= self._loss_weights[k]
             if sample_weight is not None:
-                grad *= sample_weight.reshape((n,) + (1,) * (grad.ndim - 1)).astype(grad.dtype)
+                weights = _column(sample_weight, k)
+                grad *= weights.reshape((n,) + (1,) * (grad.ndim - 1)).astype(grad.dtype)
             grads.append(grad)
         self._run_backward(grads, fused)
         self._check_divergence(loss)
@@ -669,8 +670,10 @@ class Trainer:
         return logs
 
     def _sample_weights(self, sample_weight, class_weight, ys, n: int, what: str):
-        """The per-sample loss weights (float64, shape ``(n,)``) from ``sample_weight`` or
-        ``class_weight``, or None for unweighted."""
+        """The per-sample loss weights (float64) from ``sample_weight`` or ``class_weight``,
+        or None for unweighted: shape ``(n,)`` for every output, or ``(n, outputs)`` when a
+        multi-output model gets a list or dict of weights (one array per output, or None
+        for an unweighted output)."""
         if class_weight is not None:
             if sample_weight is not None:
                 raise ValueError("give class_weight or sample_weight, not both")
@@ -679,18 +682,14 @@ class Trainer:
             return _class_weights(class_weight, ys[0])
         if sample_weight is None:
             return None
-        weights = validation.as_array(sample_weight, what)
-        if weights.ndim == 2 and weights.shape[1] == 1:
-            weights = weights[:, 0]
-        if weights.ndim != 1 or len(weights) != n:
-            raise ValueError(
-                f"{what} must have one weight per sample, shape ({n},); got shape {weights.shape}"
-            )
-        if weights.dtype.kind not in "biuf":
-            raise ValueError(f"{what} must be numbers, got dtype {weights.dtype}")
-        weights = weights.astype(np.float64)
-        validation.check_finite(weights, what)
-        return weights
+        if len(ys) > 1 and isinstance(sample_weight, (list, tuple, dict)):
+            parts = self._split(sample_weight, self.output_names, len(ys), f"{what} output")
+            columns = [
+                np.ones(n) if part is None else _weight_array(part, n, f"{what}[{k}]")
+                for k, part in enumerate(parts)
+            ]
+            return np.stack(columns, axis=1)
+        return _weight_array(sample_weight, n, what)
 
     def _validation_arrays(self, xs, ys, sw, validation_split: float, validation_data):
         """``(xs, ys, sw, val)``: val is ``validation_data`` checked (a tuple
@@ -886,7 +885,7 @@ class Trainer:
                 if wb is None:
                     totals[k] += float(np.sum(per_sample, dtype=np.float64))
                 else:
-                    totals[k] += _weighted_sum(per_sample, wb)
+                    totals[k] += _weighted_sum(per_sample, _column(wb, k))
             for metric, k in zip(metrics, self._metric_outputs, strict=True):
                 metric.update_state(yb[k], outputs[k])
             seen += len(xb[0])
@@ -1097,7 +1096,7 @@ class _Batches:
         self.xs, self.ys, self.sw = xs, ys, sw
         self.x_buffers = [np.empty((batch_size, *a.shape[1:]), dtype=a.dtype) for a in xs]
         self.y_buffers = [np.empty((batch_size, *a.shape[1:]), dtype=a.dtype) for a in ys]
-        self.w_buffer = None if sw is None else np.empty(batch_size, dtype=np.float64)
+        self.w_buffer = None if sw is None else np.empty((batch_size, *sw.shape[1:]))
 
     def take(
         self, index: np.ndarray
@@ -1114,7 +1113,7 @@ class _Batches:
         wb = (
             None
             if self.sw is None or self.w_buffer is None
-            else np.take(self.sw, index, out=self.w_buffer[:n])
+            else np.take(self.sw, index, axis=0, out=self.w_buffer[:n])
         )
         return xb, yb, wb
 
@@ -1246,3 +1245,24 @@ def _weighted_sum(per_sample: np.ndarray, weights: np.ndarray) -> float:
     > 2) counts each sample's mean, as Keras' "sum_over_batch_size" divides by them all."""
     values = per_sample.astype(np.float64).reshape(len(weights), -1).mean(axis=1)
     return float(np.dot(values, weights))
+
+
+def _weight_array(value, n: int, what: str) -> np.ndarray:
+    """One finite float64 weight per sample (shape ``(n,)``; ``(n, 1)`` accepted)."""
+    weights = validation.as_array(value, what)
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.ndim != 1 or len(weights) != n:
+        raise ValueError(
+            f"{what} must have one weight per sample, shape ({n},); got shape {weights.shape}"
+        )
+    if weights.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be numbers, got dtype {weights.dtype}")
+    weights = weights.astype(np.float64)
+    validation.check_finite(weights, what)
+    return weights
+
+
+def _column(weights: np.ndarray, k: int) -> np.ndarray:
+    """Output ``k``'s sample weights: ``weights`` itself if one array serves every output."""
+    return weights if weights.ndim == 1 else weights[:, k]
