@@ -147,12 +147,6 @@ SAMPLES = {
         layer_module.ActivityRegularization(l1=0.01, l2=0.02),
         layer_module.Reshape((2, -1)),
         layer_module.Identity(name="passthrough"),
-    ],
-    constraints.REGISTRY: [
-        constraints.MaxNorm(3.0, axis=[0, 1]),
-        constraints.MinMaxNorm(0.5, 2.0, rate=0.5, axis=1),
-        constraints.UnitNorm(axis=1),
-        constraints.NonNeg(),
         layer_module.Subtract(),
         layer_module.Maximum(),
         layer_module.Minimum(),
@@ -161,6 +155,12 @@ SAMPLES = {
         layer_module.OpLayer(
             "add", [{"__tensor__": 0}, np.array([1.0, 2.0], dtype="float32")], name="shift"
         ),
+    ],
+    constraints.REGISTRY: [
+        constraints.MaxNorm(3.0, axis=[0, 1]),
+        constraints.MinMaxNorm(0.5, 2.0, rate=0.5, axis=1),
+        constraints.UnitNorm(axis=1),
+        constraints.NonNeg(),
     ],
 }
 

@@ -3,9 +3,11 @@
 from multilayer.models.backup import BackupAndRestore  # noqa: F401
 from multilayer.models.callbacks import (  # noqa: F401
     Callback,
+    CallbackList,
     CSVLogger,
     EarlyStopping,
     History,
+    LambdaCallback,
     LearningRateScheduler,
     ModelCheckpoint,
     ReduceLROnPlateau,

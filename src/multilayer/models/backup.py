@@ -234,6 +234,9 @@ class BackupAndRestore(Callback):
         backup_dir: the directory of the checkpoints, or a `CheckpointConfig`.
         save_freq: ``"epoch"`` or a positive number of batches (ignored with a config).
         delete_checkpoint: delete this run's checkpoints when training completes.
+        double_checkpoint: Keras 3's option to keep the previous checkpoint too, so that a
+            damaged newest one can be skipped: accepted, and always the case here (the two
+            newest are kept, ``CheckpointConfig.keep``).
 
     Raises:
         TypeError: ``backup_dir`` is neither a path nor a `CheckpointConfig`.
@@ -244,9 +247,11 @@ class BackupAndRestore(Callback):
         self,
         backup_dir: str | os.PathLike | CheckpointConfig,
         save_freq: str | int = "epoch",
+        double_checkpoint: bool = False,
         delete_checkpoint: bool = True,
     ):
         super().__init__()
+        self.double_checkpoint = bool(double_checkpoint)
         if isinstance(backup_dir, CheckpointConfig):
             config, delete_checkpoint = backup_dir, False
         elif isinstance(backup_dir, (str, os.PathLike)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +16,35 @@ import numpy as np
 if TYPE_CHECKING:
     from multilayer.models.functional import Model
 
+#: The hooks a `CallbackList` dispatches, in Keras 3's names.
+HOOKS = (
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_test_begin",
+    "on_test_end",
+    "on_predict_begin",
+    "on_predict_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+    "on_predict_batch_begin",
+    "on_predict_batch_end",
+)
+
 
 class Callback:
-    """Base class: override the hooks you need. ``self.model`` is set before training."""
+    """Base class: override the hooks you need. ``self.model`` is set before training.
+
+    Every hook receives a ``logs`` dict (Keras 3's contents): empty at the ``*_begin`` hooks;
+    the running means of the epoch at ``on_train_batch_end`` / ``on_test_batch_end``; the
+    epoch's results (with ``val_*``) at ``on_epoch_end``; the last epoch's at
+    ``on_train_end``; the evaluation's at ``on_test_end``; ``{"outputs": batch_outputs}`` at
+    ``on_predict_batch_end``. ``on_batch_begin``/``on_batch_end`` are the Keras 2 names of
+    the training-batch hooks: the default ``on_train_batch_*`` calls them.
+    """
 
     def __init__(self) -> None:
         #: the model being trained (a `Model` or `Sequential`; None before `set_model`)
@@ -45,33 +72,175 @@ class Callback:
     def on_train_end(self, logs=None): ...
     def on_epoch_begin(self, epoch, logs=None): ...
     def on_epoch_end(self, epoch, logs=None): ...
-    def on_train_batch_begin(self, batch, logs=None): ...
-    def on_train_batch_end(self, batch, logs=None): ...
+    def on_test_begin(self, logs=None): ...
+    def on_test_end(self, logs=None): ...
+    def on_predict_begin(self, logs=None): ...
+    def on_predict_end(self, logs=None): ...
+    def on_batch_begin(self, batch, logs=None): ...
+    def on_batch_end(self, batch, logs=None): ...
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs=logs)
+
+    def on_test_batch_begin(self, batch, logs=None): ...
+    def on_test_batch_end(self, batch, logs=None): ...
+    def on_predict_batch_begin(self, batch, logs=None): ...
+    def on_predict_batch_end(self, batch, logs=None): ...
+
+
+def _overrides(callback: Callback, name: str) -> bool:
+    """Whether ``callback`` does something in hook ``name`` (a method overriding the base
+    class, or a function set on the instance as `LambdaCallback` does)."""
+    method = getattr(callback, name)
+    return getattr(method, "__func__", None) is not getattr(Callback, name)
 
 
 class CallbackList(Callback):
-    """Calls every callback in order."""
+    """Calls every callback in order, each hook with a ``logs`` dict (``{}`` when none).
+
+    The batch hooks of a kind (train, test, predict) are only called when some callback
+    overrides one of them (``wants_train_batches`` etc.), so a loop without such callbacks
+    spends nothing per batch on them (Keras 2 did the same; Keras 3 dispatches them to a
+    thread instead).
+    """
 
     def __init__(self, callbacks, model):
         super().__init__()
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             callback.set_model(model)
+        # per hook, the callbacks that do something there (the default training-batch hooks
+        # forward to the on_batch_* aliases, so overriding an alias counts)
+        aliases = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
+        self._targets = {
+            name: [
+                c
+                for c in self.callbacks
+                if _overrides(c, name) or (name in aliases and _overrides(c, aliases[name]))
+            ]
+            for name in (*HOOKS, "on_batch_begin", "on_batch_end")
+        }
+        targets = self._targets
+        self.wants_train_batches = bool(
+            targets["on_train_batch_begin"] or targets["on_train_batch_end"]
+        )
+        self.wants_test_batches = bool(
+            targets["on_test_batch_begin"] or targets["on_test_batch_end"]
+        )
+        self.wants_predict_batches = bool(
+            targets["on_predict_batch_begin"] or targets["on_predict_batch_end"]
+        )
 
     def set_params(self, params: dict) -> None:
         for callback in self.callbacks:
             callback.set_params(params)
 
-    def __getattribute__(self, name):
-        if name.startswith("on_"):
-            callbacks = object.__getattribute__(self, "callbacks")
+    def _call(self, name: str, logs) -> None:
+        logs = {} if logs is None else logs
+        for callback in self._targets[name]:
+            getattr(callback, name)(logs)
 
-            def call_all(*args, **kwargs):
-                for callback in callbacks:
-                    getattr(callback, name)(*args, **kwargs)
+    def _call_at(self, name: str, index: int, logs) -> None:
+        logs = {} if logs is None else logs
+        if name.startswith("on_epoch"):
+            for callback in self._targets[name]:
+                getattr(callback, name)(index, logs)
+        else:  # Keras passes the logs of batch hooks by keyword
+            for callback in self._targets[name]:
+                getattr(callback, name)(index, logs=logs)
 
-            return call_all
-        return object.__getattribute__(self, name)
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs)
+
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs)
+
+    def on_test_begin(self, logs=None):
+        self._call("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._call("on_test_end", logs)
+
+    def on_predict_begin(self, logs=None):
+        self._call("on_predict_begin", logs)
+
+    def on_predict_end(self, logs=None):
+        self._call("on_predict_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call_at("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call_at("on_epoch_end", epoch, logs)
+
+    def on_batch_begin(self, batch, logs=None):
+        self._call_at("on_batch_begin", batch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        self._call_at("on_batch_end", batch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call_at("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call_at("on_train_batch_end", batch, logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call_at("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call_at("on_test_batch_end", batch, logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._call_at("on_predict_batch_begin", batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._call_at("on_predict_batch_end", batch, logs)
+
+
+class LambdaCallback(Callback):
+    """A callback made of functions (Keras' arguments): ``on_epoch_begin(epoch, logs)``,
+    ``on_epoch_end(epoch, logs)``, ``on_train_begin(logs)``, ``on_train_end(logs)``,
+    ``on_train_batch_begin(batch, logs)``, ``on_train_batch_end(batch, logs)`` (Keras 2's
+    ``on_batch_begin``/``on_batch_end`` too), and any other hook passed by name.
+
+    Raises:
+        TypeError: an argument that is not a hook name, or a hook that is not callable.
+    """
+
+    def __init__(
+        self,
+        on_epoch_begin=None,
+        on_epoch_end=None,
+        on_train_begin=None,
+        on_train_end=None,
+        on_train_batch_begin=None,
+        on_train_batch_end=None,
+        **kwargs,
+    ):
+        super().__init__()
+        hooks = {
+            "on_epoch_begin": on_epoch_begin,
+            "on_epoch_end": on_epoch_end,
+            "on_train_begin": on_train_begin,
+            "on_train_end": on_train_end,
+            "on_train_batch_begin": on_train_batch_begin,
+            "on_train_batch_end": on_train_batch_end,
+        }
+        names = set(HOOKS) | {"on_batch_begin", "on_batch_end"}
+        for name, function in kwargs.items():
+            if name not in names:
+                raise TypeError(f"LambdaCallback: unknown hook {name!r}")
+            hooks[name] = function
+        for name, function in hooks.items():
+            if function is None:
+                continue
+            if not callable(function):
+                raise TypeError(f"LambdaCallback: {name} must be callable, got {function!r}")
+            setattr(self, name, function)
 
 
 class History(Callback):
@@ -119,9 +288,12 @@ class _Monitor(Callback):
         return float(value)
 
     def _improved(self, value: float) -> bool:
+        return self._beats(value, self.best)
+
+    def _beats(self, value: float, reference: float) -> bool:
         if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
 
 
 class EarlyStopping(_Monitor):
@@ -153,26 +325,38 @@ class EarlyStopping(_Monitor):
         self.stopped_epoch = 0
         self.best_epoch = 0
         self.best_weights = None
-        self.best = math.inf if self.mode == "min" else -math.inf
-        if self.baseline is not None:
-            self.best = float(self.baseline)
+        self.best = None  # Keras: the first watched value is the best so far
 
     def on_epoch_end(self, epoch, logs=None):
+        """Keras 3's rule: the first watched value is the best so far; an improvement resets
+        the patience only if it also beats ``baseline``; stop once ``patience`` epochs have
+        passed without improvement (never after the first epoch)."""
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            warnings.warn(
+                f"EarlyStopping: {self.monitor!r} is not in the logs "
+                f"(available: {', '.join(sorted(logs or {}))})",
+                stacklevel=2,
+            )
+            return
         if epoch < self.start_from_epoch:
             return
-        value = self._current(logs)
+        value = float(value)
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = self.model.get_weights()  # fallback: the first epoch
+            self.best_weights = self.trained_model().get_weights()  # fallback: the first epoch
+            self.best_epoch = epoch
         self.wait += 1
-        if self._improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
+        if self.best is None or self._beats(value, self.best):
+            self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 # every weight, BatchNormalization's moving statistics included
-                self.best_weights = self.model.get_weights()
+                self.best_weights = self.trained_model().get_weights()
+            if self.baseline is None or self._beats(value, float(self.baseline)):
+                self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
-            self.model.stop_training = True
+            self.trained_model().stop_training = True
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch and self.verbose:
@@ -182,15 +366,19 @@ class EarlyStopping(_Monitor):
                 print(
                     f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}."
                 )
-            self.model.set_weights(self.best_weights)
+            self.trained_model().set_weights(self.best_weights)
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model (``.safetensors``) after each epoch or every ``save_freq`` batches,
-    or only when ``monitor`` improves.
+    """Save the model after each epoch or every ``save_freq`` batches, or only when
+    ``monitor`` improves (Keras 3's semantics).
 
-    ``filepath`` may contain ``{epoch}``, ``{batch}`` and log keys, e.g.
-    ``"m-{epoch:02d}-{val_loss:.3f}.safetensors"``.
+    ``filepath`` may contain ``{epoch}`` (1-based), ``{batch}`` and log keys, e.g.
+    ``"ckpt/m-{epoch:02d}-{val_loss:.3f}.safetensors"``; its folder is created when
+    missing. The file is written by ``model.save`` (the format follows the extension), or
+    by ``model.save_weights`` with ``save_weights_only=True``. With ``save_best_only``, an
+    epoch whose logs lack ``monitor`` is skipped with a warning, as in Keras;
+    ``initial_value_threshold`` is the value the first save must beat.
 
     Args:
         save_freq: ``"epoch"``, or a positive integer: save every that many batches (Keras'
@@ -214,6 +402,7 @@ class ModelCheckpoint(_Monitor):
         save_weights_only: bool = False,
         mode: str = "auto",
         save_freq="epoch",
+        initial_value_threshold: float | None = None,
         save_training_state: bool = False,
     ):
         super().__init__(monitor, mode, 0.0)
@@ -236,6 +425,8 @@ class ModelCheckpoint(_Monitor):
         self.save_weights_only = save_weights_only
         self.save_freq = save_freq
         self.save_training_state = save_training_state
+        if initial_value_threshold is not None:
+            self.best = float(initial_value_threshold)
         self._epoch = 0
         self._batches_seen = 0
 
@@ -246,26 +437,51 @@ class ModelCheckpoint(_Monitor):
         if self.save_freq == "epoch":
             return
         self._batches_seen += 1
-        if self._batches_seen % self.save_freq == 0:
-            self._save(logs or {}, epoch=self._epoch + 1, batch=batch + 1)
+        if self._batches_seen >= self.save_freq:
+            self._batches_seen = 0
+            self._save(dict(logs or {}), epoch=self._epoch + 1, batch=batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.save_freq == "epoch":
-            self._save(logs or {}, epoch=epoch + 1, batch=0)
+            self._save(dict(logs or {}), epoch=epoch + 1, batch=0)
 
     def _save(self, logs: dict, epoch: int, batch: int) -> None:
         if self.save_best_only:
-            value = self._current(logs)
-            if not self._improved(value):
+            value = (logs or {}).get(self.monitor)
+            if value is None:  # Keras warns and skips; so do we
+                warnings.warn(
+                    f"ModelCheckpoint: can save the best model only with {self.monitor} "
+                    f"available (logs: {', '.join(sorted(logs))}), skipping",
+                    stacklevel=2,
+                )
                 return
-            self.best = value
-        path = self.filepath.format(epoch=epoch, batch=batch, **logs)
+            if not self._improved(float(value)):
+                return
+            self.best = float(value)
+        try:
+            path = Path(self.filepath.format(epoch=epoch, batch=batch, **logs))
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"ModelCheckpoint: cannot fill in the filepath {self.filepath!r} ({error!r}); "
+                f"its fields must be epoch, batch or log keys: {', '.join(sorted(logs))}"
+            ) from None
+        path.parent.mkdir(parents=True, exist_ok=True)
         if self.save_training_state:
             from multilayer.models.checkpoint import write_checkpoint
 
             model = self.trained_model()
             state = model.training_state()  # at an epoch end: the next epoch's start
-            write_checkpoint(model, Path(path).parent, state, path=path)
+            write_checkpoint(model, path.parent, state, path=path)
+        elif self.save_weights_only:
+            # model.save_weights comes with issue 10 item 2 (weights files); until then a
+            # clear error rather than an AttributeError
+            save_weights = getattr(self.trained_model(), "save_weights", None)
+            if save_weights is None:
+                raise NotImplementedError(
+                    "ModelCheckpoint(save_weights_only=True) needs model.save_weights, which "
+                    "this version does not have yet; save whole models instead"
+                )
+            save_weights(path)
         else:
             self.trained_model().save(path)
         if self.verbose:

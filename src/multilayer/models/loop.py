@@ -37,3 +37,6 @@ class TrainingState:
     n_samples: int = 0
     shuffle: bool = True
     segments: list[float] = field(default_factory=list)
+    #: batches of ``order`` used by the epochs before this one (``fit(steps_per_epoch=...)``
+    #: makes a shuffled pass span epochs); 0 otherwise
+    pass_step: int = 0

@@ -60,7 +60,7 @@ def epoch_line(epoch: int, epochs: int, seen: int, steps: int, elapsed: float, l
     """The line a finished epoch leaves: ``Epoch 1/4 - 106/106 - 5.1s - 48ms/step - loss: ...``."""
     per_step = elapsed / max(seen, 1)
     return (
-        f"Epoch {epoch + 1}/{epochs} - {seen}/{steps} - {elapsed:.1f}s - "
+        f"Epoch {epoch + 1}/{epochs} - {f'{seen}/{steps}' if steps else seen} - {elapsed:.1f}s - "
         f"{per_step * 1e3:.0f}ms/step - {format_logs(logs or {})}"
     )
 

@@ -17,6 +17,7 @@ metrics as ``{output}_{metric}`` (Keras 3's names).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from multilayer.engine import metrics as metric_module
 from multilayer.engine import optimizers as optimizer_module
 from multilayer.engine.parameters import ParameterBuffer
 from multilayer.errors import TrainingError
-from multilayer.models import validation
+from multilayer.models import data_adapters, validation
 from multilayer.models.callbacks import CallbackList, History
 from multilayer.models.input_scale import InputScale
 from multilayer.models.loop import TrainingState
@@ -275,8 +276,13 @@ class Trainer:
         """Weight penalties plus the activity penalties of the last forward pass."""
         return self.regularization_loss() + self.activity_loss()
 
-    def train_step(self, x, y) -> float:
-        """One optimizer step on a batch; returns the batch loss (before the update)."""
+    def train_step(self, x, y, sample_weight: np.ndarray | None = None) -> float:
+        """One optimizer step on a batch; returns the batch loss (before the update).
+
+        With ``sample_weight`` (one float per sample), each output's loss is Keras'
+        ``"sum_over_batch_size"`` reduction: ``sum(w_i * loss_i) / n``; its gradient scales
+        each sample's row by ``w_i``. The metrics are not weighted (Keras' ``metrics``).
+        """
         xs = x if isinstance(x, list) else [x]
         ys = y if isinstance(y, list) else [y]
         if not self._losses:
@@ -285,7 +291,11 @@ class Trainer:
         n = len(xs[0])
         loss = 0.0
         for k, (output, target) in enumerate(zip(outputs, ys, strict=True)):
-            value = float(np.mean(self._losses[k].per_sample(target, output), dtype=np.float64))
+            per_sample = self._losses[k].per_sample(target, output)
+            if sample_weight is None:
+                value = float(np.mean(per_sample, dtype=np.float64))
+            else:
+                value = _weighted_sum(per_sample, _column(sample_weight, k)) / n
             if self._loss_trackers:
                 self._loss_trackers[k].update_state(value, n)
             loss += value if self._loss_weights[k] == 1.0 else self._loss_weights[k] * value
@@ -301,6 +311,9 @@ class Trainer:
                 grad = self._losses[k].gradient(target, output).astype(self.dtype)
             if self._loss_weights[k] != 1.0:
                 grad *= self._loss_weights[k]
+            if sample_weight is not None:
+                weights = _column(sample_weight, k)
+                grad *= weights.reshape((n,) + (1,) * (grad.ndim - 1)).astype(grad.dtype)
             grads.append(grad)
         self._run_backward(grads, fused)
         self._check_divergence(loss)
@@ -421,19 +434,40 @@ class Trainer:
         validation_split: float = 0.0,
         validation_data=None,
         shuffle: bool = True,
+        class_weight: dict | None = None,
+        sample_weight=None,
         initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int | list[int] = 1,
         checkpoint=None,
     ) -> History:
-        """Train for ``epochs`` epochs (Keras' signature and defaults: batch_size 32).
+        """Train for ``epochs`` epochs (Keras 3's signature and defaults: batch_size 32).
 
         Args:
             x: inputs, shape ``(n, *input_shape)``, any numeric dtype (uint8 images are fine);
-                a list (or dict by input name) of such arrays for several inputs.
+                a list (or dict by input name) of such arrays for several inputs. Or a
+                `multilayer.utils.PyDataset` or a Python generator yielding ``(x, y)`` or
+                ``(x, y, sample_weight)`` batches (then ``y`` is None).
             y: targets as the loss expects them (one-hot, integer labels, values); a list or
                 dict for several outputs.
             validation_split: fraction of the *last* samples held out for validation (before
-                shuffling, as Keras does).
-            validation_data: ``(x_val, y_val)``; overrides validation_split.
+                shuffling, as Keras does); the sample weights are split alike.
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``, or
+                a `PyDataset`/generator; overrides validation_split.
+            class_weight: ``{class_index: weight}``: each sample's loss is weighted by its
+                class's weight (1 for a class not listed); single-output models only.
+            sample_weight: one weight per training sample (shape ``(n,)``): the loss of a
+                batch is ``sum(w_i * loss_i) / batch_size`` (Keras' "sum_over_batch_size").
+            steps_per_epoch: batches per epoch. With arrays, an epoch stops after that many
+                batches and the next one continues the same shuffled pass (a new pass, newly
+                shuffled, starts when one is used up), as in Keras 3.
+            validation_steps: validation batches per validation (default: all).
+            validation_batch_size: the batch size of validation (default: 1024, see
+                `INFERENCE_BATCH_SIZE`; results equal up to float rounding).
+            validation_freq: validate every ``validation_freq`` epochs, or after the
+                (1-based) epochs listed.
             verbose: 0 silent, 1 progress bar, 2 one line per epoch; "auto" is 1.
             checkpoint: a `multilayer.models.checkpoint.CheckpointConfig` to write crash-safe
                 checkpoints (weights, optimizer and random-generator state, position in the
@@ -447,6 +481,7 @@ class Trainer:
         Raises:
             TrainingError: the loss became NaN or infinite (the weights stay those from
                 before the offending batch), or a checkpoint does not match this run.
+            ValueError: invalid arguments (each with its own message).
         """
         from multilayer.models.backup import BackupAndRestore
 
@@ -454,13 +489,24 @@ class Trainer:
         batch_size = validation.positive_int(32 if batch_size is None else batch_size, "batch_size")
         epochs = validation.positive_int(epochs, "epochs")
         initial_epoch = validation.non_negative_int(initial_epoch, "initial_epoch")
+        if steps_per_epoch is not None:
+            steps_per_epoch = validation.positive_int(steps_per_epoch, "steps_per_epoch")
+        if validation_steps is not None:
+            validation_steps = validation.positive_int(validation_steps, "validation_steps")
+        val_batch_size = validation.inference_batch_size(
+            validation_batch_size, INFERENCE_BATCH_SIZE
+        )
+        validation_freq = _check_validation_freq(validation_freq)
         callbacks = validation.check_callbacks(callbacks)
         verbose = 1 if verbose == "auto" else verbose
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-        if x is None or y is None:
+        batched = data_adapters.is_batched(x)
+        if batched:
+            _check_batched_arguments(y, sample_weight, class_weight, validation_split, x)
+        elif x is None or y is None:
             raise ValueError("fit needs both x and y")
         backups = [c for c in callbacks if isinstance(c, BackupAndRestore)]
         callbacks = [c for c in callbacks if not isinstance(c, BackupAndRestore)]
@@ -477,31 +523,60 @@ class Trainer:
                 "fit: one BackupAndRestore at most (fit(checkpoint=...) adds one; do not also "
                 "pass one in callbacks)"
             )
-        xs, ys = self._check_data(x, y)
-        xs, ys, val = self._validation_arrays(xs, ys, validation_split, validation_data)
-        self._build_optimizer()
-        n = len(xs[0])
-        steps = -(-n // batch_size)
+        if backups and (batched or steps_per_epoch is not None):
+            raise ValueError(
+                "fit: BackupAndRestore (or checkpoint=) needs in-memory arrays and no "
+                "steps_per_epoch: only then is the position in an epoch restored exactly"
+            )
+        batches: _Batches | None = None
+        source: data_adapters.BatchSource | None = None
+        if batched:
+            source = data_adapters.BatchSource(x, steps_per_epoch)
+            n, steps, total_batches = 0, source.num_batches, 0
+            val = self._batched_validation(validation_data)
+        else:
+            xs, ys = self._check_data(x, y)
+            sw = self._sample_weights(sample_weight, class_weight, ys, len(xs[0]), "sample_weight")
+            xs, ys, sw, val = self._validation_arrays(xs, ys, sw, validation_split, validation_data)
+            self._build_optimizer()
+            n = len(xs[0])
+            total_batches = -(-n // batch_size)
+            steps = total_batches if steps_per_epoch is None else steps_per_epoch
+            batches = _Batches(xs, ys, sw, min(batch_size, n))  # no buffers larger than the data
         if not (initial_epoch > 0 and self.history is not None):
             self.history = History()
         history = self.history
         self.loop = TrainingState(
             epoch=initial_epoch, batch_size=batch_size, n_samples=n, shuffle=shuffle
         )
-        extra = [ProgressLogger(epochs, steps, verbose)] if verbose else []
+        extra = [ProgressLogger(epochs, steps or 0, verbose)] if verbose else []
         callback_list = CallbackList([history, *callbacks, *extra, *backups], self)
         callback_list.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
         self.stop_training = False
-        batches = _Batches(xs, ys, min(batch_size, n))  # no buffers larger than the data
+        training_logs: dict[str, float] | None = None
         try:
             callback_list.on_train_begin()
             while self._current_loop().epoch < epochs and not self.stop_training:
                 epoch = self._current_loop().epoch
-                logs = self._train_epoch(batches, steps, callback_list)
-                if val is not None:
-                    results = self._evaluate_arrays(val[0], val[1], INFERENCE_BATCH_SIZE)
+                if batches is not None:
+                    logs = self._train_epoch(batches, total_batches, steps, callback_list)
+                else:
+                    assert source is not None
+                    batched_logs = self._train_batched_epoch(source, class_weight, callback_list)
+                    if batched_logs is None:  # the generator had nothing left
+                        break
+                    logs = batched_logs
+                if val is not None and _should_validate(epoch, validation_freq):
+                    results = self._run_evaluation(
+                        val, val_batch_size, validation_steps, callback_list
+                    )
                     logs.update({f"val_{key}": value for key, value in results.items()})
                 callback_list.on_epoch_end(epoch, logs)
+                training_logs = logs
+                if source is not None and source.exhausted and not self.stop_training:
+                    if source.steps is None and epoch + 1 < epochs:
+                        warnings.warn(data_adapters.RAN_OUT, stacklevel=2)
+                    self.stop_training = True
         except BaseException:
             callback_list.on_train_end()  # close progress bars, files and signal handlers
             self.loop = None  # it references the training data
@@ -509,13 +584,19 @@ class Trainer:
         if self._optimizer_built:
             # Keras 3: with use_ema, the weights become their moving average
             self._compiled_optimizer().finalize_variable_values(self._buffer_of_parameters().values)
-        callback_list.on_train_end()
+        callback_list.on_train_end(training_logs)
         self.loop = None
         return history
 
-    def _train_epoch(self, batches: _Batches, steps: int, callback_list) -> dict[str, float]:
+    def _train_epoch(
+        self, batches: _Batches, total_batches: int, steps: int | None, callback_list
+    ) -> dict[str, float]:
         """The rest of the epoch ``loop`` stands in (all of it, or what a resumed checkpoint
-        left); returns its logs and leaves ``loop`` at the start of the next epoch."""
+        left); returns its logs and leaves ``loop`` at the start of the next epoch.
+
+        ``steps`` batches of the pass of ``total_batches`` batches; a pass may span epochs
+        (``steps_per_epoch`` smaller than the data), and ends an epoch early when used up.
+        """
         loop = self._current_loop()
         epoch, mid_epoch = loop.epoch, loop.step > 0
         if not mid_epoch:
@@ -523,37 +604,129 @@ class Trainer:
                 tracker.reset_state()
         callback_list.on_epoch_begin(epoch)
         if not mid_epoch:
-            n = loop.n_samples
-            loop.order = self._generator().permutation(n) if loop.shuffle else np.arange(n)
+            if loop.order is None:
+                n = loop.n_samples
+                loop.order = self._generator().permutation(n) if loop.shuffle else np.arange(n)
+                loop.pass_step = 0
             loop.loss_sum, loop.seen = 0.0, 0
         order = loop.order
         assert order is not None  # drawn above, or restored with a mid-epoch checkpoint
-        for step in range(loop.step, steps):
-            xb, yb = batches.take(order[step * loop.batch_size : (step + 1) * loop.batch_size])
-            callback_list.on_train_batch_begin(step)
-            batch_loss = self.train_step(xb, yb)
+        hooks = callback_list.wants_train_batches
+        size, first = loop.batch_size, loop.pass_step
+        weights = batches.sw is not None
+        done = first
+        for step in range(loop.step, total_batches if steps is None else steps):
+            index = first + step
+            if index >= total_batches:
+                warnings.warn(data_adapters.RAN_OUT, stacklevel=3)
+                break
+            xb, yb, wb = batches.take(order[index * size : (index + 1) * size])
+            if hooks:
+                callback_list.on_train_batch_begin(step)
+            batch_loss = self.train_step(xb, yb, wb) if weights else self.train_step(xb, yb)
             loop.loss_sum += batch_loss * len(xb[0])
             loop.seen += len(xb[0])
             loop.step = step + 1
-            callback_list.on_train_batch_end(step, self._logs())
+            done = index + 1
+            if hooks:
+                callback_list.on_train_batch_end(step, self._logs())
             if self.stop_training:
                 break
         logs = self._logs()
-        loop.epoch, loop.step, loop.order, loop.loss_sum, loop.seen = epoch + 1, 0, None, 0.0, 0
+        loop.epoch, loop.step, loop.loss_sum, loop.seen = epoch + 1, 0, 0.0, 0
+        if done >= total_batches:
+            loop.order, loop.pass_step = None, 0
+        else:
+            loop.pass_step = done
         return logs
 
-    def _validation_arrays(self, xs, ys, validation_split: float, validation_data):
-        """``(xs, ys, (x_val, y_val) or None)``: validation_data if given, else the last
+    def _train_batched_epoch(
+        self, source: data_adapters.BatchSource, class_weight, callback_list
+    ) -> dict[str, float] | None:
+        """One epoch over the batches of a `PyDataset` or generator; None if it had none."""
+        loop = self._current_loop()
+        epoch = loop.epoch
+        for tracker in self._trackers():
+            tracker.reset_state()
+        callback_list.on_epoch_begin(epoch)
+        loop.loss_sum, loop.seen, loop.step = 0.0, 0, 0
+        hooks = callback_list.wants_train_batches
+        for step, batch in enumerate(source.epoch()):
+            bx, by, bw = data_adapters.unpack(batch)
+            if by is None:
+                raise ValueError(
+                    f"fit: batch {step} of x has no targets: it must be (x, y) or "
+                    "(x, y, sample_weight)"
+                )
+            xs, ys = self._check_data(bx, by, "batch x", "batch y")
+            wb = self._sample_weights(bw, class_weight, ys, len(xs[0]), "batch sample_weight")
+            self._build_optimizer()
+            if hooks:
+                callback_list.on_train_batch_begin(step)
+            batch_loss = self.train_step(xs, ys, wb)
+            loop.loss_sum += batch_loss * len(xs[0])
+            loop.seen += len(xs[0])
+            loop.step = step + 1
+            if hooks:
+                callback_list.on_train_batch_end(step, self._logs())
+            if self.stop_training:
+                break
+        if loop.step == 0:
+            return None
+        logs = self._logs()
+        loop.epoch, loop.step, loop.loss_sum, loop.seen = epoch + 1, 0, 0.0, 0
+        return logs
+
+    def _sample_weights(self, sample_weight, class_weight, ys, n: int, what: str):
+        """The per-sample loss weights (float64) from ``sample_weight`` or ``class_weight``,
+        or None for unweighted: shape ``(n,)`` for every output, or ``(n, outputs)`` when a
+        multi-output model gets a list or dict of weights (one array per output, or None
+        for an unweighted output)."""
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("give class_weight or sample_weight, not both")
+            if len(ys) > 1:
+                raise ValueError("class_weight is only supported for models with a single output")
+            return _class_weights(class_weight, ys[0])
+        if sample_weight is None:
+            return None
+        if len(ys) > 1 and isinstance(sample_weight, (list, tuple, dict)):
+            parts = self._split(sample_weight, self.output_names, len(ys), f"{what} output")
+            columns = [
+                np.ones(n) if part is None else _weight_array(part, n, f"{what}[{k}]")
+                for k, part in enumerate(parts)
+            ]
+            return np.stack(columns, axis=1)
+        return _weight_array(sample_weight, n, what)
+
+    def _validation_arrays(self, xs, ys, sw, validation_split: float, validation_data):
+        """``(xs, ys, sw, val)``: val is ``validation_data`` checked (a tuple
+        ``(x_val, y_val, w_val)`` of arrays, or a `BatchSource`) if given, else the last
         ``validation_split`` of the samples (before shuffling, as Keras does), else None."""
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            if data_adapters.is_batched(validation_data):
+                return xs, ys, sw, self._batched_validation(validation_data)
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
+                2,
+                3,
+            ):
+                raise ValueError(
+                    "validation_data must be a tuple (x_val, y_val) or "
+                    "(x_val, y_val, sample_weight_val), a PyDataset or a generator"
+                )
             x_val, y_val = self._check_data(
                 validation_data[0], validation_data[1], "validation x", "validation y"
             )
-            return xs, ys, (x_val, y_val)
+            w_val = self._sample_weights(
+                validation_data[2] if len(validation_data) == 3 else None,
+                None,
+                y_val,
+                len(x_val[0]),
+                "validation sample_weight",
+            )
+            return xs, ys, sw, (x_val, y_val, w_val)
         if not validation_split:
-            return xs, ys, None
+            return xs, ys, sw, None
         n = len(xs[0])
         split = int(n * (1.0 - validation_split))
         if split == 0 or split == n:
@@ -563,7 +736,35 @@ class Trainer:
         return (
             [a[:split] for a in xs],
             [a[:split] for a in ys],
-            ([a[split:] for a in xs], [a[split:] for a in ys]),
+            None if sw is None else sw[:split],
+            (
+                [a[split:] for a in xs],
+                [a[split:] for a in ys],
+                None if sw is None else sw[split:],
+            ),
+        )
+
+    def _batched_validation(self, validation_data):
+        """validation_data given as a `PyDataset` or generator (or None)."""
+        if validation_data is None:
+            return None
+        if data_adapters.is_batched(validation_data):
+            return validation_data
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
+            x_val, y_val = self._check_data(
+                validation_data[0], validation_data[1], "validation x", "validation y"
+            )
+            w_val = self._sample_weights(
+                validation_data[2] if len(validation_data) == 3 else None,
+                None,
+                y_val,
+                len(x_val[0]),
+                "validation sample_weight",
+            )
+            return (x_val, y_val, w_val)
+        raise ValueError(
+            "validation_data must be a tuple (x_val, y_val) or "
+            "(x_val, y_val, sample_weight_val), a PyDataset or a generator"
         )
 
     # -- data ---------------------------------------------------------------------------------
@@ -654,30 +855,100 @@ class Trainer:
         for start in range(0, n, batch_size):
             yield slice(start, min(start + batch_size, n))
 
-    def _evaluate_arrays(self, xs, ys, batch_size: int) -> dict[str, float]:
-        metrics = [type(m)(**m.get_config()) for m in self.metrics]  # fresh running means
-        totals = [0.0] * len(ys)
-        activity = 0.0  # activity penalties are per batch, weighted by its size as Keras'
+    def _evaluate_arrays(
+        self,
+        xs,
+        ys,
+        batch_size: int,
+        sample_weight: np.ndarray | None = None,
+        steps: int | None = None,
+        callback_list: CallbackList | None = None,
+    ) -> dict[str, float]:
+        """Loss and metrics over ``(xs, ys)`` (the first ``steps`` batches if given); with
+        ``callback_list``, its test hooks are called as Keras calls them."""
         n = len(xs[0])
-        for batch in self._batches(n, batch_size):
-            outputs = self._run_forward([a[batch] for a in xs], training=False)
+        batches = list(self._batches(n, batch_size))[:steps]
+
+        def parts():
+            for batch in batches:
+                weights = None if sample_weight is None else sample_weight[batch]
+                yield [a[batch] for a in xs], [a[batch] for a in ys], weights
+
+        return self._evaluate_batches(parts(), callback_list)
+
+    def _evaluate_batches(self, parts, callback_list: CallbackList | None) -> dict[str, float]:
+        """Loss and metrics over the checked batches ``(xs, ys, weights)`` of ``parts``."""
+        metrics = [type(m)(**m.get_config()) for m in self.metrics]  # fresh running means
+        totals = [0.0] * max(len(self._losses), 1)
+        activity = 0.0  # activity penalties are per batch, weighted by its size as Keras'
+        seen = 0
+        hooks = callback_list is not None and callback_list.wants_test_batches
+        if callback_list is not None:
+            callback_list.on_test_begin()
+        for step, (xb, yb, wb) in enumerate(parts):
+            if hooks:
+                callback_list.on_test_batch_begin(step)  # type: ignore[union-attr]
+            outputs = self._run_forward(xb, training=False)
             activity += self.activity_loss() * len(outputs[0])
             for k, output in enumerate(outputs):
-                per_sample = self._losses[k].per_sample(ys[k][batch], output)
-                totals[k] += float(np.sum(per_sample, dtype=np.float64))
+                per_sample = self._losses[k].per_sample(yb[k], output)
+                if wb is None:
+                    totals[k] += float(np.sum(per_sample, dtype=np.float64))
+                else:
+                    totals[k] += _weighted_sum(per_sample, _column(wb, k))
             for metric, k in zip(metrics, self._metric_outputs, strict=True):
-                metric.update_state(ys[k][batch], outputs[k])
-        if len(ys) == 1:
-            results = {"loss": totals[0] / n + self.regularization_loss() + activity / n}
+                metric.update_state(yb[k], outputs[k])
+            seen += len(xb[0])
+            if hooks:
+                callback_list.on_test_batch_end(  # type: ignore[union-attr]
+                    step, self._evaluation_logs(totals, seen, metrics, activity)
+                )
+        results = self._evaluation_logs(totals, seen, metrics, activity)
+        if callback_list is not None:
+            callback_list.on_test_end(results)
+        return results
+
+    def _evaluation_logs(
+        self, totals: list[float], seen: int, metrics, activity: float = 0.0
+    ) -> dict[str, float]:
+        """Mean losses over ``seen`` samples plus the weight penalties and the mean activity
+        penalty (``activity`` summed over batches, each weighted by its size)."""
+        means = [total / max(seen, 1) for total in totals]
+        penalty = self.regularization_loss() + activity / max(seen, 1)
+        if len(means) == 1:
+            results = {"loss": means[0] + penalty}
         else:
-            means = [total / n for total in totals]
             weighted = sum(w * m for w, m in zip(self._loss_weights, means, strict=True))
-            results = {"loss": weighted + self.regularization_loss() + activity / n}
+            results = {"loss": weighted + penalty}
             results.update(
                 {f"{name}_loss": m for name, m in zip(self.output_names, means, strict=True)}
             )
         results.update({metric.name: metric.result() for metric in metrics})
         return results
+
+    def _run_evaluation(self, data, batch_size: int, steps: int | None, callback_list):
+        """Evaluate checked arrays ``(xs, ys, weights)`` or a `PyDataset`/generator."""
+        if isinstance(data, tuple):
+            xs, ys, weights = data
+            return self._evaluate_arrays(xs, ys, batch_size, weights, steps, callback_list)
+        return self._evaluate_batches(self._checked_batches(data, steps), callback_list)
+
+    def _checked_batches(self, data, steps: int | None):
+        """The checked ``(xs, ys, weights)`` batches of a `PyDataset` or generator."""
+        source = data_adapters.BatchSource(data, steps)
+        for step, batch in enumerate(source.epoch()):
+            bx, by, bw = data_adapters.unpack(batch)
+            if by is None:
+                raise ValueError(
+                    f"evaluate: batch {step} has no targets: it must be (x, y) or "
+                    "(x, y, sample_weight)"
+                )
+            xs, ys = self._check_data(bx, by, "batch x", "batch y")
+            yield xs, ys, self._sample_weights(bw, None, ys, len(xs[0]), "batch sample_weight")
+
+    def _inference_callbacks(self, callbacks) -> CallbackList | None:
+        callbacks = validation.check_callbacks(callbacks)
+        return CallbackList(callbacks, self) if callbacks else None
 
     def evaluate(
         self,
@@ -685,24 +956,61 @@ class Trainer:
         y=None,
         batch_size: int | None = None,
         verbose="auto",
+        sample_weight=None,
+        steps: int | None = None,
+        callbacks=None,
         return_dict: bool = False,
     ):
-        """Loss and metrics on ``(x, y)``: a list ``[loss, *metrics]`` (or a dict)."""
+        """Loss and metrics on ``(x, y)``: a list ``[loss, *metrics]`` (or a dict, with
+        ``return_dict=True``; the loss alone for a model without metrics).
+
+        ``x`` may be a `PyDataset` or generator of ``(x, y[, sample_weight])`` batches (then
+        ``y`` is None). ``sample_weight`` weights each sample's loss (Keras' reduction:
+        ``sum(w_i * loss_i) / n``). ``steps``: evaluate only that many batches.
+        ``callbacks`` get ``on_test_begin``, ``on_test_batch_begin/end`` and ``on_test_end``.
+        """
         self._require_compiled("evaluate")
         batch_size = validation.inference_batch_size(batch_size, INFERENCE_BATCH_SIZE)
-        xs, ys = self._check_data(x, y)
-        results = self._evaluate_arrays(xs, ys, batch_size)
+        if steps is not None:
+            steps = validation.positive_int(steps, "steps")
+        callback_list = self._inference_callbacks(callbacks)
+        if data_adapters.is_batched(x):
+            _check_batched_arguments(y, sample_weight, None, 0.0, x)
+            results = self._evaluate_batches(self._checked_batches(x, steps), callback_list)
+            count = None
+        else:
+            xs, ys = self._check_data(x, y)
+            weights = self._sample_weights(sample_weight, None, ys, len(xs[0]), "sample_weight")
+            results = self._evaluate_arrays(xs, ys, batch_size, weights, steps, callback_list)
+            count = len(xs[0])
         if verbose:  # "auto" counts as 1, as in Keras
-            print(f"{len(xs[0])}/{len(xs[0])} - {format_logs(results)}")
+            prefix = "" if count is None else f"{count}/{count} - "
+            print(f"{prefix}{format_logs(results)}")
         if return_dict:
             return results
         values = list(results.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size: int | None = None, verbose=0):
+    def predict(
+        self, x, batch_size: int | None = None, verbose=0, steps: int | None = None, callbacks=None
+    ):
         """The model's outputs for ``x``: shape ``(n, *output_shape)`` (a list, or a dict by
-        output name, for several outputs)."""
-        if isinstance(x, np.ndarray) and self.built and self._output_structure == "tensor":
+        output name, for several outputs).
+
+        ``x`` may be a `PyDataset` or generator of batches (``x`` or ``(x, ...)``; targets
+        are ignored). ``steps``: predict only that many batches. ``callbacks`` get
+        ``on_predict_begin``, ``on_predict_batch_begin/end`` (with ``{"outputs": ...}``) and
+        ``on_predict_end``. ``verbose`` is accepted and prints nothing.
+        """
+        if steps is not None:
+            steps = validation.positive_int(steps, "steps")
+        if (
+            callbacks is None
+            and steps is None
+            and isinstance(x, np.ndarray)
+            and self.built
+            and self._output_structure == "tensor"
+        ):
             shapes = self._known(self.input_shapes())
             if len(shapes) == 1:  # one array in, one out: no lists (one-image calls stay cheap)
                 x = validation.as_array(x, "x")
@@ -715,17 +1023,41 @@ class Trainer:
                         0
                     ]
                 return out
-        xs = self._check_inputs(x, cast=False)  # layers cast what they need
+        callback_list = self._inference_callbacks(callbacks)
         batch_size = validation.inference_batch_size(batch_size, INFERENCE_BATCH_SIZE)
-        n = len(xs[0])
-        shapes = self._known(self.output_shapes())
-        outputs = [np.empty((n, *shape), dtype=self.dtype) for shape in shapes]
-        for batch in self._batches(n, batch_size):
-            for out, value in zip(
-                outputs, self._run_forward([a[batch] for a in xs], training=False), strict=True
-            ):
-                out[batch] = value
+        if data_adapters.is_batched(x):
+            parts = (
+                self._check_inputs(data_adapters.unpack(batch)[0], "batch x", cast=False)
+                for batch in data_adapters.BatchSource(x, steps).epoch()
+            )
+            outputs = self._predict_batches(parts, callback_list)
+        else:
+            xs = self._check_inputs(x, cast=False)  # layers cast what they need
+            batches = list(self._batches(len(xs[0]), batch_size))[:steps]
+            outputs = self._predict_batches(
+                ([a[batch] for a in xs] for batch in batches), callback_list
+            )
         return self._structure_outputs(outputs)
+
+    def _predict_batches(self, parts, callback_list: CallbackList | None) -> list[np.ndarray]:
+        hooks = callback_list is not None and callback_list.wants_predict_batches
+        if callback_list is not None:
+            callback_list.on_predict_begin()
+        chunks: list[list[np.ndarray]] = []
+        for step, xb in enumerate(parts):
+            if hooks:
+                callback_list.on_predict_batch_begin(step)  # type: ignore[union-attr]
+            outputs = [out.copy() for out in self._run_forward(xb, training=False)]
+            chunks.append(outputs)
+            if hooks:
+                logs = {"outputs": outputs[0] if len(outputs) == 1 else outputs}
+                callback_list.on_predict_batch_end(step, logs)  # type: ignore[union-attr]
+        if callback_list is not None:
+            callback_list.on_predict_end()
+        shapes = self._known(self.output_shapes())
+        if not chunks:
+            return [np.empty((0, *shape), dtype=self.dtype) for shape in shapes]
+        return [np.concatenate([c[k] for c in chunks]) for k in range(len(shapes))]
 
     def _structure_outputs(self, outputs: list[np.ndarray]):
         structure = self._output_structure
@@ -736,22 +1068,27 @@ class Trainer:
         return dict(zip(structure, outputs, strict=True))
 
     # -- one batch ----------------------------------------------------------------------------
-    def train_on_batch(self, x, y, return_dict: bool = False):
-        """One optimizer step on ``(x, y)``; returns the loss (and metrics) of that batch."""
+    def train_on_batch(
+        self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False
+    ):
+        """One optimizer step on ``(x, y)``; returns the loss (and metrics) of that batch.
+        ``sample_weight``/``class_weight`` weight the loss as in `fit`."""
         self._require_compiled("train_on_batch")
         xs, ys = self._check_data(x, y)
+        weights = self._sample_weights(sample_weight, class_weight, ys, len(xs[0]), "sample_weight")
         self._build_optimizer()
         for tracker in self._trackers():
             tracker.reset_state()
-        loss = self.train_step(xs, ys)
+        loss = self.train_step(xs, ys, weights)
         results = {"loss": loss, **{t.name: t.result() for t in self._trackers()}}
         return _results(results, return_dict)
 
-    def test_on_batch(self, x, y, return_dict: bool = False):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
         """The loss (and metrics) of the model on one batch ``(x, y)``, without training."""
         self._require_compiled("test_on_batch")
         xs, ys = self._check_data(x, y)
-        return _results(self._evaluate_arrays(xs, ys, len(xs[0])), return_dict)
+        weights = self._sample_weights(sample_weight, None, ys, len(xs[0]), "sample_weight")
+        return _results(self._evaluate_arrays(xs, ys, len(xs[0]), weights), return_dict)
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch ``x``."""
@@ -762,14 +1099,23 @@ class Trainer:
 
 
 class _Batches:
-    """Gathers the samples of a batch into buffers allocated once per fit call."""
+    """Gathers the samples (and weights) of a batch into buffers allocated once per fit call."""
 
-    def __init__(self, xs: list[np.ndarray], ys: list[np.ndarray], batch_size: int):
-        self.xs, self.ys = xs, ys
+    def __init__(
+        self,
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        sw: np.ndarray | None,
+        batch_size: int,
+    ):
+        self.xs, self.ys, self.sw = xs, ys, sw
         self.x_buffers = [np.empty((batch_size, *a.shape[1:]), dtype=a.dtype) for a in xs]
         self.y_buffers = [np.empty((batch_size, *a.shape[1:]), dtype=a.dtype) for a in ys]
+        self.w_buffer = None if sw is None else np.empty((batch_size, *sw.shape[1:]))
 
-    def take(self, index: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def take(
+        self, index: np.ndarray
+    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
         n = len(index)
         xb = [
             np.take(a, index, axis=0, out=b[:n])
@@ -779,7 +1125,12 @@ class _Batches:
             np.take(a, index, axis=0, out=b[:n])
             for a, b in zip(self.ys, self.y_buffers, strict=False)
         ]
-        return xb, yb
+        wb = (
+            None
+            if self.sw is None or self.w_buffer is None
+            else np.take(self.sw, index, axis=0, out=self.w_buffer[:n])
+        )
+        return xb, yb, wb
 
 
 def _results(results: dict, return_dict: bool):
@@ -843,3 +1194,90 @@ def _weight(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"compile: a loss weight must be a finite number, got {value!r}")
     return float(value)
+
+
+def _check_validation_freq(value) -> int | list[int]:
+    if isinstance(value, bool) or not isinstance(value, (int, list, tuple)):
+        raise ValueError(f"validation_freq must be an int or a list of ints, got {value!r}")
+    if isinstance(value, int):
+        return validation.positive_int(value, "validation_freq")
+    return [validation.positive_int(v, "validation_freq entries") for v in value]
+
+
+def _should_validate(epoch: int, freq: int | list[int]) -> bool:
+    """Whether to validate after ``epoch`` (0-based), as Keras' ``_should_eval``."""
+    if isinstance(freq, int):
+        return (epoch + 1) % freq == 0
+    return epoch + 1 in freq
+
+
+def _check_batched_arguments(y, sample_weight, class_weight, validation_split, x) -> None:
+    """Arguments that a `PyDataset` or generator ``x`` carries itself (Keras refuses them)."""
+    kind = "a PyDataset" if isinstance(x, data_adapters.PyDataset) else "a generator"
+    for name, value in (("y", y), ("sample_weight", sample_weight)):
+        if value is not None:
+            raise ValueError(
+                f"{name} must be None when x is {kind}: its batches carry "
+                "(x, y) or (x, y, sample_weight)"
+            )
+    if class_weight is not None and not isinstance(x, data_adapters.PyDataset):
+        raise ValueError("class_weight is not supported when x is a generator")
+    if validation_split:
+        raise ValueError(
+            f"validation_split needs arrays; x is {kind}: pass validation_data instead"
+        )
+
+
+def _class_weights(class_weight, y: np.ndarray) -> np.ndarray:
+    """One weight per sample from ``{class_index: weight}`` (Keras' conversion: the class is
+    the argmax of one-hot targets, else the rounded label; unlisted classes weigh 1)."""
+    if not isinstance(class_weight, dict):
+        raise ValueError(
+            f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}"
+        )
+    table: dict[int, float] = {}
+    for key, value in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+            raise ValueError(f"class_weight keys must be class indices (ints), got {key!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.integer, np.floating))
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"class_weight[{key}] must be a finite number, got {value!r}")
+        table[int(key)] = float(value)
+    labels = y
+    if labels.ndim > 1:
+        labels = np.argmax(labels, axis=-1) if labels.shape[-1] != 1 else labels[..., 0]
+    labels = np.round(labels).astype(np.int64).reshape(len(y))
+    classes, inverse = np.unique(labels, return_inverse=True)
+    per_class = np.array([table.get(int(c), 1.0) for c in classes], dtype=np.float64)
+    return per_class[inverse.reshape(-1)]
+
+
+def _weighted_sum(per_sample: np.ndarray, weights: np.ndarray) -> float:
+    """``sum(w_i * loss_i)``; a loss with more than one value per sample (an output of rank
+    > 2) counts each sample's mean, as Keras' "sum_over_batch_size" divides by them all."""
+    values = per_sample.astype(np.float64).reshape(len(weights), -1).mean(axis=1)
+    return float(np.dot(values, weights))
+
+
+def _weight_array(value, n: int, what: str) -> np.ndarray:
+    """One finite float64 weight per sample (shape ``(n,)``; ``(n, 1)`` accepted)."""
+    weights = validation.as_array(value, what)
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.ndim != 1 or len(weights) != n:
+        raise ValueError(
+            f"{what} must have one weight per sample, shape ({n},); got shape {weights.shape}"
+        )
+    if weights.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be numbers, got dtype {weights.dtype}")
+    weights = weights.astype(np.float64)
+    validation.check_finite(weights, what)
+    return weights
+
+
+def _column(weights: np.ndarray, k: int) -> np.ndarray:
+    """Output ``k``'s sample weights: ``weights`` itself if one array serves every output."""
+    return weights if weights.ndim == 1 else weights[:, k]

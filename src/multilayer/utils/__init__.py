@@ -4,6 +4,7 @@ padding, downloading, plotting a model."""
 from multilayer.backend import clear_session
 from multilayer.engine.config import floatx, set_floatx
 from multilayer.engine.random import set_random_seed
+from multilayer.models.data_adapters import PyDataset
 from multilayer.utils import np_utils
 from multilayer.utils.data_utils import normalize, to_categorical, train_validation_split
 from multilayer.utils.dataset_utils import split_dataset
@@ -11,7 +12,12 @@ from multilayer.utils.file_utils import get_file
 from multilayer.utils.model_visualization import plot_model
 from multilayer.utils.sequence_utils import pad_sequences
 
+#: Keras 2 name of `PyDataset`
+Sequence = PyDataset
+
 __all__ = [
+    "PyDataset",
+    "Sequence",
     "clear_session",
     "floatx",
     "get_file",
