@@ -89,6 +89,9 @@ class Trainer:
     def regularization_loss(self) -> float:
         raise NotImplementedError
 
+    def _leaf_trainability(self, parent: bool = True) -> dict[int, bool]:
+        raise NotImplementedError
+
     # -- narrowing helpers ------------------------------------------------------------------
     def _buffer_of_parameters(self) -> ParameterBuffer:
         if self.parameters is None:
@@ -148,6 +151,12 @@ class Trainer:
         #: per output, whether its loss absorbs the activation of the layer producing it
         self._fused_outputs: list[bool] | None = None
         self._optimizer_built = False
+        #: the layers' trainable flags when compile() ran (by layer id; Keras reads them then)
+        self._compiled_trainability: dict[int, bool] = {}
+        #: positions in the parameter vector the optimizer updates; None: all of them
+        self._update_index: np.ndarray | None = None
+        self._update_values: np.ndarray | None = None
+        self._update_grads: np.ndarray | None = None
 
     # -- compile ----------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None) -> None:
@@ -173,6 +182,7 @@ class Trainer:
         self._compile_args = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
         self._losses = []
         self._optimizer_built = False
+        self._compiled_trainability = self._leaf_trainability()
         self._resolve_outputs()
 
     def _resolve_outputs(self) -> None:
@@ -255,12 +265,47 @@ class Trainer:
         return self._fused_outputs
 
     def _build_optimizer(self) -> None:
+        """Build the optimizer for the trainable parameters: those of the layers that were
+        trainable when compile() ran (layers the model did not hold then: their flag now).
+        Frozen parameters are never handed to the optimizer, so no update, weight decay or
+        momentum touches them."""
         self._ensure_bound()
         if not self._optimizer_built:
             parameters = self._buffer_of_parameters()
-            segments = [slice(offset, offset + spec.size) for _, spec, offset in parameters.entries]
-            self._compiled_optimizer().build(parameters.size, self.dtype, segments)
+            current = self._leaf_trainability()
+            kept = [
+                (offset, spec.size)
+                for layer, spec, offset in parameters.entries
+                if self._compiled_trainability.get(id(layer), current.get(id(layer), True))
+            ]
+            if len(kept) == len(parameters.entries):
+                self._update_index = None
+                segments = [slice(offset, offset + size) for offset, size in kept]
+                size = parameters.size
+            else:
+                ranges = [np.arange(offset, offset + size) for offset, size in kept]
+                self._update_index = np.concatenate(ranges) if ranges else np.zeros(0, np.intp)
+                size = self._update_index.size
+                self._update_values = np.empty(size, dtype=parameters.values.dtype)
+                self._update_grads = np.empty(size, dtype=parameters.values.dtype)
+                starts = np.cumsum([0] + [size for _, size in kept])
+                segments = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+            self._compiled_optimizer().build(size, self.dtype, segments)
             self._optimizer_built = True
+
+    def _apply_update(self, parameters: ParameterBuffer) -> None:
+        """One optimizer step on the trainable parameters (all, or those gathered by
+        ``_update_index`` and written back)."""
+        index = self._update_index
+        if index is None:
+            self._compiled_optimizer().apply(parameters.values, parameters.grads)
+            return
+        values, grads = self._update_values, self._update_grads
+        assert values is not None and grads is not None  # set with the index
+        np.take(parameters.values, index, out=values)
+        np.take(parameters.grads, index, out=grads)
+        self._compiled_optimizer().apply(values, grads)
+        parameters.values[index] = values
 
     # -- one step -----------------------------------------------------------------------------
     def _forward(self, x, training: bool = False):
@@ -300,8 +345,7 @@ class Trainer:
             grads.append(grad)
         self._run_backward(grads, fused)
         self._check_divergence(loss)
-        parameters = self._buffer_of_parameters()
-        self._compiled_optimizer().apply(parameters.values, parameters.grads)
+        self._apply_update(self._buffer_of_parameters())
         return loss
 
     def _check_divergence(self, loss: float) -> None:
