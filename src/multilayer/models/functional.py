@@ -350,8 +350,7 @@ class Model(Trainer, Layer):
             raise ValueError("Provide either a layer name or layer index at `get_layer`.")
         if name is not None and index is not None:
             raise ValueError(
-                "Provide only a layer name or a layer index. Received: "
-                f"index={index}, name={name}."
+                f"Provide only a layer name or a layer index. Received: index={index}, name={name}."
             )
         self._build_if_possible()
         if index is not None:

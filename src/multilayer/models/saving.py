@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -474,11 +474,11 @@ def load_weights(model, filepath, skip_mismatch: bool = False, by_name: bool = F
 
     def check_declared(metadata: dict, declared: dict) -> None:
         # Names, shapes and types are checked before any tensor is read.
-        for name, (shape, dtype) in declared.items():
+        for name, (_shape, dtype) in declared.items():
             if dtype not in ("F16", "F32", "F64"):
                 raise ModelFileError(f"{path}: tensor {name!r} has dtype {dtype}, not floats")
         if by_name:
-            listed = header_json(metadata, "layers", path) if "layers" in metadata else None
+            listed: Any = header_json(metadata, "layers", path) if "layers" in metadata else None
             if not _is_layer_list(listed) or {key for key, _ in listed} != set(declared):
                 raise ValueError(
                     f"{path}: load_weights(by_name=True) needs the layer names, which this "
@@ -509,28 +509,26 @@ def load_weights(model, filepath, skip_mismatch: bool = False, by_name: bool = F
                         f"{paths[name]!r} of the model has shape {targets[name].shape} "
                         "(load_weights(skip_mismatch=True) skips it)"
                     )
-                skipped.append(f"{paths[name]} (file shape {shape}, model shape {targets[name].shape})")
+                skipped.append(
+                    f"{paths[name]} (file shape {shape}, model shape {targets[name].shape})"
+                )
                 continue
             plan[name] = source
 
     _, tensors = read_checked(
         path, WEIGHTS_FORMAT, FORMAT_VERSION, _WEIGHTS_KEYS, "weights file", check_declared
     )
-    for name, source in plan.items():
+    for source in plan.values():
         if not np.all(np.isfinite(tensors[source])):
             raise ModelFileError(f"{path}: tensor {source!r} contains NaN or infinite values")
     for name, source in plan.items():
         targets[name][...] = tensors[source]
     if skipped:
-        warnings.warn(
-            f"load_weights({path}): skipped weights {skipped}", UserWarning, stacklevel=3
-        )
+        warnings.warn(f"load_weights({path}): skipped weights {skipped}", UserWarning, stacklevel=3)
 
 
 def _is_layer_list(value) -> bool:
     return isinstance(value, list) and all(
-        isinstance(item, list)
-        and len(item) == 2
-        and all(isinstance(part, str) for part in item)
+        isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)
         for item in value
     )

@@ -56,7 +56,7 @@ class Sequential(Model):
             layer = layer.layer
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
-        if layer.inbound_node is not None:
+        if layer.inbound_node is not None and not isinstance(layer, InputLayer):
             raise ValueError(
                 f"layer {layer.name!r} is already connected in a model graph; multilayer does "
                 "not share a layer between several calls"
@@ -67,9 +67,10 @@ class Sequential(Model):
             )
         if isinstance(layer, InputLayer) and self.layers:
             raise ValueError("Input(...) can only be the first layer of a Sequential model")
+        was_built = self.built
         self._forget_graph()
         self.layers.append(layer)
-        if rebuild:
+        if rebuild and was_built:  # otherwise allocated on first use, as before
             self._build_if_possible()
 
     def pop(self, rebuild: bool = True) -> Layer:
@@ -81,9 +82,10 @@ class Sequential(Model):
         """
         if not self.layers or (len(self.layers) == 1 and isinstance(self.layers[0], InputLayer)):
             raise TypeError(f"Sequential.pop: model {self.name!r} has no layers to remove")
+        was_built = self.built
         self._forget_graph()
         layer = self.layers.pop()
-        if rebuild and any(not isinstance(item, InputLayer) for item in self.layers):
+        if rebuild and was_built and any(not isinstance(i, InputLayer) for i in self.layers):
             self._build_if_possible()
         return layer
 

@@ -56,13 +56,15 @@ def summary_text(model) -> str:
         return text.rstrip()
 
     total = model.count_params() if built else 0
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights) if built else 0
+    frozen = total - trainable
     itemsize = np.dtype(model.dtype).itemsize
     out = [f'Model: "{model.name}"', rule, line(headers), "═" * len(rule)]
     out += [line(row) for row in rows]
     out += [
         rule,
         f" Total params: {total:,} ({_format_bytes(total * itemsize)})",
-        f" Trainable params: {total:,} ({_format_bytes(total * itemsize)})",
-        " Non-trainable params: 0 (0.00 B)",
+        f" Trainable params: {trainable:,} ({_format_bytes(trainable * itemsize)})",
+        f" Non-trainable params: {frozen:,} ({_format_bytes(frozen * itemsize)})",
     ]
     return "\n".join(out)

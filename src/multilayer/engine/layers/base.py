@@ -304,7 +304,7 @@ class Layer:
         return sum(spec.size for spec in self.parameter_specs)
 
     def get_config(self) -> dict:
-        config = {"name": self.name}
+        config: dict = {"name": self.name}
         if self.input_shape is not None:
             config["input_shape"] = list(self.input_shape)
         if not self.trainable:
