@@ -256,8 +256,10 @@ def load_model(filepath, compile: bool = True):
         )
         size = sum(math.prod(shape) for shape in expected.values())
         for name, (shape, dtype) in declared.items():
+            # At most one value per parameter (frozen layers have none: checked exactly once
+            # the model is compiled and knows its trainable parameters).
             if name.startswith("optimizer.") and (
-                tuple(shape) != (size,) or dtype not in ("F32", "F64")
+                len(shape) != 1 or shape[0] > size or dtype not in ("F32", "F64")
             ):
                 raise ModelFileError(
                     f"{path}: optimizer state {name.removeprefix('optimizer.')!r} is missing or has "
@@ -346,7 +348,8 @@ def _restore_optimizer(model, tensors: dict[str, np.ndarray], metadata: dict, pa
         value = tensors.get(f"optimizer.{slot}")
         if value is None or value.shape != target.shape or value.dtype != target.dtype:
             raise ModelFileError(
-                f"{path}: optimizer state {slot!r} is missing or has the wrong shape or dtype"
+                f"{path}: optimizer state {slot!r} is missing or has the wrong shape or dtype "
+                f"(the model's trainable parameters need {target.shape} {target.dtype})"
             )
         if not np.all(np.isfinite(value)):
             raise ModelFileError(
