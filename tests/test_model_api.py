@@ -620,3 +620,38 @@ def test_model_call_on_several_outputs_wraps_each():
     named = Model(inputs, {"p": Dense(2)(inputs), "q": Dropout(0.5)(Dense(1)(inputs))})
     result = named(x)
     assert set(result) == {"p", "q"} and result["q"].numpy().shape == (64, 1)
+
+
+class _CrashAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("crash")
+
+
+def test_backup_and_restore_with_a_frozen_layer_resumes_bitwise(tmp_path):
+    """The optimizer state covers the trainable weights only; a resumed run with the same
+    frozen layer continues exactly where the interrupted one was."""
+    x, y = _data(n=96)
+
+    def make(seed=1):
+        model = _mlp(seed=seed)
+        model.get_layer("hidden").trainable = False
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        return model
+
+    reference = make()
+    expected = reference.fit(x, y, batch_size=16, epochs=4, verbose=0)
+    backup = tmp_path / "backup"
+    with pytest.raises(RuntimeError, match="crash"):
+        make().fit(x, y, batch_size=16, epochs=4, verbose=0,
+                   callbacks=[keras.callbacks.BackupAndRestore(backup), _CrashAt(2)])  # fmt: skip
+    resumed = make(seed=42)
+    history = resumed.fit(x, y, batch_size=16, epochs=4, verbose=0,
+                          callbacks=[keras.callbacks.BackupAndRestore(backup)])  # fmt: skip
+    assert history.history == expected.history
+    for ours, theirs in zip(resumed.get_weights(), reference.get_weights(), strict=True):
+        assert ours.tobytes() == theirs.tobytes()
