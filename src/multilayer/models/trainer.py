@@ -17,6 +17,7 @@ metrics as ``{output}_{metric}`` (Keras 3's names).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -155,6 +156,7 @@ class Trainer:
         self._compiled_trainability: dict[int, bool] = {}
         #: positions in the parameter vector the optimizer updates; None: all of them
         self._update_index: np.ndarray | None = None
+        self._trainability_warned = False
         self._update_values: np.ndarray | None = None
         self._update_grads: np.ndarray | None = None
 
@@ -183,6 +185,7 @@ class Trainer:
         self._losses = []
         self._optimizer_built = False
         self._compiled_trainability = self._leaf_trainability()
+        self._trainability_warned = False
         self._resolve_outputs()
 
     def _resolve_outputs(self) -> None:
@@ -270,9 +273,19 @@ class Trainer:
         Frozen parameters are never handed to the optimizer, so no update, weight decay or
         momentum touches them."""
         self._ensure_bound()
+        current = self._leaf_trainability()
+        if not self._trainability_warned and any(
+            self._compiled_trainability.get(key, flag) != flag for key, flag in current.items()
+        ):
+            self._trainability_warned = True
+            warnings.warn(
+                f"model {self.name!r}: a layer's trainable flag changed after compile(); as in "
+                "Keras, the change takes effect when compile() is called again",
+                UserWarning,
+                stacklevel=3,
+            )
         if not self._optimizer_built:
             parameters = self._buffer_of_parameters()
-            current = self._leaf_trainability()
             kept = [
                 (offset, spec.size)
                 for layer, spec, offset in parameters.entries
