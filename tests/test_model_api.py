@@ -664,3 +664,38 @@ def test_backup_and_restore_with_a_frozen_layer_resumes_bitwise(tmp_path):
     assert history.history == expected.history
     for ours, theirs in zip(resumed.get_weights(), reference.get_weights(), strict=True):
         assert ours.tobytes() == theirs.tobytes()
+
+
+def test_feature_extraction_from_layer_outputs_keras_idiom():
+    """keras.Model(model.inputs, [layer.output for layer in model.layers]) and
+    keras.Model(model.input, model.get_layer(name).output) share the trained layers."""
+    x, y = _data()
+    model = Sequential(
+        [keras.Input(shape=(4,)), Dense(5, activation="relu", name="hidden"), Dense(3, name="out")],
+        seed=0,
+    )
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.input.shape == (None, 4) and model.output.shape == (None, 3)
+    extractor = keras.Model(inputs=model.inputs, outputs=[layer.output for layer in model.layers])
+    inputs, hidden, out = extractor.predict(x)
+    assert np.array_equal(inputs, x) and np.array_equal(out, model.predict(x))
+    features = keras.Model(model.input, model.get_layer("hidden").output)
+    assert np.array_equal(features.predict(x), hidden)
+    assert model.get_layer("out").input is model.get_layer("hidden").output
+    with pytest.raises(
+        AttributeError,
+        match=re.escape(
+            "layer 'lonely' has never been called and thus has no defined output (call it on "
+            "a tensor, or build the model holding it first)"
+        ),
+    ):
+        _ = Dense(2, name="lonely").output
+    with pytest.raises(
+        AttributeError,
+        match=re.escape(
+            "model 'later' has no defined output yet: build it first (an Input, input_shape=, "
+            "or model.build((None, n)))"
+        ),
+    ):
+        _ = Sequential([Dense(2)], name="later").output

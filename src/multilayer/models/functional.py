@@ -165,6 +165,42 @@ class Model(Trainer, Layer):
     def outputs(self) -> list[KerasTensor]:
         return list(self._graph.outputs) if self._graph is not None else []
 
+    @property  # type: ignore[override]
+    def input(self):
+        """The model's input tensor (a list or dict for several), Keras' ``model.input``.
+
+        Raises:
+            AttributeError: the model is not built yet (its graph is not known).
+        """
+        if self._graph is None:
+            self._build_if_possible()
+        if self._graph is None:
+            raise AttributeError(
+                f"model {self.name!r} has no defined input yet: build it first (an Input, "
+                "input_shape=, or model.build((None, n)))"
+            )
+        return _unflatten(list(self._graph.inputs), self._input_structure)
+
+    @property  # type: ignore[override]
+    def output(self):
+        """The model's output tensor (a list or dict for several), Keras' ``model.output``.
+
+        Raises:
+            AttributeError: the model is not built yet (its graph is not known).
+        """
+        if self._graph is None:
+            self._build_if_possible()
+        if self._graph is None:
+            raise AttributeError(
+                f"model {self.name!r} has no defined output yet: build it first (an Input, "
+                "input_shape=, or model.build((None, n)))"
+            )
+        return _unflatten(list(self._graph.outputs), self._output_structure)
+
+    @output.setter
+    def output(self, value) -> None:
+        raise AttributeError("a model's output is its graph's: it cannot be set")
+
     @property
     def input_names(self) -> list[str]:
         if isinstance(self._input_structure, list):

@@ -115,6 +115,43 @@ class Layer:
         self.inbound_node = Node(self, tensors, outputs)
         return outputs[0]
 
+    @property
+    def output(self) -> KerasTensor:
+        """The symbolic tensor this layer returned when called in a model graph (Keras'
+        ``layer.output``: ``keras.Model(model.inputs, model.get_layer("hidden").output)``).
+
+        Raises:
+            AttributeError: the layer was never called on a symbolic tensor.
+        """
+        declared = self.__dict__.get("_output")
+        if declared is not None:
+            return declared
+        node = self.inbound_node
+        if node is None or not node.outputs:
+            raise AttributeError(
+                f"layer {self.name!r} has never been called and thus has no defined output "
+                "(call it on a tensor, or build the model holding it first)"
+            )
+        return node.outputs[0]
+
+    @output.setter
+    def output(self, value: KerasTensor) -> None:  # InputLayer declares its tensor
+        self.__dict__["_output"] = value
+
+    @property
+    def input(self) -> KerasTensor | list[KerasTensor]:
+        """The symbolic tensor(s) the layer was called on (a list for a merge layer).
+
+        Raises:
+            AttributeError: the layer was never called on a symbolic tensor.
+        """
+        node = self.inbound_node
+        if node is None:
+            raise AttributeError(
+                f"layer {self.name!r} has never been called and thus has no defined input"
+            )
+        return list(node.inputs) if self.multi_input else node.inputs[0]
+
     def build_for(self, input_shape) -> None:
         """`build` the layer for ``input_shape`` unless it is already built for it.
 
