@@ -47,8 +47,8 @@ def test_to_categorical_options():
         ),
         ([], None, "to_categorical: cannot infer num_classes from empty labels"),
         (["a"], None, "to_categorical: labels must be integers, not <U1"),
-        ([1], 0, "to_categorical: num_classes must be a positive integer, not 0"),
-        ([1], 2.5, "to_categorical: num_classes must be a positive integer, not 2.5"),
+        ([1], 0, "to_categorical: num_classes must be a positive integer, got 0"),
+        ([1], 2.5, "to_categorical: num_classes must be a positive integer, got 2.5"),
     ],
 )
 def test_to_categorical_refuses_bad_labels(y, num_classes, message):

@@ -383,6 +383,50 @@ def test_checkpoint_state_fields_are_validated(mid_epoch, changes, reason):
         read_checkpoint(path)  # fmt: skip
 
 
+def test_checkpoint_writes_the_registry_shape_and_reads_the_older_one(mid_epoch):
+    state = json.loads(read_file(mid_epoch)[0]["state"])
+    assert set(state["optimizer"]) == {"class_name", "config"}
+    assert state["optimizer"]["class_name"] == "Adam"
+    reference = model_from_checkpoint(read_checkpoint(mid_epoch))
+    # a checkpoint written before the registry holds {"name": "adam", "config": {...}}
+    path = _tamper(mid_epoch, optimizer={"name": "adam", "config": state["optimizer"]["config"]})
+    model = model_from_checkpoint(read_checkpoint(path))
+    assert type(model.optimizer) is type(reference.optimizer)
+    assert model.optimizer.iterations == reference.optimizer.iterations == 1
+    assert model.optimizer.learning_rate == reference.optimizer.learning_rate
+    for slot, value in reference.optimizer.state.items():
+        np.testing.assert_array_equal(model.optimizer.state[slot], value)
+    for got, want in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("saved", "name"),
+    [
+        (None, "Adam"),  # as written: {"class_name": "Adam", ...}
+        ({"name": "adam", "config": {}}, "adam"),  # the older shape
+        ({"class_name": "Nadam", "config": {}}, "Nadam"),  # no such optimizer
+    ],
+)
+def test_checkpoint_of_another_optimizer_is_refused(mid_epoch, saved, name):
+    from multilayer.models.checkpoint import restore
+
+    path = mid_epoch if saved is None else _tamper(mid_epoch, optimizer=saved)
+    checkpoint = read_checkpoint(path)
+    model = Sequential([Input(shape=(4,)), Dense(2, activation="softmax")], seed=0)
+    model.compile(optimizer="adamw", loss="categorical_crossentropy")  # Adam's slots m and v
+    model.build()
+    with pytest.raises(
+        ModelFileError,
+        match=_exact(
+            path,
+            f"the checkpoint was trained with optimizer {name!r}, "
+            "this model is compiled with 'AdamW'",
+        ),
+    ):
+        restore(model, checkpoint)
+
+
 def test_checkpoint_run_header_must_be_an_object(mid_epoch):
     metadata, tensors = read_file(mid_epoch)
     mid_epoch.write_bytes(st_numpy.save(tensors, metadata={**metadata, "run": "[1]"}))

@@ -140,3 +140,16 @@ def test_backup_and_restore_arguments_are_checked(tmp_path):
                      checkpoint=CheckpointConfig(tmp_path / "b"))  # fmt: skip
     with pytest.raises(TypeError, match="checkpoint must be a CheckpointConfig or None, got str"):
         _model().fit(x, y, verbose=0, checkpoint="dir")
+
+
+# -- the one config shape -------------------------------------------------------------------------
+def test_a_loss_in_the_registry_shape_is_one_loss_for_every_output():
+    """compile(loss={"class_name": ..., "config": ...}) is one loss (what models save since
+    the one config shape), not a dict of losses by output name."""
+    inputs = keras.Input(shape=(4,))
+    model = Model(inputs, [Dense(2, name="a")(inputs), Dense(3, name="b")(inputs)])
+    model.compile(optimizer="sgd", loss={"class_name": "MeanSquaredError", "config": {}})
+    assert [type(loss).__name__ for loss in model.loss] == ["MeanSquaredError"] * 2
+    message = "compile: loss for unknown outputs ['class_name']; outputs: ['a', 'b']"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.compile(optimizer="sgd", loss={"class_name": "mse"})  # not a config: no "config"

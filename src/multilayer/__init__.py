@@ -30,15 +30,15 @@ from multilayer import (
     regularizers,
     utils,
 )
+from multilayer._version import __version__
 from multilayer.engine.layers import Input
 from multilayer.models import Model, Sequential, load_model
 from multilayer.perceptron import Perceptron
 
-__version__ = "0.1.0"
-
 __all__ = [
     "Input",
     "Model",
+    "__version__",
     "Perceptron",
     "Sequential",
     "activations",

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from multilayer.engine.registry import positive_int
+
 __all__ = ["classification_report", "confusion_matrix", "precision_recall"]
 
 
@@ -49,8 +51,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     Raises:
         ValueError: not 1-D, different lengths, non-integer labels or labels out of range.
     """
-    if int(num_classes) < 1:
-        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    num_classes = positive_int(num_classes, "num_classes")
     true = _labels(y_true, "y_true", num_classes)
     pred = _labels(y_pred, "y_pred", num_classes)
     if len(true) != len(pred):

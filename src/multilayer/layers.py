@@ -1,6 +1,7 @@
 """Keras-compatible namespace: ``from multilayer.layers import Dense, Flatten, Concatenate``."""
 
 from multilayer.engine.layers import (  # noqa: F401
+    REGISTRY,
     Activation,
     Add,
     Average,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from multilayer.engine.registry import positive_int
+
 
 class Perceptron:
     """A single-layer binary classifier trained with the perceptron learning rule.
@@ -31,23 +33,24 @@ class Perceptron:
     ``converged`` (True if a pass made no mistake), ``classes`` (the two labels).
     """
 
+    # set by `fit` (``weights`` is absent until then, see `_check_x`)
+    weights: np.ndarray
+    bias: float
+    errors_per_epoch: list[int]
+    converged: bool
+    classes: np.ndarray
+
     def __init__(
         self,
         learning_rate: float = 1.0,
         max_epochs: int = 100,
         shuffle: bool = True,
         seed: int | None = None,
-    ):
+    ) -> None:
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-        if (
-            isinstance(max_epochs, bool)
-            or not isinstance(max_epochs, (int, np.integer))
-            or max_epochs <= 0
-        ):
-            raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
         self.learning_rate = float(learning_rate)
-        self.max_epochs = int(max_epochs)
+        self.max_epochs = positive_int(max_epochs, "max_epochs")
         self.shuffle = shuffle
         self.seed = seed
 
@@ -82,7 +85,7 @@ class Perceptron:
         rng = np.random.default_rng(self.seed)
         self.weights = np.zeros(x.shape[1])
         self.bias = 0.0
-        self.errors_per_epoch: list[int] = []
+        self.errors_per_epoch = []
         self.converged = False
         for _ in range(self.max_epochs):
             order = rng.permutation(len(x)) if self.shuffle else range(len(x))

@@ -46,7 +46,7 @@ def one_line(text: str) -> str:
 def describe(error: BaseException) -> str:
     """What went wrong, in one line, without the ``error:`` prefix."""
     if is_usage_error(error):
-        return one_line(error.format_message())
+        return one_line(error.format_message())  # type: ignore[attr-defined]  # checked above
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         # "[Errno 2] No such file or directory: 'x'" reads better as "x: No such file ..."
         return one_line(f"{error.filename}: {error.strerror}")

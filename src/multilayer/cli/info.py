@@ -51,10 +51,7 @@ def command(
     if compile_config:
         optimizer = compile_config["optimizer"]
         loss = compile_config["loss"]
-        out.print(
-            f"Optimizer: {optimizer.get('name', optimizer) if isinstance(optimizer, dict) else optimizer}"
-            f" - loss: {loss.get('name', loss) if isinstance(loss, dict) else loss}"
-        )
+        out.print(f"Optimizer: {_config_name(optimizer)} - loss: {_config_name(loss)}")
     scale = loaded.input_scale
     if scale is not None:
         how = (
@@ -81,3 +78,11 @@ def command(
             "  recipe: " + ", ".join(f"{k}={v}" for k, v in recipe.items() if k not in ("extra",))
         )
         out.print(f"  versions: {config.get('versions')}")
+
+
+def _config_name(config: object) -> object:
+    """The class name of a ``{"class_name": ..., "config": ...}`` dict (or of the older
+    ``{"name": ...}`` shape); anything else as it is."""
+    if isinstance(config, dict):
+        return config.get("class_name", config.get("name", config))
+    return config

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from multilayer._version import __version__
 from multilayer.cli import errors
 
 CLI_EXTRA_HINT = "the mlp command needs Typer and rich: pip install 'multilayer[cli]'"
@@ -48,9 +49,30 @@ def build_app():
         pretty_exceptions_enable=False,  # main() prints one line per error instead
         rich_markup_mode=None,
     )
+
+    def options(
+        version: bool = typer.Option(
+            False,
+            "--version",
+            help="Print the version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ) -> None:
+        """Options of mlp itself, given before the command."""
+
+    app.callback()(options)
     for name, module in COMMANDS.items():
         app.command(name)(importlib.import_module(module).command)
     return app
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import typer
+
+        print(f"mlp (multilayer) {__version__}")
+        raise typer.Exit()
 
 
 #: Help metavars by Python type, for options declared without one: help shows words, never

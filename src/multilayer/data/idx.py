@@ -146,6 +146,10 @@ def _stream_label(f: object) -> str:
     return os.fspath(name) if isinstance(name, (str, os.PathLike)) else "<stream>"
 
 
+#: what the reader reads from: the caller's binary stream, or a gzip stream over it
+_Stream = BinaryIO | gzip.GzipFile
+
+
 def _read(f: BinaryIO, label: str, max_bytes: int) -> np.ndarray:
     head = _read_up_to(f, 4)
     if head[:2] != _GZIP_MAGIC:
@@ -162,7 +166,7 @@ def _read(f: BinaryIO, label: str, max_bytes: int) -> np.ndarray:
 
 
 def _parse(
-    f: BinaryIO, magic: bytes, label: str, max_bytes: int, remaining: int | None
+    f: _Stream, magic: bytes | bytearray, label: str, max_bytes: int, remaining: int | None
 ) -> np.ndarray:
     """Parse an IDX file whose 4 first bytes ``magic`` were already read from ``f``.
 
@@ -206,10 +210,11 @@ def _parse(
         remaining -= 4 * ndim
         if remaining != expected:
             _size_error(label, expected, shape, found=remaining)
-        payload = np.empty(expected, dtype=np.uint8)
-        got = _read_into(f, memoryview(payload))
+        buffer = np.empty(expected, dtype=np.uint8)
+        got = _read_into(f, buffer.data)
         if got != expected:  # the file changed under us
             _size_error(label, expected, shape, found=got)
+        payload: np.ndarray | bytearray = buffer
     else:
         # Unknown length (gzip or pipe): never read more than one byte past the payload.
         payload = _read_up_to(f, expected + 1)
@@ -238,7 +243,7 @@ def _size_error(
     )
 
 
-def _read_up_to(f: BinaryIO, n: int) -> bytearray:
+def _read_up_to(f: _Stream, n: int) -> bytearray:
     """Read at most ``n`` bytes, fewer only at end of file; grows as data arrives."""
     out = bytearray()
     while len(out) < n:
@@ -249,7 +254,7 @@ def _read_up_to(f: BinaryIO, n: int) -> bytearray:
     return out
 
 
-def _read_into(f: BinaryIO, view: memoryview) -> int:
+def _read_into(f: _Stream, view: memoryview) -> int:
     """Fill ``view`` from ``f``; returns the number of bytes read (short at end of file)."""
     readinto = getattr(f, "readinto", None)
     done = 0
@@ -286,7 +291,7 @@ class _Prepended(io.RawIOBase):
     seekable.
     """
 
-    def __init__(self, head: bytes, f: BinaryIO) -> None:
+    def __init__(self, head: bytes | bytearray, f: BinaryIO) -> None:
         self._head = bytes(head)
         self._f = f
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from multilayer.engine.checks import finite
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry
 
 
 class Activation:
@@ -34,13 +35,13 @@ class Activation:
         """Return dL/dz given dL/dy = ``grad`` (modified in place and returned)."""
         raise NotImplementedError
 
-    def __call__(self, x) -> np.ndarray:
+    def __call__(self, x: ArrayLike) -> np.ndarray:
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.floating):
             x = x.astype(np.float32)
         return self.forward(x, np.empty_like(x))
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {}
 
     def __repr__(self) -> str:
@@ -52,12 +53,12 @@ class Linear(Activation):
 
     name = "linear"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         if out is not z:
             np.copyto(out, z)
         return out
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         return grad
 
 
@@ -66,10 +67,10 @@ class ReLU(Activation):
 
     name = "relu"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.maximum(z, 0, out=out)
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         # Multiplying by the boolean mask is one pass and needs no index arrays.
         return np.multiply(grad, y > 0, out=grad)
 
@@ -79,20 +80,20 @@ class LeakyReLU(Activation):
 
     name = "leaky_relu"
 
-    def __init__(self, negative_slope: float = 0.2):
+    def __init__(self, negative_slope: float = 0.2) -> None:
         self.negative_slope = finite(negative_slope, "LeakyReLU: negative_slope")
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         # max(z, a*z) equals leaky ReLU for 0 <= a <= 1.
         return np.maximum(z, self.negative_slope * z, out=out)
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         # The output has the sign of the input, so the slope can be read from y.
         return np.multiply(
             grad, np.where(y > 0, 1.0, self.negative_slope).astype(grad.dtype), out=grad
         )
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"negative_slope": self.negative_slope}
 
 
@@ -101,10 +102,10 @@ class ELU(Activation):
 
     name = "elu"
 
-    def __init__(self, alpha: float = 1.0):
+    def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = finite(alpha, "ELU: alpha")
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         below = z <= 0
         negative = self.alpha * np.expm1(np.minimum(z, 0))
         if out is not z:
@@ -112,10 +113,10 @@ class ELU(Activation):
         np.copyto(out, negative, where=below)
         return out
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         return np.multiply(grad, np.where(y > 0, 1.0, y + self.alpha).astype(grad.dtype), out=grad)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"alpha": self.alpha}
 
 
@@ -133,18 +134,21 @@ class GELU(Activation):
     needs_input = True
     _C = math.sqrt(2.0 / math.pi)
 
-    def __init__(self, approximate: bool = False):
+    def __init__(self, approximate: bool = False) -> None:
         self.approximate = bool(approximate)
 
-    def _cdf(self, z):
+    def _cdf(self, z: np.ndarray) -> np.ndarray:
         if self.approximate:
             return 0.5 * (1.0 + np.tanh(self._C * (z + 0.044715 * z**3)))
-        return (0.5 * (1.0 + _erf(z / math.sqrt(2.0)).astype(z.dtype))).astype(z.dtype)
+        erf = np.asarray(_erf(z / math.sqrt(2.0)), dtype=z.dtype)
+        return (0.5 * (1.0 + erf)).astype(z.dtype)
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.multiply(z, self._cdf(z), out=out)
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
+        if z is None:
+            raise ValueError("GELU.backward needs the pre-activation z (needs_input is True)")
         if self.approximate:
             inner = self._C * (z + 0.044715 * z**3)
             t = np.tanh(inner)
@@ -155,7 +159,7 @@ class GELU(Activation):
             derivative = self._cdf(z) + z * pdf
         return np.multiply(grad, derivative.astype(grad.dtype), out=grad)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"approximate": self.approximate}
 
 
@@ -164,14 +168,14 @@ class Sigmoid(Activation):
 
     name = "sigmoid"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         np.multiply(z, 0.5, out=out)
         np.tanh(out, out=out)
         out += 1.0
         out *= 0.5
         return out
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         grad *= y
         grad *= 1.0 - y
         return grad
@@ -182,10 +186,10 @@ class Tanh(Activation):
 
     name = "tanh"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.tanh(z, out=out)
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         grad *= 1.0 - y * y
         return grad
 
@@ -195,11 +199,11 @@ class Softplus(Activation):
 
     name = "softplus"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         positive = np.maximum(z, 0)
         return np.add(positive, np.log1p(np.exp(-np.abs(z))), out=out)
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         grad *= -np.expm1(-y)
         return grad
 
@@ -213,14 +217,14 @@ class Softmax(Activation):
 
     name = "softmax"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         # Subtracting the row maximum keeps exp() from overflowing; the result is unchanged.
         np.subtract(z, z.max(axis=-1, keepdims=True), out=out)
         np.exp(out, out=out)
         out /= out.sum(axis=-1, keepdims=True)
         return out
 
-    def backward(self, grad, z, y):
+    def backward(self, grad: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         dot = (
             np.einsum("ij,ij->i", grad, y)[:, None]
             if grad.ndim == 2
@@ -231,77 +235,57 @@ class Softmax(Activation):
         return grad
 
 
-_REGISTRY: dict[str, type[Activation]] = {
-    cls.name: cls for cls in (Linear, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softplus, Softmax)
-}
+REGISTRY: Registry[Activation] = Registry("activation", Activation)
+for _cls in (Linear, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softplus, Softmax):
+    REGISTRY.register(_cls)
 
 
-def get(identifier: str | Activation | None) -> Activation:
-    """An `Activation` from a name (``"relu"``), an instance, or None (linear)."""
-    if identifier is None:
-        return Linear()
-    if isinstance(identifier, Activation):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _REGISTRY.get(identifier.lower())
-        if cls is None:
-            raise unknown_name_error("activation", identifier, _REGISTRY)
-        return cls()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    raise TypeError(
-        f"activation must be a name such as 'relu', an Activation, or None; got {type(identifier).__name__}"
-    )
+def get(identifier: str | Activation | Config | None) -> Activation:
+    """An `Activation` from a name (``"relu"``), a config dict, an instance, or None (linear)."""
+    return Linear() if identifier is None else REGISTRY.get(identifier)
 
 
-def serialize(activation: Activation) -> str | dict:
-    config = activation.get_config()
-    return {"name": activation.name, **config} if config else activation.name
+def serialize(activation: Activation) -> Config:
+    """``{"class_name": ..., "config": ...}``."""
+    return REGISTRY.serialize(activation)
 
 
-def deserialize(config: str | dict) -> Activation:
-    if isinstance(config, str):
-        return get(config)
-    config = dict(config)
-    name = config.pop("name", None)
-    cls = _REGISTRY.get(str(name))
-    if cls is None:
-        raise unknown_name_error("activation", str(name), _REGISTRY)
-    return cls(**config)
+def deserialize(config: str | Config) -> Activation:
+    return REGISTRY.deserialize(config)
 
 
 # Keras-style functional forms.
-def linear(x):
+def linear(x: ArrayLike) -> np.ndarray:
     return Linear()(x)
 
 
-def relu(x):
+def relu(x: ArrayLike) -> np.ndarray:
     return ReLU()(x)
 
 
-def leaky_relu(x, negative_slope: float = 0.2):
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.2) -> np.ndarray:
     return LeakyReLU(negative_slope)(x)
 
 
-def elu(x, alpha: float = 1.0):
+def elu(x: ArrayLike, alpha: float = 1.0) -> np.ndarray:
     return ELU(alpha)(x)
 
 
-def gelu(x, approximate: bool = False):
+def gelu(x: ArrayLike, approximate: bool = False) -> np.ndarray:
     return GELU(approximate)(x)
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike) -> np.ndarray:
     return Sigmoid()(x)
 
 
-def tanh(x):
+def tanh(x: ArrayLike) -> np.ndarray:
     return Tanh()(x)
 
 
-def softplus(x):
+def softplus(x: ArrayLike) -> np.ndarray:
     return Softplus()(x)
 
 
-def softmax(x):
+def softmax(x: ArrayLike) -> np.ndarray:
     return Softmax()(x)

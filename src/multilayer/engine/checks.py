@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 
-def finite(value, what: str) -> float:
+def finite(value: object, what: str) -> float:
     """``value`` as a float, or ValueError ``"{what} must be a finite number, got {value!r}"``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{what} must be a finite number, got {value!r}")
@@ -21,5 +21,5 @@ def finite(value, what: str) -> float:
     return number
 
 
-def finite_or_none(value, what: str) -> float | None:
+def finite_or_none(value: object, what: str) -> float | None:
     return None if value is None else finite(value, what)

@@ -9,12 +9,14 @@ one (as Keras does).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from multilayer.engine.checks import finite
 from multilayer.engine.random import global_generator
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry
 
 # Standard deviation of a unit normal truncated to [-2, 2].
 _TRUNCATED_STD = 0.87962566103423978
@@ -26,7 +28,9 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return int(np.prod(shape[:-1])), shape[-1]
 
 
-def _truncated_normal(rng: np.random.Generator, shape, stddev: float) -> np.ndarray:
+def _truncated_normal(
+    rng: np.random.Generator, shape: tuple[int, ...], stddev: float
+) -> np.ndarray:
     values = rng.standard_normal(shape)
     outside = np.abs(values) > 2.0
     while outside.any():  # resample the tails: about 4.6% per round
@@ -41,7 +45,10 @@ class Initializer:
     name = "initializer"
 
     def __call__(
-        self, shape, dtype="float32", rng: np.random.Generator | None = None
+        self,
+        shape: Iterable[int],
+        dtype: DTypeLike = "float32",
+        rng: np.random.Generator | None = None,
     ) -> np.ndarray:
         rng = rng if rng is not None else global_generator()
         return np.asarray(self.sample(tuple(int(s) for s in shape), rng), dtype=dtype)
@@ -49,49 +56,49 @@ class Initializer:
     def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {}
 
 
 class Zeros(Initializer):
     name = "zeros"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return np.zeros(shape)
 
 
 class Ones(Initializer):
     name = "ones"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return np.ones(shape)
 
 
 class RandomNormal(Initializer):
     name = "random_normal"
 
-    def __init__(self, mean: float = 0.0, stddev: float = 0.05):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05) -> None:
         self.mean = finite(mean, "RandomNormal: mean")
         self.stddev = finite(stddev, "RandomNormal: stddev")
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.normal(self.mean, self.stddev, shape)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"mean": self.mean, "stddev": self.stddev}
 
 
 class RandomUniform(Initializer):
     name = "random_uniform"
 
-    def __init__(self, minval: float = -0.05, maxval: float = 0.05):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05) -> None:
         self.minval = finite(minval, "RandomUniform: minval")
         self.maxval = finite(maxval, "RandomUniform: maxval")
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.minval, self.maxval, shape)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"minval": self.minval, "maxval": self.maxval}
 
 
@@ -100,7 +107,7 @@ class GlorotUniform(Initializer):
 
     name = "glorot_uniform"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         fan_in, fan_out = _fans(shape)
         limit = math.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, shape)
@@ -111,7 +118,7 @@ class GlorotNormal(Initializer):
 
     name = "glorot_normal"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         fan_in, fan_out = _fans(shape)
         return _truncated_normal(rng, shape, math.sqrt(2.0 / (fan_in + fan_out)))
 
@@ -121,7 +128,7 @@ class HeUniform(Initializer):
 
     name = "he_uniform"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         limit = math.sqrt(6.0 / _fans(shape)[0])
         return rng.uniform(-limit, limit, shape)
 
@@ -131,7 +138,7 @@ class HeNormal(Initializer):
 
     name = "he_normal"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return _truncated_normal(rng, shape, math.sqrt(2.0 / _fans(shape)[0]))
 
 
@@ -140,46 +147,34 @@ class LecunNormal(Initializer):
 
     name = "lecun_normal"
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return _truncated_normal(rng, shape, math.sqrt(1.0 / _fans(shape)[0]))
 
 
-_REGISTRY: dict[str, type[Initializer]] = {
-    cls.name: cls
-    for cls in (
-        Zeros,
-        Ones,
-        RandomNormal,
-        RandomUniform,
-        GlorotUniform,
-        GlorotNormal,
-        HeUniform,
-        HeNormal,
-        LecunNormal,
-    )
-}
+REGISTRY: Registry[Initializer] = Registry("initializer", Initializer)
+for _cls in (
+    Zeros,
+    Ones,
+    RandomNormal,
+    RandomUniform,
+    GlorotUniform,
+    GlorotNormal,
+    HeUniform,
+    HeNormal,
+    LecunNormal,
+):
+    REGISTRY.register(_cls)
 
 
-def get(identifier: str | Initializer | dict) -> Initializer:
+def get(identifier: str | Initializer | Config) -> Initializer:
     """An `Initializer` from a name (``"he_normal"``), a config dict, or an instance."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = str(config.pop("name", ""))
-        if name not in _REGISTRY:
-            raise unknown_name_error("initializer", name, _REGISTRY)
-        return _REGISTRY[name](**config)
-    if isinstance(identifier, str):
-        cls = _REGISTRY.get(identifier.lower())
-        if cls is None:
-            raise unknown_name_error("initializer", identifier, _REGISTRY)
-        return cls()
-    raise TypeError(
-        f"initializer must be a name or an Initializer, got {type(identifier).__name__}"
-    )
+    return REGISTRY.get(identifier)
 
 
-def serialize(initializer: Initializer) -> str | dict:
-    config = initializer.get_config()
-    return {"name": initializer.name, **config} if config else initializer.name
+def serialize(initializer: Initializer) -> Config:
+    """``{"class_name": ..., "config": ...}``."""
+    return REGISTRY.serialize(initializer)
+
+
+def deserialize(config: str | Config) -> Initializer:
+    return REGISTRY.deserialize(config)

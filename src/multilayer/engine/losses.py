@@ -10,8 +10,9 @@ chaining ``dL/dp`` through the softmax Jacobian, never divides by a tiny probabi
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry
 
 #: Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log, as in Keras.
 EPSILON = 1e-7
@@ -31,7 +32,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def _match(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+def _match(y_true: ArrayLike, y_pred: np.ndarray) -> np.ndarray:
     """Let ``(n,)`` targets meet ``(n, 1)`` outputs, as Keras does."""
     y_true = np.asarray(y_true)
     if y_true.shape != y_pred.shape and y_true.size == y_pred.size:
@@ -53,7 +54,7 @@ class Loss:
     target_kind = "regression"
     from_logits = False
 
-    def __call__(self, y_true, y_pred) -> float:
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike) -> float:
         y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
         return float(np.mean(self.per_sample(_match(y_true, y_pred), y_pred), dtype=np.float64))
 
@@ -68,7 +69,7 @@ class Loss:
         """dL/dz where ``probabilities = fused_activation(z)``; may overwrite ``probabilities``."""
         raise NotImplementedError(f"{self.name} has no fused gradient")
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {}
 
 
@@ -77,10 +78,10 @@ class MeanSquaredError(Loss):
 
     name = "mean_squared_error"
 
-    def per_sample(self, y_true, y_pred):
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return np.mean(np.square(y_pred - y_true), axis=-1)
 
-    def gradient(self, y_true, y_pred):
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return (2.0 / y_pred.size) * (y_pred - y_true)
 
 
@@ -89,10 +90,10 @@ class MeanAbsoluteError(Loss):
 
     name = "mean_absolute_error"
 
-    def per_sample(self, y_true, y_pred):
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return np.mean(np.abs(y_pred - y_true), axis=-1)
 
-    def gradient(self, y_true, y_pred):
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return np.sign(y_pred - y_true) / y_pred.size
 
 
@@ -103,13 +104,13 @@ class Hinge(Loss):
     target_kind = "binary"
 
     @staticmethod
-    def _signed(y_true):
+    def _signed(y_true: np.ndarray) -> np.ndarray:
         return np.where(y_true == 0, -1.0, y_true)
 
-    def per_sample(self, y_true, y_pred):
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return np.mean(np.maximum(1.0 - self._signed(y_true) * y_pred, 0.0), axis=-1)
 
-    def gradient(self, y_true, y_pred):
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         signed = self._signed(y_true)
         active = (1.0 - signed * y_pred) > 0
         return (-signed * active / y_pred.size).astype(y_pred.dtype)
@@ -127,7 +128,7 @@ class CategoricalCrossentropy(Loss):
     fused_activation = "softmax"
     target_kind = "categorical"
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0) -> None:
         if not 0.0 <= float(label_smoothing) <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
         self.from_logits = bool(from_logits)
@@ -138,14 +139,14 @@ class CategoricalCrossentropy(Loss):
             return y_true * (1.0 - self.label_smoothing) + self.label_smoothing / y_pred.shape[-1]
         return y_true
 
-    def per_sample(self, y_true, y_pred):
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y = self._targets(y_true, y_pred)
         if self.from_logits:
             return -np.sum(y * _log_softmax(y_pred), axis=-1)
         p = y_pred / y_pred.sum(axis=-1, keepdims=True)
         return -np.sum(y * np.log(np.clip(p, EPSILON, 1.0 - EPSILON)), axis=-1)
 
-    def gradient(self, y_true, y_pred):
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y = self._targets(y_true, y_pred)
         n = y_pred.shape[0]
         if self.from_logits:
@@ -154,13 +155,13 @@ class CategoricalCrossentropy(Loss):
         total = y_pred.sum(axis=-1, keepdims=True)
         return (-y / np.clip(y_pred, EPSILON, None) + y.sum(axis=-1, keepdims=True) / total) / n
 
-    def fused_gradient(self, y_true, probabilities):
+    def fused_gradient(self, y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         grad = probabilities
         grad -= self._targets(y_true, probabilities)
         grad *= 1.0 / probabilities.shape[0]
         return grad
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
 
 
@@ -174,11 +175,11 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     name = "sparse_categorical_crossentropy"
     target_kind = "sparse"
 
-    def _picked(self, y_true, matrix):
+    def _picked(self, y_true: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         labels = np.asarray(y_true).reshape(-1).astype(np.intp, copy=False)
         return matrix[np.arange(matrix.shape[0]), labels], labels
 
-    def per_sample(self, y_true, y_pred):
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         if self.from_logits:
             log_p = _log_softmax(y_pred)
         else:
@@ -190,15 +191,15 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             return -picked
         return -(1.0 - s) * picked - (s / y_pred.shape[-1]) * log_p.sum(axis=-1)
 
-    def gradient(self, y_true, y_pred):
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return super().gradient(self._one_hot(y_true, y_pred), y_pred)
 
-    def _one_hot(self, y_true, y_pred):
+    def _one_hot(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         one_hot = np.zeros_like(y_pred)
         one_hot[np.arange(y_pred.shape[0]), np.asarray(y_true).reshape(-1).astype(np.intp)] = 1.0
         return one_hot
 
-    def fused_gradient(self, y_true, probabilities):
+    def fused_gradient(self, y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         n, classes = probabilities.shape
         grad = probabilities
         s = self.label_smoothing
@@ -222,17 +223,17 @@ class BinaryCrossentropy(Loss):
     fused_activation = "sigmoid"
     target_kind = "binary"
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0) -> None:
         if not 0.0 <= float(label_smoothing) <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
         self.from_logits = bool(from_logits)
         self.label_smoothing = float(label_smoothing)
 
-    def _targets(self, y_true):
+    def _targets(self, y_true: np.ndarray) -> np.ndarray:
         s = self.label_smoothing
         return y_true * (1.0 - s) + 0.5 * s if s else y_true
 
-    def per_sample(self, y_true, y_pred):
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y = self._targets(y_true)
         if self.from_logits:
             # log(1 + exp(-|z|)) + max(z, 0) - z y: the stable form of the same quantity
@@ -242,90 +243,88 @@ class BinaryCrossentropy(Loss):
             values = -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
         return np.mean(values, axis=-1)
 
-    def gradient(self, y_true, y_pred):
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y = self._targets(y_true)
         if self.from_logits:
             return (_sigmoid(y_pred) - y) / y_pred.size
         p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
         return (p - y) / (p * (1.0 - p)) / y_pred.size
 
-    def fused_gradient(self, y_true, probabilities):
+    def fused_gradient(self, y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         grad = probabilities
         grad -= self._targets(_match(y_true, probabilities))
         grad *= 1.0 / probabilities.size
         return grad
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
 
 
-_REGISTRY: dict[str, type[Loss]] = {
-    cls.name: cls
-    for cls in (
-        MeanSquaredError,
-        MeanAbsoluteError,
-        Hinge,
-        CategoricalCrossentropy,
-        SparseCategoricalCrossentropy,
-        BinaryCrossentropy,
-    )
-}
-_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+REGISTRY: Registry[Loss] = Registry(
+    "loss", Loss, aliases={"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+)
+for _cls in (
+    MeanSquaredError,
+    MeanAbsoluteError,
+    Hinge,
+    CategoricalCrossentropy,
+    SparseCategoricalCrossentropy,
+    BinaryCrossentropy,
+):
+    REGISTRY.register(_cls)
 
 
-def get(identifier: str | Loss | dict) -> Loss:
+def get(identifier: str | Loss | Config) -> Loss:
     """A `Loss` from a name (``"categorical_crossentropy"``, ``"mse"``), config or instance."""
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = str(config.pop("name", ""))
-        if name not in _REGISTRY:
-            raise unknown_name_error("loss", name, _REGISTRY)
-        return _REGISTRY[name](**config)
-    if isinstance(identifier, str):
-        key = _ALIASES.get(identifier.lower(), identifier.lower())
-        if key not in _REGISTRY:
-            raise unknown_name_error("loss", identifier, [*_REGISTRY, *_ALIASES])
-        return _REGISTRY[key]()
-    raise TypeError(f"loss must be a name or a Loss, got {type(identifier).__name__}")
+    return REGISTRY.get(identifier)
 
 
-def serialize(loss: Loss) -> dict:
-    return {"name": loss.name, **loss.get_config()}
+def serialize(loss: Loss) -> Config:
+    """``{"class_name": ..., "config": ...}``."""
+    return REGISTRY.serialize(loss)
+
+
+def deserialize(config: str | Config) -> Loss:
+    return REGISTRY.deserialize(config)
 
 
 # Keras-style functional forms: per-sample losses.
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+def categorical_crossentropy(
+    y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, label_smoothing: float = 0.0
+) -> np.ndarray:
     return CategoricalCrossentropy(from_logits, label_smoothing).per_sample(
         np.asarray(y_true), np.asarray(y_pred)
     )
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+def sparse_categorical_crossentropy(
+    y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False
+) -> np.ndarray:
     return SparseCategoricalCrossentropy(from_logits).per_sample(
         np.asarray(y_true), np.asarray(y_pred)
     )
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+def binary_crossentropy(
+    y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, label_smoothing: float = 0.0
+) -> np.ndarray:
     y_pred = np.asarray(y_pred)
     return BinaryCrossentropy(from_logits, label_smoothing).per_sample(
         _match(y_true, y_pred), y_pred
     )
 
 
-def mean_squared_error(y_true, y_pred):
+def mean_squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     y_pred = np.asarray(y_pred)
     return MeanSquaredError().per_sample(_match(y_true, y_pred), y_pred)
 
 
-def mean_absolute_error(y_true, y_pred):
+def mean_absolute_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     y_pred = np.asarray(y_pred)
     return MeanAbsoluteError().per_sample(_match(y_true, y_pred), y_pred)
 
 
-def hinge(y_true, y_pred):
+def hinge(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     y_pred = np.asarray(y_pred)
     return Hinge().per_sample(_match(y_true, y_pred), y_pred)
 

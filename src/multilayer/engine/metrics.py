@@ -8,9 +8,10 @@ the label), binary cross-entropy binary accuracy (thresholded at 0.5).
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from multilayer.engine.checks import finite
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry
 
 
 class Metric:
@@ -18,7 +19,7 @@ class Metric:
 
     default_name = "metric"
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None) -> None:
         self.name = name or self.default_name
         self.reset_state()
 
@@ -29,7 +30,7 @@ class Metric:
     def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def update_state(self, y_true, y_pred) -> None:
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike) -> None:
         y_pred = np.asarray(y_pred)
         values = self.values(np.asarray(y_true), y_pred)
         self._total += float(np.sum(values, dtype=np.float64))
@@ -57,7 +58,7 @@ class Metric:
             raise ValueError(f"metric {self.name!r}: total must be a number")
         self._total, self._count = float(total), count
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {"name": self.name}
 
 
@@ -67,7 +68,7 @@ class Mean(Metric):
 
     default_name = "mean"
 
-    def update_state(self, value, count=1) -> None:  # type: ignore[override]
+    def update_state(self, value: float, count: int = 1) -> None:  # type: ignore[override]
         self._total += float(value) * count
         self._count += int(count)
 
@@ -79,29 +80,29 @@ def _labels(y: np.ndarray) -> np.ndarray:
 class CategoricalAccuracy(Metric):
     default_name = "categorical_accuracy"
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return y_true.argmax(axis=-1) == y_pred.argmax(axis=-1)
 
 
 class SparseCategoricalAccuracy(Metric):
     default_name = "sparse_categorical_accuracy"
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return y_true.reshape(-1).astype(np.int64) == y_pred.argmax(axis=-1)
 
 
 class BinaryAccuracy(Metric):
     default_name = "binary_accuracy"
 
-    def __init__(self, name: str | None = None, threshold: float = 0.5):
+    def __init__(self, name: str | None = None, threshold: float = 0.5) -> None:
         self.threshold = finite(threshold, "BinaryAccuracy: threshold")
         super().__init__(name)
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y_true = y_true.reshape(y_pred.shape) if y_true.size == y_pred.size else y_true
         return (y_pred > self.threshold) == (y_true > 0.5)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "threshold": self.threshold}
 
 
@@ -111,17 +112,17 @@ class TopKCategoricalAccuracy(Metric):
     default_name = "top_k_categorical_accuracy"
     sparse = False
 
-    def __init__(self, k: int = 5, name: str | None = None):
+    def __init__(self, k: int = 5, name: str | None = None) -> None:
         self.k = int(k)
         super().__init__(name)
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         labels = y_true.reshape(-1).astype(np.int64) if self.sparse else y_true.argmax(axis=-1)
         true_scores = y_pred[np.arange(len(labels)), labels]
         # "in the top k" == fewer than k classes score strictly higher
         return (y_pred > true_scores[:, None]).sum(axis=-1) < self.k
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "k": self.k}
 
 
@@ -133,7 +134,7 @@ class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
 class MeanSquaredError(Metric):
     default_name = "mean_squared_error"
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y_true = y_true.reshape(y_pred.shape) if y_true.size == y_pred.size else y_true
         return np.mean(np.square(y_pred - y_true), axis=-1)
 
@@ -141,49 +142,56 @@ class MeanSquaredError(Metric):
 class MeanAbsoluteError(Metric):
     default_name = "mean_absolute_error"
 
-    def values(self, y_true, y_pred):
+    def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         y_true = y_true.reshape(y_pred.shape) if y_true.size == y_pred.size else y_true
         return np.mean(np.abs(y_pred - y_true), axis=-1)
 
 
-_REGISTRY: dict[str, type[Metric]] = {
-    cls.default_name: cls
-    for cls in (
-        CategoricalAccuracy,
-        SparseCategoricalAccuracy,
-        BinaryAccuracy,
-        TopKCategoricalAccuracy,
-        SparseTopKCategoricalAccuracy,
-        MeanSquaredError,
-        MeanAbsoluteError,
-    )
-}
-_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
-_ACCURACY_BY_TARGET = {
+REGISTRY: Registry[Metric] = Registry(
+    "metric",
+    Metric,
+    aliases={"mse": "mean_squared_error", "mae": "mean_absolute_error"},
+    legacy=False,  # metrics were only ever saved by name
+)
+for _cls in (
+    CategoricalAccuracy,
+    SparseCategoricalAccuracy,
+    BinaryAccuracy,
+    TopKCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    MeanSquaredError,
+    MeanAbsoluteError,
+):
+    REGISTRY.register(_cls, names=(_cls.default_name,))
+_ACCURACY_BY_TARGET: dict[str, type[Metric]] = {
     "categorical": CategoricalAccuracy,
     "sparse": SparseCategoricalAccuracy,
     "binary": BinaryAccuracy,
 }
 
 
-def get(identifier, loss=None) -> Metric:
-    """A `Metric` from a name or instance; ``"accuracy"``/``"acc"`` depends on ``loss``."""
-    if isinstance(identifier, Metric):
-        return identifier
+def get(identifier: str | Metric | Config, loss: object = None) -> Metric:
+    """A `Metric` from a name, a config dict or an instance; ``"accuracy"``/``"acc"`` is the
+    accuracy that matches ``loss`` (a `Loss`)."""
     if not isinstance(identifier, str):
-        raise TypeError(f"a metric must be a name or a Metric, got {type(identifier).__name__}")
-    key = identifier.lower()
-    if key in ("accuracy", "acc"):
+        return REGISTRY.get(identifier)
+    if identifier.lower() in ("accuracy", "acc"):
         kind = getattr(loss, "target_kind", "categorical")
-        cls = _ACCURACY_BY_TARGET.get(kind)
-        if cls is None:
+        accuracy = _ACCURACY_BY_TARGET.get(kind)
+        if accuracy is None:
             raise ValueError(
                 f"'accuracy' is not defined for the loss {getattr(loss, 'name', loss)!r}"
             )
-        if cls is BinaryAccuracy and getattr(loss, "from_logits", False):
+        if accuracy is BinaryAccuracy and getattr(loss, "from_logits", False):
             return BinaryAccuracy(name=identifier, threshold=0.0)  # logits: 0 is p = 0.5
-        return cls(name=identifier)
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise unknown_name_error("metric", identifier, [*_REGISTRY, *_ALIASES, "accuracy"])
-    return _REGISTRY[key](name=identifier)
+        return accuracy(name=identifier)
+    return REGISTRY.lookup(identifier, extra_names=["accuracy"])(name=identifier)
+
+
+def serialize(metric: Metric) -> Config:
+    """``{"class_name": ..., "config": ...}``."""
+    return REGISTRY.serialize(metric)
+
+
+def deserialize(config: Config) -> Metric:
+    return REGISTRY.deserialize(config)

@@ -2,10 +2,7 @@
 
 Every optimizer updates *one flat vector* of parameters from *one flat vector* of gradients
 (see `multilayer.engine.parameters`), in place, with preallocated scratch space: a step is a
-dozen vectorised passes over memory whatever the number of layers. The update is element-wise,
-so the base class may run it on contiguous chunks of the vector in parallel threads
-(`multilayer.engine.config.set_num_threads`); every element sees the same operations, so the
-result is bitwise the same.
+dozen vectorised passes over memory whatever the number of layers.
 
 Notation in the docstrings: ``p`` parameters, ``g`` gradient, ``lr`` learning rate at this
 step, ``t`` the 1-based step number.
@@ -14,12 +11,17 @@ step, ``t`` the 1-based step number.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from multilayer.engine import config, schedules
+from multilayer.engine import schedules
 from multilayer.engine.checks import finite, finite_or_none
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry
+
+#: a learning rate: a number, or a schedule called with the step count
+LearningRate = float | schedules.LearningRateSchedule
 
 
 class Optimizer:
@@ -35,16 +37,14 @@ class Optimizer:
     name = "optimizer"
     #: names of the per-parameter state vectors, allocated by `build`
     slots: tuple[str, ...] = ()
-    #: below this many parameters a step runs in one thread (a thread hand-off costs ~20 us)
-    min_parallel_size = 2**16
 
     def __init__(
         self,
-        learning_rate: float | schedules.LearningRateSchedule = 0.001,
+        learning_rate: LearningRate = 0.001,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
         weight_decay: float | None = None,
-    ):
+    ) -> None:
         if clipnorm is not None and global_clipnorm is not None:
             raise ValueError("give at most one of clipnorm and global_clipnorm")
         for argument, value in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm)):
@@ -61,7 +61,7 @@ class Optimizer:
         self._segments: list[slice] = []
 
     @staticmethod
-    def _check_learning_rate(value):
+    def _check_learning_rate(value: object) -> float | schedules.LearningRateSchedule:
         if isinstance(value, schedules.LearningRateSchedule):
             return value
         if (
@@ -99,7 +99,7 @@ class Optimizer:
         return float(lr(step)) if callable(lr) else lr
 
     # -- state ----------------------------------------------------------------------------
-    def build(self, size: int, dtype, segments: list[slice] | None = None) -> None:
+    def build(self, size: int, dtype: DTypeLike, segments: list[slice] | None = None) -> None:
         """Allocate state for ``size`` parameters; ``segments`` delimit tensors (for clipnorm)."""
         self.state = {slot: np.zeros(size, dtype=dtype) for slot in self.slots}
         self._init_state()
@@ -119,32 +119,10 @@ class Optimizer:
             )
         lr = self.learning_rate_at(self.iterations)
         self._clip(grads)
-        t = self.iterations + 1
-        chunks = self._chunks(params.size)
-        if len(chunks) == 1:
-            self._update_chunk(chunks[0], params, grads, lr, t)
-        else:
-            pool = config.thread_pool(len(chunks) - 1)
-            others = [
-                pool.submit(self._update_chunk, chunk, params, grads, lr, t) for chunk in chunks[1:]
-            ]
-            self._update_chunk(chunks[0], params, grads, lr, t)
-            for future in others:
-                future.result()
-        self.iterations += 1
-
-    def _chunks(self, size: int) -> list[slice]:
-        """Contiguous slices covering ``range(size)``, one per thread, 64-element aligned."""
-        threads = config.num_threads() if size >= self.min_parallel_size else 1
-        bounds = [min(size, (size * i // threads + 63) // 64 * 64) for i in range(threads)]
-        return [slice(a, b) for a, b in zip(bounds, bounds[1:] + [size], strict=True)]
-
-    def _update_chunk(self, chunk: slice, params, grads, lr: float, t: int) -> None:
-        p, g = params[chunk], grads[chunk]
         if self.weight_decay:
-            p -= (lr * self.weight_decay) * p
-        state = {slot: values[chunk] for slot, values in self.state.items()}
-        self.update(p, g, state, self._scratch[chunk], lr, t)
+            params -= (lr * self.weight_decay) * params
+        self.update(params, grads, self.state, self._scratch, lr, self.iterations + 1)
+        self.iterations += 1
 
     def _clip(self, grads: np.ndarray) -> None:
         if self.global_clipnorm is not None:
@@ -154,10 +132,16 @@ class Optimizer:
                 _clip_to_norm(grads[segment], self.clipnorm)
 
     def update(
-        self, p: np.ndarray, g: np.ndarray, state: dict, tmp: np.ndarray, lr: float, t: int
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
     ) -> None:
-        """Update ``p`` in place from ``g`` (same-length flat views: the whole vector or a
-        chunk of it); ``state`` holds the matching views of the slots, ``tmp`` is scratch."""
+        """Update ``p`` in place from ``g`` (flat vectors of the same length); ``state`` holds
+        the slots, ``tmp`` is scratch of that length, ``t`` the 1-based step number."""
         raise NotImplementedError
 
     # -- state ----------------------------------------------------------------------------
@@ -203,13 +187,25 @@ class Optimizer:
             self.learning_rate = learning_rate
 
     # -- description ----------------------------------------------------------------------
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         lr = self._learning_rate
-        config = {"learning_rate": schedules.serialize(lr) if callable(lr) else lr}
+        config: Config = {
+            "learning_rate": schedules.serialize(lr)
+            if isinstance(lr, schedules.LearningRateSchedule)
+            else lr
+        }
         for key in ("clipnorm", "global_clipnorm", "weight_decay"):
             if getattr(self, key) is not None:
                 config[key] = getattr(self, key)
         return config
+
+    @classmethod
+    def from_config(cls, config: Config) -> Optimizer:
+        """The optimizer `get_config` describes (a schedule given as its config dict)."""
+        arguments: dict[str, Any] = dict(config)
+        if isinstance(arguments.get("learning_rate"), dict):
+            arguments["learning_rate"] = schedules.deserialize(arguments["learning_rate"])
+        return cls(**arguments)
 
 
 def _clip_to_norm(g: np.ndarray, max_norm: float) -> None:
@@ -227,7 +223,13 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, **kwargs):
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum!r}")
@@ -235,7 +237,15 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slots = ("velocity",) if self.momentum else ()
 
-    def update(self, p, g, state, tmp, lr, t):
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
         step = np.multiply(g, lr, out=tmp)
         if not self.momentum:
             p -= step
@@ -250,7 +260,7 @@ class SGD(Optimizer):
         else:
             p += v
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
@@ -267,13 +277,13 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
         amsgrad: bool = False,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.beta_1 = finite(beta_1, "Adam: beta_1")
         self.beta_2 = finite(beta_2, "Adam: beta_2")
@@ -281,7 +291,15 @@ class Adam(Optimizer):
         self.amsgrad = bool(amsgrad)
         self.slots = ("m", "v", "v_max") if self.amsgrad else ("m", "v")
 
-    def update(self, p, g, state, tmp, lr, t):
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
         m, v = state["m"], state["v"]
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         np.subtract(g, m, out=tmp)
@@ -300,7 +318,7 @@ class Adam(Optimizer):
         tmp *= alpha
         p -= tmp
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {
             **super().get_config(),
             "beta_1": self.beta_1,
@@ -316,7 +334,9 @@ class AdamW(Adam):
 
     name = "adamw"
 
-    def __init__(self, learning_rate=0.001, weight_decay: float = 0.004, **kwargs):
+    def __init__(
+        self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004, **kwargs: Any
+    ) -> None:
         super().__init__(learning_rate, weight_decay=weight_decay, **kwargs)
 
 
@@ -332,13 +352,13 @@ class RMSprop(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
+        learning_rate: LearningRate = 0.001,
         rho: float = 0.9,
         momentum: float = 0.0,
         epsilon: float = 1e-7,
         centered: bool = False,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.rho = finite(rho, "RMSprop: rho")
         self.momentum = finite(momentum, "RMSprop: momentum")
@@ -350,7 +370,15 @@ class RMSprop(Optimizer):
             + (("momentum",) if self.momentum else ())
         )
 
-    def update(self, p, g, state, tmp, lr, t):
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
         v = state["v"]
         v *= self.rho
         v += (1.0 - self.rho) * g * g
@@ -373,7 +401,7 @@ class RMSprop(Optimizer):
         else:
             p -= tmp
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {
             **super().get_config(),
             "rho": self.rho,
@@ -392,21 +420,29 @@ class Adagrad(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
+        learning_rate: LearningRate = 0.001,
         initial_accumulator_value: float = 0.1,
         epsilon: float = 1e-7,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.initial_accumulator_value = finite(
             initial_accumulator_value, "Adagrad: initial_accumulator_value"
         )
         self.epsilon = finite(epsilon, "Adagrad: epsilon")
 
-    def _init_state(self):
+    def _init_state(self) -> None:
         self.state["accumulator"].fill(self.initial_accumulator_value)
 
-    def update(self, p, g, state, tmp, lr, t):
+    def update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        state: dict[str, np.ndarray],
+        tmp: np.ndarray,
+        lr: float,
+        t: int,
+    ) -> None:
         a = state["accumulator"]
         np.multiply(g, g, out=tmp)
         a += tmp
@@ -416,7 +452,7 @@ class Adagrad(Optimizer):
         tmp *= lr
         p -= tmp
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {
             **super().get_config(),
             "initial_accumulator_value": self.initial_accumulator_value,
@@ -424,30 +460,21 @@ class Adagrad(Optimizer):
         }
 
 
-_REGISTRY: dict[str, type[Optimizer]] = {
-    cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)
-}
+REGISTRY: Registry[Optimizer] = Registry("optimizer", Optimizer)
+for _cls in (SGD, Adam, AdamW, RMSprop, Adagrad):
+    REGISTRY.register(_cls)
 
 
-def get(identifier: str | Optimizer | dict) -> Optimizer:
+def get(identifier: str | Optimizer | Config) -> Optimizer:
     """An `Optimizer` from a name (``"adam"``), a config dict, or an instance."""
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier.get("config", {}))
-        name = str(identifier.get("name", ""))
-        if name not in _REGISTRY:
-            raise unknown_name_error("optimizer", name, _REGISTRY)
-        if isinstance(config.get("learning_rate"), dict):
-            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
-        return _REGISTRY[name](**config)
-    if isinstance(identifier, str):
-        cls = _REGISTRY.get(identifier.lower())
-        if cls is None:
-            raise unknown_name_error("optimizer", identifier, _REGISTRY)
-        return cls()
-    raise TypeError(f"optimizer must be a name or an Optimizer, got {type(identifier).__name__}")
+    return REGISTRY.get(identifier)
 
 
-def serialize(optimizer: Optimizer) -> dict:
-    return {"name": optimizer.name, "config": optimizer.get_config()}
+def serialize(optimizer: Optimizer) -> Config:
+    """``{"class_name": ..., "config": ...}``, the one config shape (`get` and `deserialize`
+    also read the older ``{"name": ..., "config": ...}`` of files written before it)."""
+    return REGISTRY.serialize(optimizer)
+
+
+def deserialize(config: str | Config) -> Optimizer:
+    return REGISTRY.deserialize(config)

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 if TYPE_CHECKING:
+    from multilayer.engine.initializers import Initializer
     from multilayer.engine.layers.base import Layer
+    from multilayer.engine.regularizers import Regularizer
 
 
 @dataclass
@@ -22,8 +25,8 @@ class ParameterSpec:
 
     name: str
     shape: tuple[int, ...]
-    initializer: object
-    regularizer: object = None
+    initializer: Initializer
+    regularizer: Regularizer | None = None
 
     @property
     def size(self) -> int:
@@ -38,7 +41,7 @@ class ParameterBuffer:
     order, from ``rng``.
     """
 
-    def __init__(self, layers: list[Layer], dtype: np.dtype, rng: np.random.Generator):
+    def __init__(self, layers: list[Layer], dtype: DTypeLike, rng: np.random.Generator) -> None:
         self.dtype = np.dtype(dtype)
         #: the buffer that owns the memory (itself; for a `view`, the buffer it is part of)
         self.root: ParameterBuffer = self

@@ -39,7 +39,7 @@ def new_generator(seed: int | None = None) -> np.random.Generator:
 
 def generator_state(generator: np.random.Generator) -> dict:
     """The state of ``generator`` as a JSON-serialisable dict (numpy's ``bit_generator.state``)."""
-    return generator.bit_generator.state
+    return dict(generator.bit_generator.state)
 
 
 def set_generator_state(generator: np.random.Generator, state: dict) -> None:

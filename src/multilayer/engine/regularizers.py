@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from multilayer.engine.checks import finite
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry
 
 
 class Regularizer:
@@ -13,7 +13,7 @@ class Regularizer:
 
     name = "l1_l2"
 
-    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         self.l1 = finite(l1, "regularizer: l1")
         self.l2 = finite(l2, "regularizer: l2")
         if self.l1 < 0 or self.l2 < 0:
@@ -34,27 +34,27 @@ class Regularizer:
         if self.l2:
             grad += (2.0 * self.l2) * weights
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {"l1": self.l1, "l2": self.l2}
 
 
 class L1(Regularizer):
     name = "l1"
 
-    def __init__(self, l1: float = 0.01):
+    def __init__(self, l1: float = 0.01) -> None:
         super().__init__(l1=l1)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"l1": self.l1}
 
 
 class L2(Regularizer):
     name = "l2"
 
-    def __init__(self, l2: float = 0.01):
+    def __init__(self, l2: float = 0.01) -> None:
         super().__init__(l2=l2)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"l2": self.l2}
 
 
@@ -74,25 +74,21 @@ def l1_l2(l1: float = 0.0, l2: float = 0.0) -> L1L2:
     return L1L2(l1, l2)
 
 
-_REGISTRY = {"l1": L1, "l2": L2, "l1_l2": L1L2}
+REGISTRY: Registry[Regularizer] = Registry("regularizer", Regularizer)
+REGISTRY.register(Regularizer, names=())  # usable itself; "l1_l2" is L1L2's name
+for _cls in (L1, L2, L1L2):
+    REGISTRY.register(_cls)
 
 
-def get(identifier: str | Regularizer | dict | None) -> Regularizer | None:
+def get(identifier: str | Regularizer | Config | None) -> Regularizer | None:
     """A `Regularizer` from a name (``"l2"``), a config dict, an instance, or None."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = str(config.pop("name", ""))
-        if name not in _REGISTRY:
-            raise unknown_name_error("regularizer", name, _REGISTRY)
-        return _REGISTRY[name](**config)
-    if isinstance(identifier, str):
-        if identifier.lower() not in _REGISTRY:
-            raise unknown_name_error("regularizer", identifier, _REGISTRY)
-        return _REGISTRY[identifier.lower()]()
-    raise TypeError(f"regularizer must be a name or a Regularizer, got {type(identifier).__name__}")
+    return None if identifier is None else REGISTRY.get(identifier)
 
 
-def serialize(regularizer: Regularizer | None) -> dict | None:
-    return None if regularizer is None else {"name": regularizer.name, **regularizer.get_config()}
+def serialize(regularizer: Regularizer | None) -> Config | None:
+    """``{"class_name": ..., "config": ...}``, or None for no regularizer."""
+    return None if regularizer is None else REGISTRY.serialize(regularizer)
+
+
+def deserialize(config: str | Config | None) -> Regularizer | None:
+    return None if config is None else REGISTRY.deserialize(config)

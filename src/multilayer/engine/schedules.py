@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from multilayer.engine.checks import finite, finite_or_none
-from multilayer.utils.naming import unknown_name_error
+from multilayer.engine.registry import Config, Registry, positive_int
 
 
 class LearningRateSchedule:
@@ -19,7 +19,7 @@ class LearningRateSchedule:
     def __call__(self, step: int) -> float:
         raise NotImplementedError
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return dict(vars(self))
 
 
@@ -34,15 +34,13 @@ class ExponentialDecay(LearningRateSchedule):
         decay_steps: int,
         decay_rate: float,
         staircase: bool = False,
-    ):
-        if decay_steps <= 0:
-            raise ValueError(f"ExponentialDecay: decay_steps must be > 0, got {decay_steps!r}")
+    ) -> None:
         self.initial_learning_rate = finite(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = int(decay_steps)
+        self.decay_steps = positive_int(decay_steps, "ExponentialDecay: decay_steps")
         self.decay_rate = finite(decay_rate, "decay_rate")
         self.staircase = bool(staircase)
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         exponent = step / self.decay_steps
         if self.staircase:
             exponent = math.floor(exponent)
@@ -54,7 +52,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
     name = "PiecewiseConstantDecay"
 
-    def __init__(self, boundaries: list[int], values: list[float]):
+    def __init__(self, boundaries: list[int], values: list[float]) -> None:
         if len(values) != len(boundaries) + 1:
             raise ValueError(
                 f"PiecewiseConstantDecay: needs len(values) == len(boundaries) + 1, "
@@ -67,7 +65,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         self.boundaries = [int(b) for b in boundaries]
         self.values = [finite(v, "PiecewiseConstantDecay: values") for v in values]
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         for boundary, value in zip(self.boundaries, self.values, strict=False):
             if step <= boundary:
                 return value
@@ -90,16 +88,14 @@ class CosineDecay(LearningRateSchedule):
         alpha: float = 0.0,
         warmup_target: float | None = None,
         warmup_steps: int = 0,
-    ):
-        if decay_steps <= 0:
-            raise ValueError(f"CosineDecay: decay_steps must be > 0, got {decay_steps!r}")
+    ) -> None:
         self.initial_learning_rate = finite(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = int(decay_steps)
+        self.decay_steps = positive_int(decay_steps, "CosineDecay: decay_steps")
         self.alpha = finite(alpha, "alpha")
         self.warmup_target = finite_or_none(warmup_target, "warmup_target")
         self.warmup_steps = int(warmup_steps)
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         if self.warmup_target is None:
             peak = self.initial_learning_rate
         else:
@@ -125,7 +121,7 @@ class OneCycle(LearningRateSchedule):
         pct_start: float = 0.3,
         div_factor: float = 25.0,
         final_div_factor: float = 1e4,
-    ):
+    ) -> None:
         if total_steps <= 1:
             raise ValueError(f"OneCycle: total_steps must be > 1, got {total_steps!r}")
         if not 0.0 < pct_start < 1.0:
@@ -136,7 +132,7 @@ class OneCycle(LearningRateSchedule):
         self.div_factor = finite(div_factor, "div_factor")
         self.final_div_factor = finite(final_div_factor, "final_div_factor")
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         initial = self.max_learning_rate / self.div_factor
         final = initial / self.final_div_factor
         warmup_end = self.pct_start * self.total_steps - 1
@@ -149,17 +145,17 @@ class OneCycle(LearningRateSchedule):
         return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * fraction))
 
 
-_REGISTRY = {
-    cls.name: cls for cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, OneCycle)
-}
+REGISTRY: Registry[LearningRateSchedule] = Registry(
+    "learning-rate schedule", LearningRateSchedule, names_are_class_names=True, legacy=False
+)
+for _cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, OneCycle):
+    REGISTRY.register(_cls, names=())
 
 
-def serialize(schedule: LearningRateSchedule) -> dict:
-    return {"class_name": schedule.name, "config": schedule.get_config()}
+def serialize(schedule: LearningRateSchedule) -> Config:
+    """``{"class_name": ..., "config": ...}``."""
+    return REGISTRY.serialize(schedule)
 
 
-def deserialize(config: dict) -> LearningRateSchedule:
-    name = str(config.get("class_name"))
-    if name not in _REGISTRY:
-        raise unknown_name_error("learning-rate schedule", name, _REGISTRY)
-    return _REGISTRY[name](**config.get("config", {}))
+def deserialize(config: Config) -> LearningRateSchedule:
+    return REGISTRY.deserialize(config)

@@ -32,6 +32,8 @@ from multilayer.models.checkpoint import (
     Checkpoint,
     latest_checkpoint,
     list_checkpoints,
+    optimizer_class,
+    optimizer_name,
     read_run_id,
     write_checkpoint,
 )
@@ -172,10 +174,10 @@ def restore(model, checkpoint: Checkpoint) -> None:
                 f"the model needs shape {target.shape} and dtype {target.dtype}"
             )
     saved = checkpoint.optimizer_config or {}
-    if saved.get("name") != optimizer.name:
+    if optimizer_class(saved) is not type(optimizer):
         raise ModelFileError(
-            f"{path}: the checkpoint was trained with optimizer {saved.get('name')!r}, this "
-            f"model is compiled with {optimizer.name!r}"
+            f"{path}: the checkpoint was trained with optimizer {optimizer_name(saved)!r}, "
+            f"this model is compiled with {type(optimizer).__name__!r}"
         )
     # A callback may have changed a constant learning rate: the saved one goes on. (A saved
     # schedule is the model's own, rebuilt from the compile configuration.)
@@ -307,7 +309,7 @@ class BackupAndRestore(Callback):
 
     def on_train_end(self, logs=None):
         if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)  # type: ignore[arg-type]
+            signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
         if self.delete_checkpoint and self._completed:  # not after an error or Ctrl-C
             for path in self.written:
@@ -425,8 +427,9 @@ class BackupAndRestore(Callback):
         """Write a checkpoint (unless one of this very step exists) and return the exception
         that stops `fit` (print the hint)."""
         iterations = self.model.optimizer.iterations
-        fresh = self._last_written_step == iterations and self.last_path is not None
-        path = self.last_path if fresh and self.last_path is not None else self.save()
+        path = self.last_path
+        if path is None or self._last_written_step != iterations:  # not written at this step
+            path = self.save()
         loop = self.model.loop
         hint = self.config.resume_hint or (
             f"model.fit(..., checkpoint=CheckpointConfig({str(self.config.directory)!r}, "

@@ -62,7 +62,7 @@ class CallbackList(Callback):
 class History(Callback):
     """Records the logs of every epoch: ``history.history["val_accuracy"][-1]``."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
@@ -94,7 +94,7 @@ class _Monitor(Callback):
         self.min_delta = abs(float(min_delta))
         self.best = math.inf if self.mode == "min" else -math.inf
 
-    def _current(self, logs) -> float | None:
+    def _current(self, logs: dict | None) -> float:
         value = (logs or {}).get(self.monitor)
         if value is None:
             available = ", ".join(sorted(logs or {}))

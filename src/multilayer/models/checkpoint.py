@@ -47,6 +47,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -76,6 +77,9 @@ def __getattr__(name: str):
         return getattr(backup, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+if TYPE_CHECKING:
+    from multilayer.engine.optimizers import Optimizer
 
 FORMAT = "multilayer.checkpoint"
 FORMAT_VERSION = "1"
@@ -331,9 +335,7 @@ def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
         if not isinstance(values, list) or len(values) != len(epochs):
             raise ValueError(f"history {key!r} must hold one number per epoch")
     history = {key: [_number(v, finite=False) for v in values] for key, values in history.items()}
-    if not isinstance(info["optimizer"], dict) or not isinstance(
-        info["optimizer"].get("name"), str
-    ):
+    if optimizer_name(info["optimizer"]) is None:
         raise ValueError("optimizer must be an object with a name")
     if not isinstance(info["optimizer"].get("config", {}), dict):
         raise ValueError("optimizer config must be an object")
@@ -360,6 +362,29 @@ def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
         segments=[_seconds(v) for v in info.get("segments", [])],
     )
     return state, _count(info["optimizer_iterations"])
+
+
+def optimizer_name(config: object) -> str | None:
+    """The optimizer a saved config names: ``class_name`` of ``{"class_name": "Adam",
+    "config": {...}}`` (the registry's shape), or ``name`` of the older ``{"name": "adam",
+    "config": {...}}`` that checkpoints written before it hold; None if it names none."""
+    if not isinstance(config, dict):
+        return None
+    name = config.get("class_name", config.get("name"))
+    return name if isinstance(name, str) else None
+
+
+def optimizer_class(config: object) -> type[Optimizer] | None:
+    """The registered optimizer class a saved config names (either shape), or None."""
+    from multilayer.engine import optimizers as optimizer_module
+
+    name = optimizer_name(config)
+    if name is None:
+        return None
+    try:
+        return optimizer_module.REGISTRY.lookup(name)
+    except ValueError:
+        return None
 
 
 def _number(value, finite: bool = True) -> float:

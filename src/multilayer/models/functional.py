@@ -116,7 +116,7 @@ class Model(Trainer, Layer):
         # so a file's architecture can be checked against the limits before any allocation.
 
     # -- trainable --------------------------------------------------------------------------
-    @property  # type: ignore[override]
+    @property
     def trainable(self) -> bool:
         return self._trainable
 
@@ -165,7 +165,7 @@ class Model(Trainer, Layer):
     def outputs(self) -> list[KerasTensor]:
         return list(self._graph.outputs) if self._graph is not None else []
 
-    @property  # type: ignore[override]
+    @property
     def input(self):
         """The model's input tensor (a list or dict for several), Keras' ``model.input``.
 
@@ -181,7 +181,7 @@ class Model(Trainer, Layer):
             )
         return _unflatten(list(self._graph.inputs), self._input_structure)
 
-    @property  # type: ignore[override]
+    @property
     def output(self):
         """The model's output tensor (a list or dict for several), Keras' ``model.output``.
 
@@ -223,7 +223,7 @@ class Model(Trainer, Layer):
     def output_shapes(self) -> list[tuple[int, ...]] | None:
         return list(self._graph.output_shapes) if self._graph is not None else None
 
-    @property  # type: ignore[override]
+    @property
     def input_shape(self):
         shapes = self.input_shapes()
         if shapes is None:
@@ -234,7 +234,7 @@ class Model(Trainer, Layer):
     def input_shape(self, value) -> None:  # Layer.__init__ sets it; a model derives it
         pass
 
-    @property  # type: ignore[override]
+    @property
     def output_shape(self):
         shapes = self.output_shapes()
         if shapes is None:

@@ -9,7 +9,7 @@ There is no autodiff: every layer keeps its own explicit backward pass.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -250,11 +250,13 @@ class Graph:
                 result = layer.backward(grad, need)
             if not need:
                 continue
-            if step.multi:
-                for i, g, wanted in zip(step.inputs, result, per_input, strict=True):
+            if step.multi:  # a multi-input layer returns one gradient per input
+                input_grads_of_step = cast("list[np.ndarray]", result)
+                for i, g, wanted in zip(step.inputs, input_grads_of_step, per_input, strict=True):
                     if wanted:
                         _accumulate(grads, i, g)
             else:
+                assert result is not None  # need_input_grad was True
                 _accumulate(grads, step.inputs[0], result)
         if not input_grads:
             return None

@@ -107,7 +107,7 @@ class Sequential(Model):
     def _set_graph(self, graph: Graph) -> None:
         self._graph = graph  # ``layers`` stays the list as given
 
-    @property  # type: ignore[override]
+    @property
     def input_shape(self):
         if self._graph is not None:
             return self._graph.inputs[0].sample_shape

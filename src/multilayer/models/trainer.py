@@ -303,7 +303,7 @@ class Trainer:
                 self._update_grads = np.empty(size, dtype=parameters.values.dtype)
                 starts = np.cumsum([0] + [size for _, size in kept])
                 segments = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
-            self._compiled_optimizer().build(size, self.dtype, segments)
+            self._compiled_optimizer().build(size, self._model_dtype(), segments)
             self._optimizer_built = True
 
     def _apply_update(self, parameters: ParameterBuffer) -> None:
@@ -837,9 +837,12 @@ def _results(results: dict, return_dict: bool):
 
 
 def _is_serialized_loss(value: dict) -> bool:
-    """A loss configuration (``{"name": "categorical_crossentropy", ...}``), not a dict of
-    losses by output name."""
-    return isinstance(value.get("name"), str) and not isinstance(value.get("name"), dict)
+    """A loss configuration (``{"class_name": "CategoricalCrossentropy", "config": {...}}``, or
+    the older ``{"name": "categorical_crossentropy", ...}``), not a dict of losses by output
+    name."""
+    if set(value) == {"class_name", "config"} and isinstance(value["config"], dict):
+        return True
+    return isinstance(value.get("name"), str)
 
 
 def _per_output(value, names: list[str], what: str, broadcast: bool, default=None) -> list:

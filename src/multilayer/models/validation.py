@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from multilayer.engine.registry import positive_int
+
 
 def as_array(value, argument: str) -> np.ndarray:
     """``value`` as a non-empty numeric NumPy array, or a TypeError / ValueError naming it."""
@@ -116,19 +118,13 @@ def prepare_targets(
     return np.ascontiguousarray(y, dtype=dtype)
 
 
-def positive_int(value, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def non_negative_int(value, argument: str) -> int:
+def non_negative_int(value: object, argument: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{argument} must be a non-negative integer, got {value!r}")
     return int(value)
 
 
-def inference_batch_size(batch_size, default: int) -> int:
+def inference_batch_size(batch_size: int | None, default: int) -> int:
     """``batch_size`` of evaluate / predict: ``default`` when None, else a positive integer
     (0 is refused, not taken as "the default")."""
     return positive_int(default if batch_size is None else batch_size, "batch_size")

@@ -145,9 +145,9 @@ def _mosaic(tiles: np.ndarray, columns: int, gap: int, label_space: int = 0) -> 
 
 def misclassified_figure(
     images: np.ndarray,
-    true: Sequence[int],
-    predicted: Sequence[int],
-    confidence: Sequence[float],
+    true: Sequence[int] | np.ndarray,
+    predicted: Sequence[int] | np.ndarray,
+    confidence: Sequence[float] | np.ndarray,
     class_names: Sequence[str],
 ) -> Figure:
     """A grid of wrongly classified images, each labelled "true → predicted" and confidence.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from multilayer.engine.registry import positive_int
 from multilayer.errors import DataError
 
 __all__ = ["normalize", "to_categorical", "train_validation_split"]
@@ -42,11 +43,7 @@ def to_categorical(
         if labels.size == 0:
             raise DataError("to_categorical: cannot infer num_classes from empty labels")
         num_classes = int(labels.max()) + 1
-    elif int(num_classes) != num_classes or num_classes < 1:
-        raise DataError(
-            f"to_categorical: num_classes must be a positive integer, not {num_classes}"
-        )
-    num_classes = int(num_classes)
+    num_classes = positive_int(num_classes, "to_categorical: num_classes", error=DataError)
     if labels.size and labels.max() >= num_classes:
         bad = int(np.argmax(labels >= num_classes))
         raise DataError(

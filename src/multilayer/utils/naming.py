@@ -1,14 +1,9 @@
-"""Helpful errors for unknown names ("did you mean ...?")."""
+"""Helpful errors for unknown names ("did you mean ...?").
 
-from __future__ import annotations
+The function lives in `multilayer.engine.registry` (the engine imports nothing from
+`multilayer.utils`); it is re-exported here for the CLI and the recipes.
+"""
 
-import difflib
-from collections.abc import Iterable
+from multilayer.engine.registry import unknown_name_error
 
-
-def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> ValueError:
-    """A ValueError for an unknown ``kind`` name, listing the known ones and the closest match."""
-    known = sorted(known)
-    close = difflib.get_close_matches(str(name).lower(), known, n=1, cutoff=0.6)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"Unknown {kind} {name!r}.{hint} Known: {', '.join(known)}.")
+__all__ = ["unknown_name_error"]

@@ -15,6 +15,7 @@ from multilayer.engine.layers.merge import (
     multiply,
 )
 from multilayer.engine.layers.symbolic import KerasTensor
+from multilayer.engine.registry import Config, Registry
 
 __all__ = [
     "Activation",
@@ -36,42 +37,29 @@ __all__ = [
     "multiply",
 ]
 
-_REGISTRY: dict[str, type[Layer]] = {
-    cls.__name__: cls
-    for cls in (
-        Activation,
-        Add,
-        Average,
-        Concatenate,
-        Dense,
-        Dropout,
-        Flatten,
-        InputLayer,
-        Multiply,
-        Rescaling,
-    )
-}
+REGISTRY: Registry[Layer] = Registry(
+    "layer type", Layer, names_are_class_names=True, noun="layer", legacy=False
+)
+for _cls in (
+    Activation,
+    Add,
+    Average,
+    Concatenate,
+    Dense,
+    Dropout,
+    Flatten,
+    InputLayer,
+    Multiply,
+    Rescaling,
+):
+    REGISTRY.register(_cls, names=())
 
 
-def serialize(layer: Layer) -> dict:
+def serialize(layer: Layer) -> Config:
     """``{"class_name": ..., "config": ...}``, as in Keras' model configs."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    return REGISTRY.serialize(layer)
 
 
-def deserialize(config: dict) -> Layer:
+def deserialize(config: Config) -> Layer:
     """The layer described by a `serialize` dict. Unknown types or keys raise ValueError."""
-    from multilayer.utils.naming import unknown_name_error
-
-    if not isinstance(config, dict) or set(config) != {"class_name", "config"}:
-        raise ValueError(
-            f"a layer config must be {{'class_name': ..., 'config': {{...}}}}, got {config!r}"
-        )
-    cls = _REGISTRY.get(config["class_name"])
-    if cls is None:
-        raise unknown_name_error("layer type", str(config["class_name"]), _REGISTRY)
-    try:
-        return cls.from_config(dict(config["config"]))
-    except TypeError as error:
-        raise ValueError(
-            f"invalid configuration for layer type {config['class_name']}: {error}"
-        ) from None
+    return REGISTRY.deserialize(config)

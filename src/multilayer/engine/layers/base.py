@@ -15,14 +15,22 @@ from __future__ import annotations
 import itertools
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from multilayer.engine.config import resolve_dtype
 from multilayer.engine.layers.symbolic import KerasTensor, Node
 from multilayer.engine.parameters import ParameterSpec
 from multilayer.engine.random import generator_state, set_generator_state
+from multilayer.engine.registry import Config
 from multilayer.engine.variables import Variable
+
+if TYPE_CHECKING:
+    from multilayer.engine.initializers import Initializer
+    from multilayer.engine.regularizers import Regularizer
 
 _name_counters: defaultdict[str, itertools.count] = defaultdict(itertools.count)
 
@@ -54,8 +62,12 @@ class Layer:
     owns_rng = False
 
     def __init__(
-        self, name: str | None = None, input_shape=None, dtype=None, trainable: bool = True
-    ):
+        self,
+        name: str | None = None,
+        input_shape: int | Iterable[int] | None = None,
+        dtype: DTypeLike | None = None,
+        trainable: bool = True,
+    ) -> None:
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"a layer name must be a non-empty string, got {name!r}")
         if not isinstance(trainable, bool):
@@ -79,7 +91,12 @@ class Layer:
         self.bound_to: object = None
 
     # -- the graph ----------------------------------------------------------------------
-    def __call__(self, inputs, training: bool | None = None, **kwargs):
+    def __call__(
+        self,
+        inputs: KerasTensor | Sequence[KerasTensor],
+        training: bool | None = None,
+        **kwargs: Any,
+    ) -> KerasTensor:
         """Build the graph: ``Dense(64)(tensor)`` returns the symbolic output tensor.
 
         ``training`` is accepted for Keras code (``dropout(x, training=training)``) and
@@ -95,9 +112,8 @@ class Layer:
                 f"layer {self.name!r} ({type(self).__name__}) got unexpected call arguments "
                 f"{sorted(kwargs)}"
             )
-        tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        for tensor in tensors:
-            check_symbolic(tensor, self)
+        given = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        tensors = [check_symbolic(tensor, self) for tensor in given]
         if not self.multi_input and len(tensors) != 1:
             raise TypeError(
                 f"layer {self.name!r} ({type(self).__name__}) takes one input tensor, got "
@@ -111,7 +127,7 @@ class Layer:
             )
         shapes = [t.sample_shape for t in tensors]
         self.build_for(shapes if self.multi_input else shapes[0])
-        outputs = [KerasTensor(self.output_shape, self, 0)]
+        outputs = [KerasTensor(cast(tuple[int, ...], self.output_shape), self, 0)]  # built
         self.inbound_node = Node(self, tensors, outputs)
         return outputs[0]
 
@@ -152,8 +168,9 @@ class Layer:
             )
         return list(node.inputs) if self.multi_input else node.inputs[0]
 
-    def build_for(self, input_shape) -> None:
-        """`build` the layer for ``input_shape`` unless it is already built for it.
+    def build_for(self, input_shape: Sequence[Any]) -> None:
+        """`build` the layer for ``input_shape`` (one sample shape; a list of them for a
+        ``multi_input`` layer) unless it is already built for it.
 
         Raises:
             ValueError: the layer is built for another input shape.
@@ -187,7 +204,13 @@ class Layer:
         self.output_shape = tuple(input_shape)
         self.built = True
 
-    def add_weight(self, name: str, shape, initializer, regularizer=None) -> None:
+    def add_weight(
+        self,
+        name: str,
+        shape: Iterable[int],
+        initializer: Initializer,
+        regularizer: Regularizer | None = None,
+    ) -> None:
         self.parameter_specs.append(ParameterSpec(name, tuple(shape), initializer, regularizer))
 
     def bind_parameter(
@@ -203,13 +226,18 @@ class Layer:
         """Compute the output for a batch ``x`` of shape ``(n, *input_shape)``."""
         raise NotImplementedError
 
-    def backward(self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False):
+    def backward(
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> np.ndarray | None:
         """Given dL/d(output) of the last `forward`, fill ``grads`` and return dL/d(input).
 
         ``grad`` may be overwritten. Returns None when ``need_input_grad`` is False (the first
         layer: nobody needs the gradient with respect to the data). ``fused=True`` (only
-        passed to a layer whose `fusable_activation` the loss absorbed) means ``grad`` is
-        already the gradient before the activation. Multi-input layers return a list.
+        passed to a layer whose `fusable_activation` the loss absorbed) says that ``grad`` is
+        already the gradient with respect to the input of the layer's activation (softmax or
+        sigmoid before a cross-entropy, see `multilayer.engine.losses`); layers without an
+        activation have nothing to skip and ignore it. Multi-input layers (``multi_input``)
+        return a list, one gradient per input.
         """
         raise NotImplementedError
 
@@ -262,7 +290,7 @@ class Layer:
             if spec.regularizer is not None
         )
 
-    def _buffer(self, key: str, n: int, shape: tuple[int, ...], dtype) -> np.ndarray:
+    def _buffer(self, key: str, n: int, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
         """A reusable work array of ``n`` rows: grown when needed, never freed between batches."""
         buffer = self._workspace.get(key)
         if (
@@ -340,8 +368,8 @@ class Layer:
     def count_params(self) -> int:
         return sum(spec.size for spec in self.parameter_specs)
 
-    def get_config(self) -> dict:
-        config: dict = {"name": self.name}
+    def get_config(self) -> Config:
+        config: Config = {"name": self.name}
         if self.input_shape is not None:
             config["input_shape"] = list(self.input_shape)
         if not self.trainable:
@@ -349,17 +377,18 @@ class Layer:
         return config
 
     @classmethod
-    def from_config(cls, config: dict) -> Layer:
+    def from_config(cls, config: Config) -> Layer:
         return cls(**config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} output_shape={self.output_shape}>"
 
 
-def check_symbolic(value, layer: Layer) -> None:
-    """Refuse anything but a symbolic tensor as the input of a layer call."""
+def check_symbolic(value: object, layer: Layer) -> KerasTensor:
+    """``value`` if it is a symbolic tensor; anything else, as the input of a layer call, is
+    refused."""
     if isinstance(value, KerasTensor):
-        return
+        return value
     where = f"layer {layer.name!r} ({type(layer).__name__})"
     if isinstance(value, np.ndarray):
         raise TypeError(
@@ -374,13 +403,13 @@ def check_symbolic(value, layer: Layer) -> None:
     )
 
 
-def _batch_shapes(shape, multi: bool) -> str:
+def _batch_shapes(shape: Any, multi: bool) -> str:
     if multi:
         return "[" + ", ".join(str((None, *s)) for s in shape or []) + "]"
     return str((None, *shape)) if shape is not None else "(unknown)"
 
 
-def _as_shape(shape, argument: str) -> tuple[int, ...]:
+def _as_shape(shape: Any, argument: str) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     try:

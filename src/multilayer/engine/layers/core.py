@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any, NoReturn, cast
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from multilayer.engine import activations
 from multilayer.engine.checks import finite
 from multilayer.engine.layers.base import Layer, _as_shape
 from multilayer.engine.layers.symbolic import KerasTensor, Node
+from multilayer.engine.registry import Config
 
 
 class InputLayer(Layer):
@@ -20,7 +24,13 @@ class InputLayer(Layer):
     shape).
     """
 
-    def __init__(self, shape=None, name: str | None = None, dtype=None, **kwargs):
+    def __init__(
+        self,
+        shape: int | Iterable[int] | None = None,
+        name: str | None = None,
+        dtype: DTypeLike | None = None,
+        **kwargs: Any,
+    ) -> None:
         if shape is None:
             shape = kwargs.pop("input_shape", None)
         if shape is None:
@@ -28,28 +38,36 @@ class InputLayer(Layer):
         if kwargs:
             raise TypeError(f"Input: unexpected arguments {sorted(kwargs)}")
         super().__init__(name=name, input_shape=_as_shape(shape, "shape"), dtype=dtype)
-        self.output_shape = self.input_shape
+        shape = _as_shape(shape, "shape")
+        self.output_shape = shape
         self.built = True
-        self.output = KerasTensor(self.input_shape, self, 0)
+        self.output = KerasTensor(shape, self, 0)
         self.inbound_node = Node(self, [], [self.output])
 
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs: object, training: bool | None = None, **kwargs: Any) -> NoReturn:
         raise TypeError(
             f"input layer {self.name!r} cannot be called: use its tensor (keras.Input(shape=...)"
             " returns it) as the input of other layers"
         )
 
-    def forward(self, x, training=False):
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         return x
 
-    def backward(self, grad, need_input_grad=True):
+    def backward(
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> np.ndarray | None:
         return grad if need_input_grad else None
 
-    def get_config(self):
-        return {"name": self.name, "shape": list(self.input_shape)}
+    def get_config(self) -> Config:
+        return {"name": self.name, "shape": list(cast(tuple[int, ...], self.input_shape))}
 
 
-def Input(shape=None, name: str | None = None, dtype=None, **kwargs) -> KerasTensor:  # noqa: N802 - Keras' name
+def Input(  # noqa: N802 - Keras' name
+    shape: int | Iterable[int] | None = None,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    **kwargs: Any,
+) -> KerasTensor:
     """The input of a model: a symbolic tensor of shape ``(None, *shape)``.
 
     ``x = Input(shape=(784,))`` starts a functional model (``Dense(64)(x)``, then
@@ -62,16 +80,20 @@ def Input(shape=None, name: str | None = None, dtype=None, **kwargs) -> KerasTen
 class Flatten(Layer):
     """Flattens each sample to one axis: ``(n, 28, 28)`` becomes ``(n, 784)``. A free reshape."""
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int, ...]) -> None:
         self.input_shape = tuple(input_shape)
         self.output_shape = (math.prod(input_shape),)  # Python ints: no overflow
         self.built = True
 
-    def forward(self, x, training=False):
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, grad, need_input_grad=True):
-        return grad.reshape(grad.shape[0], *self.input_shape) if need_input_grad else None
+    def backward(
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> np.ndarray | None:
+        if not need_input_grad:
+            return None
+        return grad.reshape(grad.shape[0], *cast(tuple[int, ...], self.input_shape))
 
 
 class Rescaling(Layer):
@@ -80,12 +102,12 @@ class Rescaling(Layer):
     It also casts to the model's float type, so data can stay uint8 (4x smaller) in memory.
     """
 
-    def __init__(self, scale: float, offset: float = 0.0, **kwargs):
+    def __init__(self, scale: float, offset: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scale = finite(scale, "Rescaling: scale")
         self.offset = finite(offset, "Rescaling: offset")
 
-    def forward(self, x, training=False):
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         dtype = self.dtype or np.dtype("float32")
         y = self._buffer("y", x.shape[0], x.shape[1:], dtype)
         # A scalar of the output's float type keeps the whole multiply in float32: a Python
@@ -95,26 +117,32 @@ class Rescaling(Layer):
             y += self.offset
         return y
 
-    def backward(self, grad, need_input_grad=True):
+    def backward(
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> np.ndarray | None:
         return grad * self.scale if need_input_grad else None
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}
 
 
 class Activation(Layer):
     """Applies an activation function on its own: ``Activation("softmax")``."""
 
-    def __init__(self, activation, **kwargs):
+    def __init__(
+        self, activation: str | activations.Activation | Config | None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def forward(self, x, training=False):
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y = self._buffer("y", x.shape[0], x.shape[1:], x.dtype)
         self._x, self._y = x, self.activation.forward(x, out=y)
         return self._y
 
-    def backward(self, grad, need_input_grad=True, fused: bool = False):
+    def backward(
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> np.ndarray | None:
         if not need_input_grad:
             return None
         return grad if fused else self.activation.backward(grad, self._x, self._y)
@@ -123,7 +151,7 @@ class Activation(Layer):
     def fusable_activation(self) -> str | None:
         return self.activation.name
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
 
@@ -132,7 +160,7 @@ class Dropout(Layer):
     ``1 / (1 - rate)`` so the expected value is unchanged ("inverted dropout").
     At inference it is the identity."""
 
-    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 0.0 <= float(rate) < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
@@ -142,11 +170,16 @@ class Dropout(Layer):
             self.rng = np.random.default_rng(seed)
             self.owns_rng = True
 
-    def forward(self, x, training=False):
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._mask = None
         if not training or self.rate == 0.0:
             return x
         n = x.shape[0]
+        if self.rng is None:
+            raise RuntimeError(
+                f"Dropout layer {self.name!r} has no random generator: give it a seed, or train "
+                "it inside a model (which provides one)"
+            )
         mask = self._buffer("mask", n, x.shape[1:], x.dtype)
         self.rng.random(out=mask, dtype=mask.dtype)
         # mask <- (u >= rate) / (1 - rate), computed in place
@@ -156,12 +189,14 @@ class Dropout(Layer):
         y = self._buffer("y", n, x.shape[1:], x.dtype)
         return np.multiply(x, mask, out=y)
 
-    def backward(self, grad, need_input_grad=True):
+    def backward(
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> np.ndarray | None:
         if not need_input_grad:
             return None
         if self._mask is not None:
             grad *= self._mask
         return grad
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -17,10 +17,13 @@ training step allocates nothing large.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 
 from multilayer.engine import activations, initializers, regularizers
 from multilayer.engine.layers.base import Layer
+from multilayer.engine.registry import Config, positive_int
 
 
 class Dense(Layer):
@@ -41,21 +44,19 @@ class Dense(Layer):
     def __init__(
         self,
         units: int,
-        activation=None,
+        activation: str | activations.Activation | Config | None = None,
         use_bias: bool = True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
+        kernel_initializer: str | initializers.Initializer | Config = "glorot_uniform",
+        bias_initializer: str | initializers.Initializer | Config = "zeros",
+        kernel_regularizer: str | regularizers.Regularizer | Config | None = None,
+        bias_regularizer: str | regularizers.Regularizer | Config | None = None,
         input_dim: int | None = None,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         if input_dim is not None and "input_shape" not in kwargs:
             kwargs["input_shape"] = (input_dim,)
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
-        self.units = int(units)
+        self.units = positive_int(units, "Dense: units")
         self.activation = activations.get(activation)
         if not isinstance(use_bias, (bool, np.bool_)):
             raise TypeError(f"Dense: use_bias must be True or False, got {use_bias!r}")
@@ -97,7 +98,9 @@ class Dense(Layer):
         self._x, self._z, self._y = x, z, y
         return y
 
-    def backward(self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False):
+    def backward(
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> np.ndarray | None:
         """``fused=True`` means ``grad`` is already dL/dz (the loss fused the activation)."""
         dz = grad if fused else self.activation.backward(grad, self._z, self._y)
         np.matmul(self._x.T, dz, out=self.grads["kernel"])
@@ -113,14 +116,14 @@ class Dense(Layer):
                 self.bias_regularizer.add_gradient(self.weights["bias"], self.grads["bias"])
         if not need_input_grad:
             return None
-        dx = self._buffer("dx", dz.shape[0], self.input_shape, dz.dtype)
+        dx = self._buffer("dx", dz.shape[0], cast(tuple[int, ...], self.input_shape), dz.dtype)
         return np.matmul(dz, self.weights["kernel"].T, out=dx)
 
     @property
     def fusable_activation(self) -> str | None:
         return self.activation.name
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {
             **super().get_config(),
             "units": self.units,

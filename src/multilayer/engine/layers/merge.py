@@ -14,15 +14,26 @@ exactly (no broadcasting), except along the concatenation axis.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, cast
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from multilayer.engine.layers.base import Layer
+from multilayer.engine.layers.symbolic import KerasTensor
+from multilayer.engine.registry import Config
 
 
 class _Merge(Layer):
+    """A layer of several inputs (``multi_input``): `build` gets one shape per input,
+    `forward` a list of arrays, `backward` returns one gradient per input. These overrides
+    take and return lists where `Layer`'s take one array: the graph calls them by
+    ``multi_input`` (`multilayer.models.graph`)."""
+
     multi_input = True
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[tuple[int, ...]]) -> None:  # type: ignore[override]
         shapes = [tuple(s) for s in input_shape]
         if len(shapes) < 2:
             raise ValueError(
@@ -33,7 +44,7 @@ class _Merge(Layer):
         self.output_shape = self._output_shape(shapes)
         self.built = True
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Config:
         return {"name": self.name}
 
     def _output_shape(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
@@ -44,22 +55,26 @@ class _Merge(Layer):
             )
         return shapes[0]
 
-    def _input_grads(self, n: int, dtype) -> list[np.ndarray]:
-        shapes: list = self.input_shape or []  # type: ignore[assignment]  # one per input
+    def _input_grads(self, n: int, dtype: DTypeLike) -> list[np.ndarray]:
+        shapes: list[tuple[int, ...]] = self.input_shape or []  # type: ignore[assignment]
         return [self._buffer(f"dx{i}", n, tuple(shape), dtype) for i, shape in enumerate(shapes)]
 
 
 class Add(_Merge):
     """``Add()([a, b, ...])``: the element-wise sum of inputs of one shape."""
 
-    def forward(self, inputs, training=False):
+    def forward(  # type: ignore[override]  # a list of inputs (multi_input)
+        self, inputs: list[np.ndarray], training: bool = False
+    ) -> np.ndarray:
         y = self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
         np.add(inputs[0], inputs[1], out=y)
         for x in inputs[2:]:
             y += x
         return y
 
-    def backward(self, grad, need_input_grad=True, fused=False):
+    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> list[np.ndarray] | None:
         if not need_input_grad:
             return None
         grads = self._input_grads(grad.shape[0], grad.dtype)
@@ -71,7 +86,9 @@ class Add(_Merge):
 class Average(_Merge):
     """``Average()([a, b, ...])``: the element-wise mean of inputs of one shape."""
 
-    def forward(self, inputs, training=False):
+    def forward(  # type: ignore[override]  # a list of inputs (multi_input)
+        self, inputs: list[np.ndarray], training: bool = False
+    ) -> np.ndarray:
         y = self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
         np.add(inputs[0], inputs[1], out=y)
         for x in inputs[2:]:
@@ -79,7 +96,9 @@ class Average(_Merge):
         y *= y.dtype.type(1.0 / len(inputs))
         return y
 
-    def backward(self, grad, need_input_grad=True, fused=False):
+    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> list[np.ndarray] | None:
         if not need_input_grad:
             return None
         grads = self._input_grads(grad.shape[0], grad.dtype)
@@ -92,7 +111,9 @@ class Average(_Merge):
 class Multiply(_Merge):
     """``Multiply()([a, b, ...])``: the element-wise product of inputs of one shape."""
 
-    def forward(self, inputs, training=False):
+    def forward(  # type: ignore[override]  # a list of inputs (multi_input)
+        self, inputs: list[np.ndarray], training: bool = False
+    ) -> np.ndarray:
         y = self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
         np.multiply(inputs[0], inputs[1], out=y)
         for x in inputs[2:]:
@@ -100,7 +121,9 @@ class Multiply(_Merge):
         self._inputs = list(inputs)
         return y
 
-    def backward(self, grad, need_input_grad=True, fused=False):
+    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> list[np.ndarray] | None:
         if not need_input_grad:
             return None
         grads = self._input_grads(grad.shape[0], grad.dtype)
@@ -116,13 +139,13 @@ class Concatenate(_Merge):
     """``Concatenate(axis=-1)([a, b, ...])``: inputs joined along ``axis`` (of the sample
     shape plus the batch axis, as in Keras; the batch axis 0 cannot be the one)."""
 
-    def __init__(self, axis: int = -1, **kwargs):
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise ValueError(f"Concatenate: axis must be an integer, got {axis!r}")
         self.axis = int(axis)
 
-    def _output_shape(self, shapes):
+    def _output_shape(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         rank = len(shapes[0]) + 1
         axis = self.axis % rank if -rank <= self.axis < rank else None
         mismatch = any(len(shape) != len(shapes[0]) for shape in shapes)
@@ -145,11 +168,16 @@ class Concatenate(_Merge):
         out[axis - 1] = self._bounds[-1]
         return tuple(out)
 
-    def forward(self, inputs, training=False):
-        y = self._buffer("y", inputs[0].shape[0], self.output_shape, _dtype(inputs))
+    def forward(  # type: ignore[override]  # a list of inputs (multi_input)
+        self, inputs: list[np.ndarray], training: bool = False
+    ) -> np.ndarray:
+        shape = cast(tuple[int, ...], self.output_shape)  # set by build
+        y = self._buffer("y", inputs[0].shape[0], shape, _dtype(inputs))
         return np.concatenate(inputs, axis=self._sample_axis + 1, out=y, casting="same_kind")
 
-    def backward(self, grad, need_input_grad=True, fused=False):
+    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> list[np.ndarray] | None:
         if not need_input_grad:
             return None
         grads = self._input_grads(grad.shape[0], grad.dtype)
@@ -160,34 +188,34 @@ class Concatenate(_Merge):
             np.copyto(buffer, grad[tuple(index)])
         return grads
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "axis": self.axis}
 
 
-def _dtype(inputs) -> np.dtype:
+def _dtype(inputs: list[np.ndarray]) -> np.dtype:
     dtype = np.result_type(*inputs)
     return dtype if np.issubdtype(dtype, np.floating) else np.dtype("float32")
 
 
-def _shapes(shapes) -> str:
+def _shapes(shapes: Sequence[tuple[int, ...]]) -> str:
     return "[" + ", ".join(str((None, *shape)) for shape in shapes) + "]"
 
 
-def add(inputs, **kwargs):
+def add(inputs: list[KerasTensor], **kwargs: Any) -> KerasTensor:
     """Functional form of `Add`: ``add([a, b])``."""
     return Add(**kwargs)(inputs)
 
 
-def average(inputs, **kwargs):
+def average(inputs: list[KerasTensor], **kwargs: Any) -> KerasTensor:
     """Functional form of `Average`."""
     return Average(**kwargs)(inputs)
 
 
-def multiply(inputs, **kwargs):
+def multiply(inputs: list[KerasTensor], **kwargs: Any) -> KerasTensor:
     """Functional form of `Multiply`."""
     return Multiply(**kwargs)(inputs)
 
 
-def concatenate(inputs, axis: int = -1, **kwargs):
+def concatenate(inputs: list[KerasTensor], axis: int = -1, **kwargs: Any) -> KerasTensor:
     """Functional form of `Concatenate`: ``concatenate([a, b], axis=-1)``."""
     return Concatenate(axis=axis, **kwargs)(inputs)

@@ -7,7 +7,7 @@ records a `Node`; `multilayer.Model` walks the nodes back from its outputs to fi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from multilayer.engine.layers.base import Layer
@@ -37,7 +37,7 @@ class KerasTensor:
     def __repr__(self) -> str:
         return f"<KerasTensor shape={self.shape}, name={self.name}>"
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: object = None, copy: object = None) -> NoReturn:
         raise TypeError(
             f"{self!r} is symbolic: it has no values to convert to an array. Build the model "
             "with layers (x = Dense(8)(x)), then call model.predict(data)"
@@ -58,5 +58,5 @@ class Node:
         self.outputs = list(outputs)
 
 
-def is_symbolic(value) -> bool:
+def is_symbolic(value: object) -> bool:
     return isinstance(value, KerasTensor)
