@@ -37,6 +37,7 @@ from multilayer.models.checkpoint import (
     read_run_id,
     write_checkpoint,
 )
+from multilayer.models.loop import TrainingState
 from multilayer.models.saving import compile_model, model_from_config, model_tensors
 
 #: Unit suffixes of `parse_every`: "5" or "5e" is every 5 epochs, "200s" every 200 steps.
@@ -328,14 +329,28 @@ class BackupAndRestore(Callback):
         if due:
             self.save()
 
+    def _iterations(self) -> int:
+        """The model's optimizer step count."""
+        optimizer = self.trained_model().optimizer
+        if optimizer is None:
+            raise RuntimeError("call compile(optimizer=..., loss=...) first")
+        return optimizer.iterations
+
+    def _loop(self) -> TrainingState:
+        """The model's loop position (fit sets it before the callbacks run)."""
+        loop = self.trained_model().loop
+        if loop is None:
+            raise RuntimeError("the loop state only exists while fit() runs")
+        return loop
+
     def save(self) -> Path:
         """Write a checkpoint of the current training state (with the training time of every
         segment so far) and prune old ones."""
-        iterations = self.model.optimizer.iterations
-        state = self.model.training_state()
+        iterations = self._iterations()
+        state = self.trained_model().training_state()
         state.segments = [*self._previous_segments, time.perf_counter() - self._started]
         self.last_path = write_checkpoint(
-            self.model,
+            self.trained_model(),
             self.config.directory,
             state,
             run=self.config.run,
@@ -368,7 +383,7 @@ class BackupAndRestore(Callback):
                 path.rename(path.with_name(path.name + ".damaged"))
         if checkpoint is None:
             return
-        loop = self.model.loop
+        loop = self._loop()
         state = checkpoint.state
         for name, saved, now in (
             ("batch_size", state.batch_size, loop.batch_size),
@@ -383,7 +398,7 @@ class BackupAndRestore(Callback):
         restore(self.model, checkpoint)
         self._previous_segments = list(state.segments)
         try:
-            self.model.restore_training_state(state)
+            self.trained_model().restore_training_state(state)
         except ValueError as error:
             raise TrainingError(f"cannot resume from {checkpoint.path}: {error}") from None
         self.last_path = checkpoint.path
@@ -426,11 +441,11 @@ class BackupAndRestore(Callback):
     def _interrupt(self) -> TrainingInterrupted:
         """Write a checkpoint (unless one of this very step exists) and return the exception
         that stops `fit` (print the hint)."""
-        iterations = self.model.optimizer.iterations
+        iterations = self._iterations()
         path = self.last_path
         if path is None or self._last_written_step != iterations:  # not written at this step
             path = self.save()
-        loop = self.model.loop
+        loop = self._loop()
         hint = self.config.resume_hint or (
             f"model.fit(..., checkpoint=CheckpointConfig({str(self.config.directory)!r}, "
             "resume=True))"
