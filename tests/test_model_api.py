@@ -699,3 +699,25 @@ def test_feature_extraction_from_layer_outputs_keras_idiom():
         ),
     ):
         _ = Sequential([Dense(2)], name="later").output
+
+
+def test_update_trainable_sees_the_optimizer_vector_only():
+    """What optimizer-state code (e.g. a moving-average finalisation) writes back lands on
+    the trainable parameters only."""
+    model = _mlp()
+    model.get_layer("hidden").trainable = False
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    frozen = model.get_layer("hidden").get_weights()
+    seen = []
+
+    def zero(vector):
+        seen.append(vector.size)
+        vector[...] = 0
+
+    model._update_trainable(zero)
+    assert seen == [18]
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(frozen, model.get_layer("hidden").get_weights(), strict=True)
+    )
+    assert all(not w.any() for w in model.get_layer("out").get_weights())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -305,6 +306,20 @@ class Trainer:
                 segments = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
             self._compiled_optimizer().build(size, self._model_dtype(), segments)
             self._optimizer_built = True
+
+    def _update_trainable(self, update: Callable[[np.ndarray], None]) -> None:
+        """Run ``update`` in place on the vector the optimizer works on: every parameter,
+        or (frozen layers) the trainable ones gathered and written back. For code that sets
+        parameters from optimizer state, e.g. replacing them with a moving average."""
+        self._build_optimizer()
+        parameters = self._buffer_of_parameters()
+        index = self._update_index
+        if index is None:
+            update(parameters.values)
+            return
+        values = parameters.values[index]
+        update(values)
+        parameters.values[index] = values
 
     def _apply_update(self, parameters: ParameterBuffer) -> None:
         """One optimizer step on the trainable parameters (all, or those gathered by
