@@ -721,3 +721,21 @@ def test_update_trainable_sees_the_optimizer_vector_only():
         for a, b in zip(frozen, model.get_layer("hidden").get_weights(), strict=True)
     )
     assert all(not w.any() for w in model.get_layer("out").get_weights())
+
+
+def test_model_call_with_training_true_runs_dropout_like_keras():
+    """Monte Carlo dropout: model(x, training=True) drops units; model(x) does not."""
+    x = np.ones((200, 4), "float32")
+    inputs = keras.Input(shape=(4,))
+    model = Model(inputs, Dropout(0.5)(inputs), seed=0)
+    assert np.array_equal(model(x).numpy(), x)
+    assert np.array_equal(model(x, training=False).numpy(), x)
+    sampled = model(x, training=True)
+    assert isinstance(sampled, OutputArray)
+    assert set(np.unique(sampled.numpy())) == {0.0, 2.0}  # kept units scaled by 1/(1-rate)
+    assert not np.array_equal(sampled.numpy(), model(x, training=True).numpy())
+    with pytest.raises(
+        TypeError,
+        match=re.escape(f"model {model.name!r} got unexpected call arguments ['mask']"),
+    ):
+        model(x, mask=None)

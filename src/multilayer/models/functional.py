@@ -411,6 +411,12 @@ class Model(Trainer, Layer):
         model's outputs (``predict``)."""
         flat, _ = _flatten_like(inputs, self._input_structure if self._graph else "tensor")
         if not any(isinstance(t, KerasTensor) for t in flat):
+            if kwargs:
+                raise TypeError(
+                    f"model {self.name!r} got unexpected call arguments {sorted(kwargs)}"
+                )
+            if training:  # Keras' model(x, training=True): dropout on (Monte Carlo dropout)
+                return _with_numpy(self._training_mode_outputs(inputs))
             return _with_numpy(self.predict(inputs))
         for tensor in flat:
             check_symbolic(tensor, self)

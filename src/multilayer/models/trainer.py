@@ -789,6 +789,12 @@ class Trainer:
                 out[batch] = value
         return self._structure_outputs(outputs)
 
+    def _training_mode_outputs(self, x):
+        """The outputs for ``x`` computed as during training (dropout and noise layers
+        active), in one batch; no weight changes. What ``model(x, training=True)`` returns."""
+        xs = self._check_inputs(x, cast=False)
+        return self._structure_outputs([out.copy() for out in self._run_forward(xs, training=True)])
+
     def _structure_outputs(self, outputs: list[np.ndarray]):
         structure = self._output_structure
         if structure == "tensor":
