@@ -739,3 +739,34 @@ def test_model_call_with_training_true_runs_dropout_like_keras():
         match=re.escape(f"model {model.name!r} got unexpected call arguments ['mask']"),
     ):
         model(x, mask=None)
+
+
+def test_weight_lists_and_trainable_propagation_match_keras():
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    pytest.importorskip("jax")
+    keras3 = pytest.importorskip("keras")
+    if not keras3.__version__.startswith("3"):
+        pytest.skip("Keras 3 needed")
+
+    def describe(library, base_layers, top):
+        inputs = library.Input(shape=(4,))
+        hidden = base_layers[1](base_layers[0](inputs))
+        base = library.Model(inputs, hidden)
+        model = library.Sequential([base, top])
+        base.trainable = False
+        frozen = [layer.trainable for layer in base.layers]
+        base.trainable = True
+        base.layers[1].trainable = False
+        return {
+            "propagated": frozen,
+            "weights": [tuple(w.shape) for w in model.weights],
+            "trainable": [tuple(w.shape) for w in model.trainable_weights],
+            "non_trainable": [tuple(w.shape) for w in model.non_trainable_weights],
+            "names": [w.name for w in model.weights],
+            "numpy": [w.numpy().shape for w in model.weights],
+        }
+
+    ours = describe(keras, [Dense(5), Dense(6)], Dense(2))
+    L = keras3.layers
+    theirs = describe(keras3, [L.Dense(5), L.Dense(6)], L.Dense(2))
+    assert ours == theirs
