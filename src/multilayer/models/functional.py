@@ -39,7 +39,9 @@ from multilayer.engine.layers.base import _default_name, check_symbolic
 from multilayer.engine.layers.symbolic import KerasTensor, Node
 from multilayer.engine.parameters import ParameterBuffer
 from multilayer.engine.random import generator_state, new_generator, set_generator_state
+from multilayer.engine.variables import Variable
 from multilayer.models.graph import Graph
+from multilayer.models.outputs import OutputArray
 from multilayer.models.trainer import Trainer
 
 #: configuration keys of a functional model
@@ -108,8 +110,38 @@ class Model(Trainer, Layer):
         input_list, self._input_structure = _flatten(inputs, "inputs")
         output_list, self._output_structure = _flatten(outputs, "outputs")
         self._set_graph(Graph(input_list, output_list, self.name))
+        if not trainable:
+            self.trainable = False  # now that the layers are known: freeze them all
         # The parameters are allocated on first use (fit, predict, get_weights, summary...),
         # so a file's architecture can be checked against the limits before any allocation.
+
+    # -- trainable --------------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        """As in Keras 3: setting a model's flag sets every layer's (nested models too). The
+        optimizer reads the flags when the model is compiled: call compile() again after
+        changing them (a layer added after compile() is read at the next fit)."""
+        if not isinstance(value, bool):
+            raise TypeError(f"trainable must be True or False, got {value!r}")
+        self._trainable = value
+        for layer in getattr(self, "layers", []):
+            layer.trainable = value
+
+    def _leaf_trainability(self, parent: bool = True) -> dict[int, bool]:
+        """For every leaf layer (by ``id``): whether the optimizer may update its weights
+        (its flag and those of every model holding it are True)."""
+        on = parent and self.trainable
+        flags: dict[int, bool] = {}
+        for layer in self.layers:
+            if isinstance(layer, Model):
+                flags.update(layer._leaf_trainability(on))
+            else:
+                flags[id(layer)] = on and layer.trainable
+        return flags
 
     # -- structure --------------------------------------------------------------------------
     def call(self, inputs):
@@ -132,6 +164,42 @@ class Model(Trainer, Layer):
     @property
     def outputs(self) -> list[KerasTensor]:
         return list(self._graph.outputs) if self._graph is not None else []
+
+    @property
+    def input(self):
+        """The model's input tensor (a list or dict for several), Keras' ``model.input``.
+
+        Raises:
+            AttributeError: the model is not built yet (its graph is not known).
+        """
+        if self._graph is None:
+            self._build_if_possible()
+        if self._graph is None:
+            raise AttributeError(
+                f"model {self.name!r} has no defined input yet: build it first (an Input, "
+                "input_shape=, or model.build((None, n)))"
+            )
+        return _unflatten(list(self._graph.inputs), self._input_structure)
+
+    @property
+    def output(self):
+        """The model's output tensor (a list or dict for several), Keras' ``model.output``.
+
+        Raises:
+            AttributeError: the model is not built yet (its graph is not known).
+        """
+        if self._graph is None:
+            self._build_if_possible()
+        if self._graph is None:
+            raise AttributeError(
+                f"model {self.name!r} has no defined output yet: build it first (an Input, "
+                "input_shape=, or model.build((None, n)))"
+            )
+        return _unflatten(list(self._graph.outputs), self._output_structure)
+
+    @output.setter
+    def output(self, value) -> None:
+        raise AttributeError("a model's output is its graph's: it cannot be set")
 
     @property
     def input_names(self) -> list[str]:
@@ -187,7 +255,7 @@ class Model(Trainer, Layer):
         shape) for samples of ``input_shape``, then allocate the parameters."""
         if self.built:
             return
-        self._make_graph(input_shape)
+        self._make_graph(_sample_shape(input_shape))
         self._allocate()
 
     def _make_graph(self, input_shape=None) -> None:
@@ -329,14 +397,34 @@ class Model(Trainer, Layer):
     def count_trainable_params(self) -> int:
         return sum(leaf.count_trainable_params() for leaf in self.leaf_layers())
 
-    def get_layer(self, name: str) -> Layer:
-        """The layer called ``name`` (Keras' ``get_layer``)."""
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """The layer called ``name``, or the one at position ``index`` of `layers` (Keras'
+        ``get_layer``: exactly one of the two).
+
+        Raises:
+            ValueError: both or neither given, no such layer, an index out of range.
+        """
+        if name is None and index is None:
+            raise ValueError("Provide either a layer name or layer index at `get_layer`.")
+        if name is not None and index is not None:
+            raise ValueError(
+                f"Provide only a layer name or a layer index. Received: index={index}, name={name}."
+            )
+        self._build_if_possible()
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise ValueError(f"get_layer: index must be an integer, got {index!r}")
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(
+                    f"Was asked to retrieve layer at index {index} but model only has "
+                    f"{len(self.layers)} layers."
+                )
+            return self.layers[index]
         for layer in self.layers:
             if layer.name == name:
                 return layer
         raise ValueError(
-            f"no layer named {name!r} in model {self.name!r}; layers: "
-            f"{[layer.name for layer in self.layers]}"
+            f"No such layer: {name}. Existing layers are: {[layer.name for layer in self.layers]}."
         )
 
     # -- as a layer -------------------------------------------------------------------------
@@ -345,7 +433,13 @@ class Model(Trainer, Layer):
         model's outputs (``predict``)."""
         flat, _ = _flatten_like(inputs, self._input_structure if self._graph else "tensor")
         if not any(isinstance(t, KerasTensor) for t in flat):
-            return self.predict(inputs)
+            if kwargs:
+                raise TypeError(
+                    f"model {self.name!r} got unexpected call arguments {sorted(kwargs)}"
+                )
+            if training:  # Keras' model(x, training=True): dropout on (Monte Carlo dropout)
+                return _with_numpy(self._training_mode_outputs(inputs))
+            return _with_numpy(self.predict(inputs))
         for tensor in flat:
             check_symbolic(tensor, self)
         if kwargs:
@@ -410,6 +504,55 @@ class Model(Trainer, Layer):
                 for spec in layer.parameter_specs:
                     named[f"layers.{index}.{spec.name}"] = layer.weights[spec.name]
         return named
+
+    @property  # type: ignore[override]
+    def weights(self) -> list[Variable]:
+        """Every weight as a `Variable` (``.numpy()``, ``.shape``, ``.name``, ``.path``),
+        layer by layer in `get_weights` order (Keras' ``model.weights``)."""
+        self._build_if_possible()
+        return self._model_variables(None)
+
+    @weights.setter
+    def weights(self, value) -> None:  # Layer.__init__ sets a leaf's dict; a model has none
+        pass
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        """The weights the optimizer updates: those of layers whose ``trainable`` flag is
+        True, inside models whose flag is True (the current flags)."""
+        self._build_if_possible()
+        return self._model_variables(True)
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        """The other weights (frozen layers; a layer's own non-trainable statistics)."""
+        self._build_if_possible()
+        return self._model_variables(False)
+
+    @property
+    def variables(self) -> list[Variable]:
+        return self.weights
+
+    @property
+    def trainable_variables(self) -> list[Variable]:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> list[Variable]:
+        return self.non_trainable_weights
+
+    def _model_variables(self, trainable: bool | None, parent: bool = True) -> list[Variable]:
+        on = parent and self.trainable
+        found: list[Variable] = []
+        for layer in self.layers:
+            if isinstance(layer, Model):
+                found += layer._model_variables(trainable, on)
+                continue
+            for variable in layer._variables():
+                variable.trainable = variable.trainable and on
+                if trainable is None or variable.trainable == trainable:
+                    found.append(variable)
+        return found
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of every parameter array, layer by layer (kernel, then bias)."""
@@ -585,8 +728,20 @@ class Model(Trainer, Layer):
         )
         return model
 
-    def to_json(self) -> str:
-        return json.dumps(self.get_config())
+    def to_json(self, **kwargs) -> str:
+        """The architecture as JSON, in Keras' shape: ``{"class_name": "Sequential" or
+        "Functional", "config": {...}, "module": ..., "registered_name": null}``; read back
+        with ``keras.models.model_from_json``. ``kwargs`` are passed to ``json.dumps``
+        (Keras' ``indent=...``)."""
+        return json.dumps(
+            {
+                "module": "multilayer.models",
+                "class_name": self.config_name,
+                "config": self.get_config(),
+                "registered_name": None,
+            },
+            **kwargs,
+        )
 
     def summary(self, print_fn=print) -> None:
         """Print the layers, their output shapes, parameter counts and, for a graph that is
@@ -595,6 +750,20 @@ class Model(Trainer, Layer):
 
         self._build_if_possible()
         print_fn(summary_text(self))
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Save the weights alone to a ``.weights.safetensors`` file (Keras' ``save_weights``)."""
+        from multilayer.models.saving import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch: bool = False, by_name: bool = False) -> None:
+        """Load weights saved by `save_weights` into this (built) model, matched by position,
+        or by layer name with ``by_name=True``; ``skip_mismatch=True`` skips weights whose
+        shapes differ (see `multilayer.models.saving.load_weights`)."""
+        from multilayer.models.saving import load_weights
+
+        load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name)
 
     def save(self, filepath, include_optimizer: bool = True) -> None:
         """Save the architecture, weights and compile configuration to one ``.safetensors`` file."""
@@ -621,6 +790,27 @@ def deserialize_layer(config: dict) -> Layer:
                     raise ValueError(f"invalid {cls.config_name} configuration")
                 return cls.from_config(config["config"])
     return layer_module.deserialize(config)
+
+
+def _sample_shape(input_shape):
+    """Keras' ``build((None, 784))`` -> ``(784,)``; a shape without the batch entry is taken
+    as the sample shape already (``build((784,))``); lists (several inputs) entry by entry."""
+    if isinstance(input_shape, list):
+        return [_sample_shape(shape) for shape in input_shape]
+    if isinstance(input_shape, tuple) and input_shape and input_shape[0] is None:
+        return tuple(input_shape[1:])
+    return input_shape
+
+
+def _with_numpy(result):
+    """``model(x)`` on arrays: the outputs as `OutputArray` (``.numpy()`` works)."""
+    if isinstance(result, np.ndarray):
+        return result.view(OutputArray)
+    if isinstance(result, list):
+        return [_with_numpy(item) for item in result]
+    if isinstance(result, dict):
+        return {key: _with_numpy(item) for key, item in result.items()}
+    return result
 
 
 def _is_ref(ref) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -73,6 +73,43 @@ def model_from_config(config) -> Model:
         raise ValueError("the model configuration must be a JSON object")
     cls = Model if "inputs" in config else Sequential
     return cls.from_config(config)
+
+
+def model_from_json(json_string: str) -> Model:
+    """The model `Model.to_json` described (Keras' ``keras.models.model_from_json``):
+    ``{"class_name": "Sequential" | "Functional", "config": {...}}``; not built when the
+    input shape is unknown, weights freshly initialised.
+
+    Raises:
+        ValueError: not JSON, not that shape, or an invalid configuration.
+    """
+    from multilayer.models.functional import deserialize_layer
+
+    if not isinstance(json_string, (str, bytes)):
+        raise TypeError(f"model_from_json expects a JSON string, got {type(json_string).__name__}")
+    try:
+        data = json.loads(json_string)
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"model_from_json: not valid JSON ({error})") from None
+    if not isinstance(data, dict) or data.get("class_name") not in ("Sequential", "Functional"):
+        raise ValueError(
+            "model_from_json: expected a JSON object with class_name 'Sequential' or "
+            "'Functional' and a 'config' (what model.to_json() writes)"
+        )
+    unexpected = set(data) - {"class_name", "config", "module", "registered_name"}
+    if unexpected:
+        raise ValueError(f"model_from_json: unexpected keys {sorted(unexpected)}")
+    if "module" in data and data["module"] != "multilayer.models":
+        raise ValueError(
+            f"model_from_json: a configuration written by module {data['module']!r}; this "
+            "reads multilayer's model.to_json() (Keras' files: load_model('model.keras'))"
+        )
+    model = deserialize_layer({"class_name": data["class_name"], "config": data.get("config")})
+    from multilayer.models.functional import Model as ModelClass
+
+    if not isinstance(model, ModelClass):  # deserialize_layer returns a model for these names
+        raise ValueError("model_from_json: not a model configuration")
+    return model
 
 
 def save_model(
@@ -221,8 +258,10 @@ def load_model(filepath, compile: bool = True):
         # the optimizer's state covers the trainable parameters only
         size = sum(math.prod(shape) for name, shape in expected.items() if name not in fixed)
         for name, (shape, dtype) in declared.items():
+            # At most one value per parameter (frozen layers have none: checked exactly once
+            # the model is compiled and knows its trainable parameters).
             if name.startswith("optimizer.") and (
-                tuple(shape) != (size,) or dtype not in ("F32", "F64")
+                len(shape) != 1 or shape[0] > size or dtype not in ("F32", "F64")
             ):
                 raise ModelFileError(
                     f"{path}: optimizer state {name.removeprefix('optimizer.')!r} is missing or has "
@@ -311,7 +350,8 @@ def _restore_optimizer(model, tensors: dict[str, np.ndarray], metadata: dict, pa
         value = tensors.get(f"optimizer.{slot}")
         if value is None or value.shape != target.shape or value.dtype != target.dtype:
             raise ModelFileError(
-                f"{path}: optimizer state {slot!r} is missing or has the wrong shape or dtype"
+                f"{path}: optimizer state {slot!r} is missing or has the wrong shape or dtype "
+                f"(the model's trainable parameters need {target.shape} {target.dtype})"
             )
         if not np.all(np.isfinite(value)):
             raise ModelFileError(
@@ -325,3 +365,175 @@ def _restore_optimizer(model, tensors: dict[str, np.ndarray], metadata: dict, pa
         raise ModelFileError(f"{path}: optimizer_iterations is negative")
     slots = {slot: tensors[f"optimizer.{slot}"] for slot in optimizer.state}
     optimizer.set_state({"iterations": iterations, "learning_rate": None, "slots": slots})
+
+
+# -- weights files (Keras' save_weights / load_weights) ----------------------------------------
+WEIGHTS_FORMAT = "multilayer.weights"
+_WEIGHTS_KEYS = {"format", "format_version", "layers"}
+
+
+def _weights_format(filepath) -> str:
+    name = str(filepath)
+    if name.endswith(".weights.h5"):
+        return "h5"
+    if name.endswith(".weights.safetensors"):
+        return "safetensors"
+    raise ValueError(
+        f"{name}: a weights file name must end in .weights.h5 (Keras' layout) or "
+        ".weights.safetensors"
+    )
+
+
+def _h5_not_here(filepath) -> ValueError:
+    # Keras' HDF5 layout comes with the .keras file support (multilayer.models.keras_format).
+    return ValueError(
+        f"{filepath}: .weights.h5 files are not supported by this version of multilayer; "
+        "use a name ending in .weights.safetensors"
+    )
+
+
+def _weight_paths(model) -> dict[str, str]:
+    """Tensor name (`Model.named_weights`) -> ``"{layer name}/{weight name}"`` (nested
+    models: ``"{model name}/{layer name}/{weight name}"``), in model order."""
+    from multilayer.models.functional import Model
+
+    paths: dict[str, str] = {}
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, Model):
+            for key, path in _weight_paths(layer).items():
+                paths[f"layers.{index}.{key}"] = f"{layer.name}/{path}"
+        else:
+            for spec in layer.parameter_specs:
+                paths[f"layers.{index}.{spec.name}"] = f"{layer.name}/{spec.name}"
+    return paths
+
+
+def save_weights(model, filepath, overwrite: bool = True) -> Path:
+    """Write the model's weights (atomically) to a ``.weights.safetensors`` file: tensors
+    ``layers.{index}.{name}`` and, in the header, each tensor's layer path (for
+    ``load_weights(by_name=True)``).
+
+    Raises:
+        ValueError: another extension, or a model that is not built.
+        FileExistsError: the file exists and ``overwrite`` is False.
+    """
+    kind = _weights_format(filepath)
+    model._build_if_possible()
+    if not model.built:
+        raise ValueError(
+            f"cannot save the weights of model {model.name!r}: it is not built yet (call "
+            "model.build((None, n)), fit or predict first)"
+        )
+    if kind == "h5":
+        raise _h5_not_here(filepath)
+    if not overwrite and Path(filepath).exists():
+        raise FileExistsError(f"{filepath} exists and overwrite=False")
+    st_numpy, _ = _safetensors()
+    tensors = {k: np.ascontiguousarray(v) for k, v in model_tensors(model).items()}
+    paths = _weight_paths(model)
+    metadata = {
+        "format": WEIGHTS_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "layers": json.dumps([[key, paths[key]] for key in tensors]),
+    }
+    return atomic_write_bytes(filepath, st_numpy.save(tensors, metadata=metadata))
+
+
+def load_weights(model, filepath, skip_mismatch: bool = False, by_name: bool = False) -> None:
+    """Set the model's weights from a `save_weights` file. Every tensor's name, shape and
+    type is checked against the model before any tensor is read, and every value before
+    any weight is set.
+
+    Tensors are matched by position in the model (``layers.{index}.{name}``, Keras 3's way)
+    or, with ``by_name=True``, by layer name (Keras 2's option: layers absent from the file
+    keep their weights). ``skip_mismatch=True`` leaves a weight whose shape differs (or that
+    the file lacks) as it is, with a warning, instead of refusing the file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an extension other than ``.weights.safetensors``, a model that is not
+            built, or ``by_name=True`` with a file that records no layer names.
+        ModelFileError: a missing, extra or mismatched tensor, NaN or infinite values, or
+            not a weights file.
+    """
+    import warnings
+
+    kind = _weights_format(filepath)
+    path = Path(filepath)
+    model._build_if_possible()
+    if not model.built:
+        raise ValueError(
+            f"load_weights: model {model.name!r} is not built: build it first (model.build("
+            "(None, n)), an Input or input_shape=), then load the weights"
+        )
+    if kind == "h5":
+        raise _h5_not_here(filepath)
+    if not path.exists():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a weights file")
+    targets = model_tensors(model)
+    paths = _weight_paths(model)
+    plan: dict[str, str] = {}  # model tensor name -> file tensor name
+    skipped: list[str] = []
+
+    def check_declared(metadata: dict, declared: dict) -> None:
+        # Names, shapes and types are checked before any tensor is read.
+        for name, (_shape, dtype) in declared.items():
+            if dtype not in ("F16", "F32", "F64"):
+                raise ModelFileError(f"{path}: tensor {name!r} has dtype {dtype}, not floats")
+        if by_name:
+            listed: Any = header_json(metadata, "layers", path) if "layers" in metadata else None
+            if not _is_layer_list(listed) or {key for key, _ in listed} != set(declared):
+                raise ValueError(
+                    f"{path}: load_weights(by_name=True) needs the layer names, which this "
+                    "file does not record; load it without by_name"
+                )
+            by_path = {layer_path: key for key, layer_path in listed}
+            sources = {name: by_path.get(paths[name]) for name in targets}
+        else:
+            missing = set(targets) - set(declared)
+            extra = set(declared) - set(targets)
+            if (missing or extra) and not skip_mismatch:
+                raise ModelFileError(
+                    f"{path}: tensors do not match the model: missing {sorted(missing)}, "
+                    f"unexpected {sorted(extra)} (load_weights(skip_mismatch=True) loads "
+                    "the others)"
+                )
+            sources = {name: name if name in declared else None for name in targets}
+        for name, source in sources.items():
+            if source is None:
+                if not by_name:
+                    skipped.append(f"{paths[name]} (not in the file)")
+                continue
+            shape = tuple(declared[source][0])
+            if shape != targets[name].shape:
+                if not skip_mismatch:
+                    raise ModelFileError(
+                        f"{path}: tensor {source!r} has shape {shape}, but weight "
+                        f"{paths[name]!r} of the model has shape {targets[name].shape} "
+                        "(load_weights(skip_mismatch=True) skips it)"
+                    )
+                skipped.append(
+                    f"{paths[name]} (file shape {shape}, model shape {targets[name].shape})"
+                )
+                continue
+            plan[name] = source
+
+    _, tensors = read_checked(
+        path, WEIGHTS_FORMAT, FORMAT_VERSION, _WEIGHTS_KEYS, "weights file", check_declared
+    )
+    for source in plan.values():
+        if not np.all(np.isfinite(tensors[source])):
+            raise ModelFileError(f"{path}: tensor {source!r} contains NaN or infinite values")
+    for name, source in plan.items():
+        targets[name][...] = tensors[source]
+    if skipped:
+        warnings.warn(f"load_weights({path}): skipped weights {skipped}", UserWarning, stacklevel=3)
+
+
+def _is_layer_list(value) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)
+        for item in value
+    )

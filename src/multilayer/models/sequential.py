@@ -46,21 +46,63 @@ class Sequential(Model):
             self.add(layer)
 
     # -- structure ------------------------------------------------------------------------
-    def add(self, layer: Layer | KerasTensor) -> None:
-        """Append a layer (or the tensor of ``Input(shape=...)`` as the first element)."""
+    def add(self, layer: Layer | KerasTensor, rebuild: bool = True) -> None:
+        """Append a layer (or the tensor of ``Input(shape=...)`` as the first element).
+
+        As in Keras, a model already built (by ``summary()``, ``fit``...) is rebuilt with the
+        new layer: the layers it had keep their weights, the new one is initialised, and the
+        optimizer is built again at the next ``fit`` (its state restarts)."""
         if isinstance(layer, KerasTensor) and isinstance(layer.layer, InputLayer):
             layer = layer.layer
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
-        if self.built:
-            raise RuntimeError("cannot add layers to a model that is already built")
+        if layer.inbound_node is not None and not isinstance(layer, InputLayer):
+            raise ValueError(
+                f"layer {layer.name!r} is already connected in a model graph; multilayer does "
+                "not share a layer between several calls"
+            )
         if any(existing.name == layer.name for existing in self.layers):
             raise ValueError(
                 f"a layer named {layer.name!r} is already in the model; layer names must be unique"
             )
         if isinstance(layer, InputLayer) and self.layers:
             raise ValueError("Input(...) can only be the first layer of a Sequential model")
+        was_built = self.built
+        self._forget_graph()
         self.layers.append(layer)
+        if rebuild and was_built:  # otherwise allocated on first use, as before
+            self._build_if_possible()
+
+    def pop(self, rebuild: bool = True) -> Layer:
+        """Remove the last layer and return it (Keras' ``pop``); the model is rebuilt, the
+        remaining layers keep their weights.
+
+        Raises:
+            TypeError: the model has no layers.
+        """
+        if not self.layers or (len(self.layers) == 1 and isinstance(self.layers[0], InputLayer)):
+            raise TypeError(f"Sequential.pop: model {self.name!r} has no layers to remove")
+        was_built = self.built
+        self._forget_graph()
+        layer = self.layers.pop()
+        if rebuild and was_built and any(not isinstance(i, InputLayer) for i in self.layers):
+            self._build_if_possible()
+        return layer
+
+    def _forget_graph(self) -> None:
+        """Drop the graph and the parameter buffer (the layers keep their weight arrays,
+        which the next build copies), so the stack can change."""
+        if self._graph is None:
+            return
+        for layer in self.layers:
+            if not isinstance(layer, InputLayer):
+                layer.inbound_node = None
+        self._graph = None
+        self.parameters = None
+        self.built = False
+        self._regularized = None
+        self._fused_outputs = None
+        self._optimizer_built = False
 
     def _set_graph(self, graph: Graph) -> None:
         self._graph = graph  # ``layers`` stays the list as given

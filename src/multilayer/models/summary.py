@@ -56,8 +56,8 @@ def summary_text(model) -> str:
         return text.rstrip()
 
     total = model.count_params() if built else 0
-    trainable = sum(layer.count_trainable_params() for layer in model.layers) if built else 0
-    fixed = total - trainable
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights) if built else 0
+    frozen = total - trainable
     itemsize = np.dtype(model.dtype).itemsize
     out = [f'Model: "{model.name}"', rule, line(headers), "═" * len(rule)]
     out += [line(row) for row in rows]
@@ -65,6 +65,6 @@ def summary_text(model) -> str:
         rule,
         f" Total params: {total:,} ({_format_bytes(total * itemsize)})",
         f" Trainable params: {trainable:,} ({_format_bytes(trainable * itemsize)})",
-        f" Non-trainable params: {fixed:,} ({_format_bytes(fixed * itemsize)})",
+        f" Non-trainable params: {frozen:,} ({_format_bytes(frozen * itemsize)})",
     ]
     return "\n".join(out)

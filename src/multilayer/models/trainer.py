@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -93,6 +94,9 @@ class Trainer:
     def activity_loss(self) -> float:
         raise NotImplementedError
 
+    def _leaf_trainability(self, parent: bool = True) -> dict[int, bool]:
+        raise NotImplementedError
+
     # -- narrowing helpers ------------------------------------------------------------------
     def _buffer_of_parameters(self) -> ParameterBuffer:
         if self.parameters is None:
@@ -152,6 +156,13 @@ class Trainer:
         #: per output, whether its loss absorbs the activation of the layer producing it
         self._fused_outputs: list[bool] | None = None
         self._optimizer_built = False
+        #: the layers' trainable flags when compile() ran (by layer id; Keras reads them then)
+        self._compiled_trainability: dict[int, bool] = {}
+        #: positions in the parameter vector the optimizer updates; None: all of them
+        self._update_index: np.ndarray | None = None
+        self._trainability_warned = False
+        self._update_values: np.ndarray | None = None
+        self._update_grads: np.ndarray | None = None
 
     # -- compile ----------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None) -> None:
@@ -177,6 +188,8 @@ class Trainer:
         self._compile_args = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
         self._losses = []
         self._optimizer_built = False
+        self._compiled_trainability = self._leaf_trainability()
+        self._trainability_warned = False
         self._resolve_outputs()
 
     def _resolve_outputs(self) -> None:
@@ -259,12 +272,71 @@ class Trainer:
         return self._fused_outputs
 
     def _build_optimizer(self) -> None:
+        """Build the optimizer for the trainable parameters: those of the layers that were
+        trainable when compile() ran (layers the model did not hold then: their flag now).
+        Frozen parameters are never handed to the optimizer, so no update, weight decay or
+        momentum touches them."""
         self._ensure_bound()
+        current = self._leaf_trainability()
+        if not self._trainability_warned and any(
+            self._compiled_trainability.get(key, flag) != flag for key, flag in current.items()
+        ):
+            self._trainability_warned = True
+            warnings.warn(
+                f"model {self.name!r}: a layer's trainable flag changed after compile(); as in "
+                "Keras, the change takes effect when compile() is called again",
+                UserWarning,
+                stacklevel=3,
+            )
         if not self._optimizer_built:
             parameters = self._buffer_of_parameters()
-            segments = [slice(offset, offset + spec.size) for _, spec, offset in parameters.entries]
-            self._compiled_optimizer().build(parameters.size, self._model_dtype(), segments)
+            kept = [
+                (offset, spec.size)
+                for layer, spec, offset in parameters.entries
+                if self._compiled_trainability.get(id(layer), current.get(id(layer), True))
+            ]
+            if len(kept) == len(parameters.entries):
+                self._update_index = None
+                segments = [slice(offset, offset + size) for offset, size in kept]
+                size = parameters.size
+            else:
+                ranges = [np.arange(offset, offset + size) for offset, size in kept]
+                self._update_index = np.concatenate(ranges) if ranges else np.zeros(0, np.intp)
+                size = self._update_index.size
+                self._update_values = np.empty(size, dtype=parameters.values.dtype)
+                self._update_grads = np.empty(size, dtype=parameters.values.dtype)
+                starts = np.cumsum([0] + [size for _, size in kept])
+                segments = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+            self._compiled_optimizer().build(size, self._model_dtype(), segments)
             self._optimizer_built = True
+
+    def _update_trainable(self, update: Callable[[np.ndarray], None]) -> None:
+        """Run ``update`` in place on the vector the optimizer works on: every parameter,
+        or (frozen layers) the trainable ones gathered and written back. For code that sets
+        parameters from optimizer state, e.g. replacing them with a moving average."""
+        self._build_optimizer()
+        parameters = self._buffer_of_parameters()
+        index = self._update_index
+        if index is None:
+            update(parameters.values)
+            return
+        values = parameters.values[index]
+        update(values)
+        parameters.values[index] = values
+
+    def _apply_update(self, parameters: ParameterBuffer) -> None:
+        """One optimizer step on the trainable parameters (all, or those gathered by
+        ``_update_index`` and written back)."""
+        index = self._update_index
+        if index is None:
+            self._compiled_optimizer().apply(parameters.values, parameters.grads)
+            return
+        values, grads = self._update_values, self._update_grads
+        assert values is not None and grads is not None  # set with the index
+        np.take(parameters.values, index, out=values)
+        np.take(parameters.grads, index, out=grads)
+        self._compiled_optimizer().apply(values, grads)
+        parameters.values[index] = values
 
     # -- one step -----------------------------------------------------------------------------
     def _forward(self, x, training: bool = False):
@@ -318,7 +390,7 @@ class Trainer:
         self._run_backward(grads, fused)
         self._check_divergence(loss)
         parameters = self._buffer_of_parameters()
-        self._compiled_optimizer().apply(parameters.values, parameters.grads)
+        self._apply_update(parameters)
         parameters.apply_constraints()  # after the step, as Keras does
         return loss
 
@@ -583,7 +655,8 @@ class Trainer:
             raise
         if self._optimizer_built:
             # Keras 3: with use_ema, the weights become their moving average
-            self._compiled_optimizer().finalize_variable_values(self._buffer_of_parameters().values)
+            # (on the trainable parameters only: the optimizer's vector skips frozen layers)
+            self._update_trainable(self._compiled_optimizer().finalize_variable_values)
         callback_list.on_train_end(training_logs)
         self.loop = None
         return history
@@ -1058,6 +1131,12 @@ class Trainer:
         if not chunks:
             return [np.empty((0, *shape), dtype=self.dtype) for shape in shapes]
         return [np.concatenate([c[k] for c in chunks]) for k in range(len(shapes))]
+
+    def _training_mode_outputs(self, x):
+        """The outputs for ``x`` computed as during training (dropout and noise layers
+        active), in one batch; no weight changes. What ``model(x, training=True)`` returns."""
+        xs = self._check_inputs(x, cast=False)
+        return self._structure_outputs([out.copy() for out in self._run_forward(xs, training=True)])
 
     def _structure_outputs(self, outputs: list[np.ndarray]):
         structure = self._output_structure

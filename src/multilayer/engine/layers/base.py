@@ -26,6 +26,7 @@ from multilayer.engine.layers.symbolic import KerasTensor, Node
 from multilayer.engine.parameters import ParameterSpec
 from multilayer.engine.random import generator_state, set_generator_state
 from multilayer.engine.registry import Config
+from multilayer.engine.variables import Variable
 
 if TYPE_CHECKING:
     from multilayer.engine.constraints import Constraint
@@ -142,6 +143,43 @@ class Layer:
         outputs = [KerasTensor(cast(tuple[int, ...], self.output_shape), self, 0)]  # built
         self.inbound_node = Node(self, tensors, outputs)
         return outputs[0]
+
+    @property
+    def output(self) -> KerasTensor:
+        """The symbolic tensor this layer returned when called in a model graph (Keras'
+        ``layer.output``: ``keras.Model(model.inputs, model.get_layer("hidden").output)``).
+
+        Raises:
+            AttributeError: the layer was never called on a symbolic tensor.
+        """
+        declared = self.__dict__.get("_output")
+        if declared is not None:
+            return declared
+        node = self.inbound_node
+        if node is None or not node.outputs:
+            raise AttributeError(
+                f"layer {self.name!r} has never been called and thus has no defined output "
+                "(call it on a tensor, or build the model holding it first)"
+            )
+        return node.outputs[0]
+
+    @output.setter
+    def output(self, value: KerasTensor) -> None:  # InputLayer declares its tensor
+        self.__dict__["_output"] = value
+
+    @property
+    def input(self) -> KerasTensor | list[KerasTensor]:
+        """The symbolic tensor(s) the layer was called on (a list for a merge layer).
+
+        Raises:
+            AttributeError: the layer was never called on a symbolic tensor.
+        """
+        node = self.inbound_node
+        if node is None:
+            raise AttributeError(
+                f"layer {self.name!r} has never been called and thus has no defined input"
+            )
+        return list(node.inputs) if self.multi_input else node.inputs[0]
 
     def build_for(self, input_shape: Sequence[Any]) -> None:
         """`build` the layer for ``input_shape`` (one sample shape; a list of them for a
@@ -296,6 +334,63 @@ class Layer:
         """Drop the work arrays (and the references to the last batch) to free memory."""
         self._workspace.clear()
 
+    # -- Keras' weight lists -------------------------------------------------------------
+    def _variables(self, trainable: bool | None = None) -> list[Variable]:
+        """This layer's weights as `Variable` objects, in declaration order; ``trainable``
+        picks the trainable (layer flag on and weight trainable) or the other ones."""
+        found = []
+        for spec in self.parameter_specs:
+            is_trainable = self.trainable and getattr(spec, "trainable", True)
+            if trainable is None or is_trainable == trainable:
+                found.append(Variable(self, spec.name, is_trainable))
+        return found
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        """The weights the optimizer updates (none when ``trainable`` is False), Keras'
+        ``layer.trainable_weights``."""
+        return self._variables(True)
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        """The weights the optimizer leaves alone (all of them when ``trainable`` is False)."""
+        return self._variables(False)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the layer's weights in declaration order (``[kernel, bias]`` for Dense);
+        ``[]`` while the model holding the layer has not allocated them."""
+        if any(spec.name not in self.weights for spec in self.parameter_specs):
+            return []
+        return [self.weights[spec.name].copy() for spec in self.parameter_specs]
+
+    def set_weights(self, weights: list) -> None:
+        """Set the layer's weights from a list shaped like `get_weights`'s result.
+
+        Raises:
+            ValueError: the layer's weights are not allocated yet, or the number of arrays
+                or a shape differs.
+        """
+        specs = self.parameter_specs
+        if len(weights) != len(specs):
+            raise ValueError(
+                f"layer {self.name!r} ({type(self).__name__}) has {len(specs)} weights, "
+                f"set_weights got {len(weights)} arrays"
+            )
+        if any(spec.name not in self.weights for spec in specs):
+            raise ValueError(
+                f"layer {self.name!r} has no weights allocated yet: build the model holding "
+                "it first (model.build, fit or predict)"
+            )
+        arrays = [np.asarray(value) for value in weights]
+        for spec, value in zip(specs, arrays, strict=True):
+            if value.shape != tuple(spec.shape):
+                raise ValueError(
+                    f"layer {self.name!r}: weight {spec.name!r} has shape {tuple(spec.shape)}, "
+                    f"set_weights got an array of shape {value.shape}"
+                )
+        for spec, value in zip(specs, arrays, strict=True):
+            self.weights[spec.name][...] = value
+
     # -- description --------------------------------------------------------------------
     def count_params(self) -> int:
         """Every weight, trainable or not (as Keras counts)."""
@@ -308,6 +403,8 @@ class Layer:
         config: Config = {"name": self.name}
         if self.input_shape is not None:
             config["input_shape"] = list(self.input_shape)
+        if not self.trainable:
+            config["trainable"] = False  # a frozen layer stays frozen when loaded
         return config
 
     @classmethod
