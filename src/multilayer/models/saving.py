@@ -1,6 +1,16 @@
-"""Model files: one ``.safetensors`` file with the weights as tensors and the architecture,
-compile configuration and training metadata as JSON in the header. Never pickle: loading a
-file reads numbers and JSON, and runs no code from it.
+"""Model files. The format is chosen by the file name's extension (`save_model`,
+`load_model`, `save_weights`, `load_weights`):
+
+* ``.safetensors``: multilayer's own format, described below;
+* ``.keras``: the Keras 3 archive, read and written by `multilayer.models.keras_format`;
+* ``.weights.safetensors`` and ``.weights.h5``: weights only (``.weights.h5`` in Keras'
+  layout, so Keras' ``save_weights`` files load and ours load in Keras).
+
+Another extension is refused with an error listing these. Never pickle: loading a file reads
+numbers and JSON, and runs no code from it.
+
+A multilayer ``.safetensors`` model file holds the weights as tensors and the architecture,
+compile configuration and training metadata as JSON in the header.
 
 Tensor names: ``layers.{index}.{kernel|bias}`` and, when the optimizer is saved,
 ``optimizer.{slot}`` (e.g. ``optimizer.m``). Header metadata keys: ``format``,
@@ -19,6 +29,7 @@ from multilayer.utils.files import atomic_write_bytes
 
 FORMAT = "multilayer.model"
 FORMAT_VERSION = "1"
+WEIGHTS_FORMAT = "multilayer.weights"
 _METADATA_KEYS = {
     "format",
     "format_version",
@@ -48,14 +59,64 @@ def model_tensors(model) -> dict[str, np.ndarray]:
     }
 
 
+MODEL_EXTENSIONS = (".keras", ".safetensors")
+WEIGHTS_EXTENSIONS = (".weights.h5", ".weights.safetensors")
+
+
+def _model_format(filepath) -> str:
+    """``"keras"`` or ``"safetensors"`` from the name, or ValueError listing the choices."""
+    name = str(filepath)
+    if name.endswith(WEIGHTS_EXTENSIONS):
+        raise ValueError(
+            f"{name} is a weights file name: model.save() writes a whole model to a .keras or "
+            ".safetensors file; use model.save_weights() for .weights.h5 / .weights.safetensors"
+        )
+    if name.endswith(".keras"):
+        return "keras"
+    if name.endswith(".safetensors"):
+        return "safetensors"
+    if name.endswith((".h5", ".hdf5")):
+        raise ValueError(
+            f"cannot save {name}: the legacy Keras 2 HDF5 model format is not supported; use a "
+            "name ending in .keras (the Keras 3 format) or .safetensors (multilayer's format)"
+        )
+    raise ValueError(
+        f"cannot save {name}: unknown file extension; use a name ending in .keras (the Keras 3 "
+        "format) or .safetensors (multilayer's format)"
+    )
+
+
+def _weights_format(filepath) -> str:
+    name = str(filepath)
+    if name.endswith(".weights.h5"):
+        return "h5"
+    if name.endswith(".weights.safetensors"):
+        return "safetensors"
+    raise ValueError(
+        f"{name}: a weights file name must end in .weights.h5 (Keras' layout) or "
+        ".weights.safetensors"
+    )
+
+
 def save_model(
     model, filepath, include_optimizer: bool = True, training: dict | None = None
 ) -> Path:
-    """Write ``model`` to ``filepath`` (atomically). See the module docstring for the layout."""
-    st_numpy, _ = _safetensors()
+    """Write ``model`` to ``filepath`` (atomically), in the format its extension names:
+    ``.safetensors`` (see the module docstring) or ``.keras`` (Keras 3; without the optimizer
+    state).
+
+    Raises:
+        ValueError: another extension, or a model that is not built.
+    """
+    kind = _model_format(filepath)
     model._build_if_possible()  # Keras builds as soon as the input shape is known
     if not model.built:
         raise ValueError("cannot save a model that is not built yet (it has no weights)")
+    if kind == "keras":
+        from multilayer.models.keras_format import save_keras
+
+        return save_keras(model, filepath)
+    st_numpy, _ = _safetensors()
     tensors = dict(model_tensors(model))
     metadata = {
         "format": FORMAT,
@@ -125,16 +186,32 @@ def header_json(metadata: dict, key: str, path) -> object:
 
 
 def load_model(filepath, compile: bool = True):
-    """Load a model saved by `save_model` (or ``model.save``). Refuses anything else.
+    """Load a model saved by `save_model` (or ``model.save``), or a Keras 3 ``.keras`` file
+    (by its extension). Refuses anything else.
 
     Raises:
         FileNotFoundError: no such file.
         ModelFileError: not a safetensors file, not a multilayer model, or tensors that do
-            not match the architecture described in the header.
+            not match the architecture described in the header; for ``.keras`` files, see
+            `multilayer.models.keras_format.load_keras`.
     """
     from multilayer.models.sequential import Sequential
 
     path = Path(filepath)
+    name = str(filepath)
+    if name.endswith(WEIGHTS_EXTENSIONS):
+        raise ModelFileError(
+            f"{name} is a weights file: build the model, then call model.load_weights()"
+        )
+    if name.endswith((".h5", ".hdf5")):
+        raise ModelFileError(
+            f"{name}: legacy Keras 2 HDF5 model files are not supported; in Keras, load it and "
+            "save it again with model.save('model.keras')"
+        )
+    if name.endswith(".keras"):
+        from multilayer.models.keras_format import load_keras
+
+        return load_keras(path, compile=compile)
     metadata, tensors = read_checked(path, FORMAT, FORMAT_VERSION, _METADATA_KEYS, "model")
     config = header_json(metadata, "model", path)
     try:
@@ -197,3 +274,71 @@ def _restore_optimizer(model, tensors: dict[str, np.ndarray], metadata: dict, pa
         raise ModelFileError(f"{path}: optimizer_iterations is not an integer") from None
     if optimizer.iterations < 0:
         raise ModelFileError(f"{path}: optimizer_iterations is negative")
+
+
+def save_weights(model, filepath) -> Path:
+    """Write the model's weights (atomically): ``.weights.h5`` in Keras' HDF5 layout (Keras'
+    ``load_weights`` reads it) or ``.weights.safetensors`` (tensors ``layers.{index}.{name}``).
+
+    Raises:
+        ValueError: another extension, or a model that is not built.
+    """
+    kind = _weights_format(filepath)
+    model._build_if_possible()
+    if not model.built:
+        raise ValueError("cannot save the weights of a model that is not built yet")
+    if kind == "h5":
+        from multilayer.models.keras_format import weights_h5_bytes
+
+        return atomic_write_bytes(filepath, weights_h5_bytes(model))
+    st_numpy, _ = _safetensors()
+    tensors = {k: np.ascontiguousarray(v) for k, v in model_tensors(model).items()}
+    metadata = {"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION}
+    return atomic_write_bytes(filepath, st_numpy.save(tensors, metadata=metadata))
+
+
+def load_weights(model, filepath) -> None:
+    """Set the model's weights from a `save_weights` file (or Keras' ``save_weights``
+    ``.weights.h5``). Every tensor is checked against the architecture before any is set.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an extension other than ``.weights.h5`` / ``.weights.safetensors``, or a
+            model that is not built.
+        ModelFileError: a missing, extra or mismatched tensor, NaN or infinite values, or
+            not a weights file.
+    """
+    kind = _weights_format(filepath)
+    path = Path(filepath)
+    model._build_if_possible()
+    if not model.built:
+        raise ValueError("build the model before loading weights into it")
+    if not path.exists():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a weights file")
+    if kind == "h5":
+        from multilayer.models.keras_format import read_weights_h5
+
+        read_weights_h5(model, str(path), str(path))
+        return
+    _, tensors = read_checked(
+        path, WEIGHTS_FORMAT, FORMAT_VERSION, {"format", "format_version"}, "weights file"
+    )
+    expected = model_tensors(model)
+    missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
+    if missing or extra:
+        raise ModelFileError(
+            f"{path}: tensors do not match the model: missing {sorted(missing)}, unexpected {sorted(extra)}"
+        )
+    for name, target in expected.items():
+        value = tensors[name]
+        if value.shape != target.shape or value.dtype.kind != "f":
+            raise ModelFileError(
+                f"{path}: tensor {name!r} has shape {value.shape} and dtype {value.dtype}, but "
+                f"the model needs shape {target.shape} (floating point)"
+            )
+        if not np.all(np.isfinite(value)):
+            raise ModelFileError(f"{path}: tensor {name!r} contains NaN or infinite values")
+    for name, target in expected.items():
+        target[...] = tensors[name]

@@ -530,7 +530,9 @@ class Sequential:
         print_fn(summary_text(self))
 
     def save(self, filepath, include_optimizer: bool = True) -> None:
-        """Save the architecture, weights and compile configuration to one ``.safetensors`` file."""
+        """Save the architecture, weights and compile configuration to one file, in the format
+        its extension names: ``.safetensors`` (multilayer's) or ``.keras`` (Keras 3). Another
+        extension is a ValueError (see `multilayer.models.saving`)."""
         from multilayer.models.saving import save_model
 
         save_model(self, filepath, include_optimizer=include_optimizer)

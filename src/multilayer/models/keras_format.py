@@ -1,0 +1,882 @@
+"""Keras 3 files: the ``.keras`` archive (both ways) and ``.weights.h5`` weight files.
+
+A ``.keras`` file is a zip archive of three members:
+
+* ``config.json``: the model as Keras serializes it, ``{"module", "class_name", "config",
+  "registered_name", "build_config", "compile_config"}``;
+* ``metadata.json``: ``{"keras_version", "date_saved"}``;
+* ``model.weights.h5``: the variables, one HDF5 group per layer,
+  ``layers/{snake_case(class name)}[_{k}]/vars/{0,1,...}``, in the order of the model's layers
+  (the ``Input`` declaration excluded). Group names come from class names, not layer names:
+  the second Dense layer is ``dense_1`` whatever it is called.
+
+A ``.weights.h5`` file (Keras' ``save_weights``) is the same HDF5 layout on its own.
+
+Translation between Keras configs and multilayer layers is one `LayerTranslation` per layer
+type in `LAYERS`: adding a layer type is one entry. A Keras argument that multilayer cannot
+honour (a constraint, a non-default ``noise_shape``, ...) is refused with an error naming the
+layer and the argument, never silently dropped.
+
+Reading never executes code: configs are JSON, weights are HDF5 datasets read as numbers, and
+there is no Lambda layer, no ``registered_name`` lookup of custom objects, no pickle. A hostile
+archive is refused with `ModelFileError` before anything large is allocated: the number of
+members, member names (no absolute paths, no ``..``), declared sizes and compression ratios
+are checked before reading a member, and every HDF5 dataset's declared shape and type is
+checked against the architecture (and must be stored inside the file) before it is read.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from multilayer.engine import activations, initializers, regularizers
+from multilayer.engine.layers import Activation, Dense, Dropout, Flatten, InputLayer, Rescaling
+from multilayer.engine.layers.base import Layer
+from multilayer.engine.registry import Config
+from multilayer.errors import ModelFileError
+from multilayer.utils.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from multilayer.models.sequential import Sequential
+
+CONFIG_MEMBER = "config.json"
+METADATA_MEMBER = "metadata.json"
+WEIGHTS_MEMBER = "model.weights.h5"
+#: The ``keras_version`` written in ``metadata.json``: the format version these files follow.
+KERAS_VERSION = "3.0.0"
+
+# Limits checked before anything is read from an archive.
+MAX_MEMBERS = 64
+MAX_JSON_BYTES = 16 * 2**20  # config.json: a 1000-layer MLP's config is about 1 MB
+MAX_METADATA_BYTES = 2**20
+#: A member that expands more than this many times is refused as a likely zip bomb (a real
+#: ``model.weights.h5`` is stored; JSON compresses about 10 times).
+MAX_RATIO = 200
+#: model.weights.h5 may hold the optimizer's variables besides the weights (Adam: two per
+#: weight): at most this many bytes per float64 weight, plus `H5_OVERHEAD`.
+H5_BYTES_PER_WEIGHT = 8 * 8
+H5_OVERHEAD = 64 * 2**20
+
+_FLOAT_POLICIES = {"float32", "float64"}
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError(
+            "Keras .keras and .weights.h5 files need the h5py package: "
+            "pip install 'multilayer[keras]'"
+        ) from None
+    return h5py
+
+
+def snake_case(class_name: str) -> str:
+    """Keras' group name for a class: ``"BatchNormalization"`` -> ``"batch_normalization"``."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# -- reading Keras configs --------------------------------------------------------------------
+
+
+class KerasArgs:
+    """The ``config`` of one Keras layer, consumed argument by argument.
+
+    Every key must be taken (`take`) or checked to hold a value multilayer can honour
+    (`require`); `finish` refuses anything left over, naming the layer and the keys.
+    """
+
+    def __init__(self, class_name: str, config: Config, where: str) -> None:
+        self.class_name = class_name
+        self.config = dict(config)
+        self.where = where
+        self.name = self.config.get("name")
+        #: Set when the layer computes in float64: the model then does.
+        self.float64 = False
+
+    def error(self, message: str) -> ModelFileError:
+        label = f" {self.name!r}" if isinstance(self.name, str) else ""
+        return ModelFileError(f"{self.where}: {self.class_name} layer{label}: {message}")
+
+    def take(self, key: str, default: Any = None) -> Any:
+        return self.config.pop(key, default)
+
+    def number(self, key: str, default: float) -> float:
+        value = self.take(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(f"{key} must be a number, got {value!r}")
+        return float(value)
+
+    def require(self, key: str, *allowed: Any) -> None:
+        """Refuse ``key`` unless absent or one of ``allowed`` (values multilayer honours)."""
+        if key in self.config:
+            value = self.config.pop(key)
+            if not any(value == a and type(value) is type(a) for a in allowed):
+                shown = value.get("class_name", value) if isinstance(value, dict) else value
+                raise self.error(
+                    f"{key}={shown!r} is not supported by multilayer "
+                    f"(supported: {', '.join(repr(a) for a in allowed)})"
+                )
+
+    def finish(self) -> None:
+        if self.config:
+            raise self.error(f"unsupported arguments {sorted(self.config)}")
+
+
+def _policy_name(value: object) -> str | None:
+    """The dtype named by a Keras dtype (a string or a ``DTypePolicy`` config)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        inner = value.get("config")
+        if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+            return str(inner["name"])
+    return "?"
+
+
+def _common(args: KerasArgs) -> dict[str, Any]:
+    """The arguments every Keras layer has: name, trainable, dtype."""
+    name = args.take("name")
+    if name is not None and not isinstance(name, str):
+        raise args.error(f"name must be a string, got {name!r}")
+    trainable = args.take("trainable", True)
+    if not isinstance(trainable, bool):
+        raise args.error(f"trainable must be true or false, got {trainable!r}")
+    dtype = _policy_name(args.take("dtype"))
+    if dtype is not None and dtype not in _FLOAT_POLICIES:
+        raise args.error(f"dtype {dtype!r} is not supported (float32 or float64)")
+    if dtype == "float64":
+        args.float64 = True
+    return {"name": name, "trainable": trainable}
+
+
+def _activation(args: KerasArgs, key: str = "activation") -> activations.Activation:
+    value = args.take(key, "linear")
+    if isinstance(value, dict) and value.get("class_name") == "function":
+        value = value.get("config")  # Keras' serialized built-in function
+    if value is None:
+        value = "linear"
+    if not isinstance(value, str):
+        raise args.error(f"{key} {value!r} is not a built-in activation")
+    try:
+        return activations.get(value)
+    except ValueError:
+        raise args.error(
+            f"activation {value!r} is not supported (supported: "
+            f"{', '.join(activations.REGISTRY.names())})"
+        ) from None
+
+
+def _plain(value: Config) -> Config:
+    """``{"class_name", "config"}`` out of Keras' ``{"module", "class_name", "config", ...}``."""
+    config = value.get("config")
+    return {"class_name": value.get("class_name"), "config": config if config is not None else {}}
+
+
+def _initializer(args: KerasArgs, key: str, default: str) -> initializers.Initializer:
+    """The initializer (only used to re-initialize: the file's weights are loaded anyway).
+
+    One multilayer does not have is replaced by ``default``, with a warning.
+    """
+    value = args.take(key, default)
+    try:
+        if isinstance(value, str):
+            return initializers.get(value)
+        if isinstance(value, dict):
+            plain = _plain(value)
+            cls = initializers.REGISTRY.lookup(str(plain["class_name"]))
+            known = set(cls().get_config())
+            return cls(**{k: v for k, v in dict(plain["config"]).items() if k in known})
+    except (ValueError, TypeError):
+        pass
+    warnings.warn(
+        f"{args.where}: {args.class_name} layer {args.name!r}: initializer {value!r} is not "
+        f"available in multilayer; {default!r} is used if the layer is ever re-initialized",
+        stacklevel=4,
+    )
+    return initializers.get(default)
+
+
+def _regularizer(args: KerasArgs, key: str) -> regularizers.Regularizer | None:
+    value = args.take(key)
+    if value is None:
+        return None
+    try:
+        if isinstance(value, dict):
+            return regularizers.deserialize(_plain(value))
+        if isinstance(value, str):
+            return regularizers.get(value)
+    except (ValueError, TypeError):
+        pass
+    raise args.error(f"{key} {value!r} is not supported (L1, L2 or L1L2)")
+
+
+def _dense_from_keras(args: KerasArgs) -> Layer:
+    common = _common(args)
+    units = args.take("units")
+    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+        raise args.error(f"units must be a positive integer, got {units!r}")
+    activation = _activation(args)
+    use_bias = args.take("use_bias", True)
+    if not isinstance(use_bias, bool):
+        raise args.error(f"use_bias must be true or false, got {use_bias!r}")
+    kernel_initializer = _initializer(args, "kernel_initializer", "glorot_uniform")
+    bias_initializer = _initializer(args, "bias_initializer", "zeros")
+    kernel_regularizer = _regularizer(args, "kernel_regularizer")
+    bias_regularizer = _regularizer(args, "bias_regularizer")
+    for key in ("activity_regularizer", "kernel_constraint", "bias_constraint"):
+        args.require(key, None)
+    args.require("quantization_config", None)
+    args.require("lora_rank", None)
+    args.take("lora_alpha")  # meaningless without lora_rank
+    args.finish()
+    return Dense(
+        units,
+        activation=activation,
+        use_bias=use_bias,
+        kernel_initializer=kernel_initializer,
+        bias_initializer=bias_initializer,
+        kernel_regularizer=kernel_regularizer,
+        bias_regularizer=bias_regularizer,
+        **common,
+    )
+
+
+def _dropout_from_keras(args: KerasArgs) -> Layer:
+    common = _common(args)
+    rate = args.number("rate", 0.0)
+    seed = args.take("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise args.error(f"seed must be a non-negative integer or null, got {seed!r}")
+    args.require("noise_shape", None)
+    args.finish()
+    try:
+        return Dropout(rate, seed=seed, **common)
+    except ValueError as error:
+        raise args.error(str(error)) from None
+
+
+def _flatten_from_keras(args: KerasArgs) -> Layer:
+    common = _common(args)
+    args.require("data_format", None, "channels_last")
+    args.finish()
+    return Flatten(**common)
+
+
+def _rescaling_from_keras(args: KerasArgs) -> Layer:
+    common = _common(args)
+    scale, offset = args.number("scale", 1.0), args.number("offset", 0.0)
+    args.finish()
+    return Rescaling(scale, offset, **common)
+
+
+def _activation_layer_from_keras(args: KerasArgs) -> Layer:
+    common = _common(args)
+    activation = _activation(args)
+    args.finish()
+    return Activation(activation, **common)
+
+
+# -- writing Keras configs --------------------------------------------------------------------
+
+
+def _keras_object(module: str, class_name: str, config: object) -> Config:
+    return {"module": module, "class_name": class_name, "config": config, "registered_name": None}
+
+
+def _policy(dtype: np.dtype | None) -> Config:
+    return _keras_object("keras", "DTypePolicy", {"name": np.dtype(dtype or "float32").name})
+
+
+def _activation_name(layer: Layer, activation: activations.Activation) -> str:
+    if activation.get_config() != type(activation)().get_config():
+        raise ValueError(
+            f"layer {layer.name!r}: activation {activation.name!r} with arguments "
+            f"{activation.get_config()} has no Keras string name, so it cannot be written to a "
+            ".keras file (Keras' string names use the default arguments)"
+        )
+    return activation.name
+
+
+def _initializer_to_keras(initializer: initializers.Initializer) -> Config:
+    config = initializers.serialize(initializer)
+    return _keras_object("keras.initializers", config["class_name"], config["config"])
+
+
+def _regularizer_to_keras(regularizer: regularizers.Regularizer | None) -> Config | None:
+    config = regularizers.serialize(regularizer)
+    if config is None:
+        return None
+    class_name = "L1L2" if config["class_name"] == "Regularizer" else config["class_name"]
+    return _keras_object("keras.regularizers", class_name, config["config"])
+
+
+def _dense_to_keras(layer: Layer) -> Config:
+    assert isinstance(layer, Dense)
+    return {
+        "units": layer.units,
+        "activation": _activation_name(layer, layer.activation),
+        "use_bias": layer.use_bias,
+        "kernel_initializer": _initializer_to_keras(layer.kernel_initializer),
+        "bias_initializer": _initializer_to_keras(layer.bias_initializer),
+        "kernel_regularizer": _regularizer_to_keras(layer.kernel_regularizer),
+        "bias_regularizer": _regularizer_to_keras(layer.bias_regularizer),
+        "kernel_constraint": None,
+        "bias_constraint": None,
+    }
+
+
+def _dropout_to_keras(layer: Layer) -> Config:
+    assert isinstance(layer, Dropout)
+    return {"rate": layer.rate, "seed": layer.seed, "noise_shape": None}
+
+
+def _flatten_to_keras(layer: Layer) -> Config:
+    return {"data_format": "channels_last"}
+
+
+def _rescaling_to_keras(layer: Layer) -> Config:
+    assert isinstance(layer, Rescaling)
+    return {"scale": layer.scale, "offset": layer.offset}
+
+
+def _activation_layer_to_keras(layer: Layer) -> Config:
+    assert isinstance(layer, Activation)
+    return {"activation": _activation_name(layer, layer.activation)}
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerTranslation:
+    """How one layer type maps between Keras and multilayer.
+
+    Attributes:
+        keras_class: Keras' class name (``config.json``'s ``class_name``).
+        layer_class: the multilayer class.
+        from_keras: builds the multilayer layer from Keras' config arguments.
+        to_keras: Keras' config arguments of a multilayer layer (besides name, trainable,
+            dtype).
+        weights: the multilayer weight names in the order of Keras' variables (``vars/0``,
+            ``vars/1``, ...); names a layer does not have (a Dense without bias) are skipped.
+    """
+
+    keras_class: str
+    layer_class: type[Layer]
+    from_keras: Callable[[KerasArgs], Layer]
+    to_keras: Callable[[Layer], Config]
+    weights: tuple[str, ...] = ()
+
+
+LAYERS: dict[str, LayerTranslation] = {
+    t.keras_class: t
+    for t in [
+        LayerTranslation("Dense", Dense, _dense_from_keras, _dense_to_keras, ("kernel", "bias")),
+        LayerTranslation("Dropout", Dropout, _dropout_from_keras, _dropout_to_keras),
+        LayerTranslation("Flatten", Flatten, _flatten_from_keras, _flatten_to_keras),
+        LayerTranslation("Rescaling", Rescaling, _rescaling_from_keras, _rescaling_to_keras),
+        LayerTranslation(
+            "Activation", Activation, _activation_layer_from_keras, _activation_layer_to_keras
+        ),
+    ]
+}
+_BY_LAYER_CLASS = {t.layer_class: t for t in LAYERS.values()}
+
+
+def translation_of(layer: Layer) -> LayerTranslation:
+    """The `LayerTranslation` of a multilayer layer, or ValueError naming it."""
+    translation = _BY_LAYER_CLASS.get(type(layer))
+    if translation is None:
+        raise ValueError(
+            f"layer {layer.name!r} ({type(layer).__name__}) has no Keras equivalent known to "
+            "multilayer, so the model cannot be written as a Keras file"
+        )
+    return translation
+
+
+def weight_names(layer: Layer) -> list[str]:
+    """The layer's weight names in Keras' variable order."""
+    return [name for name in translation_of(layer).weights if name in layer.weights]
+
+
+def weight_groups(model: Sequential) -> Iterator[tuple[str, Layer]]:
+    """``(HDF5 group name, layer)`` for each layer of the model, as Keras names the groups."""
+    used: dict[str, int] = {}
+    for layer in model.layers:
+        if isinstance(layer, InputLayer):
+            continue
+        name = snake_case(translation_of(layer).keras_class)
+        if name in used:
+            used[name] += 1
+            name = f"{name}_{used[name]}"
+        else:
+            used[name] = 0
+        yield name, layer
+
+
+# -- model configs ----------------------------------------------------------------------------
+
+
+def model_config(model: Sequential) -> Config:
+    """Keras' ``config.json`` for a multilayer `Sequential` model."""
+    input_shape = model.input_shape
+    if input_shape is None or not model.built:
+        raise ValueError("cannot save a model that is not built yet (it has no weights)")
+    dtype = model.dtype
+    layers: list[Config] = []
+    first = model.layers[0]
+    input_name = first.name if isinstance(first, InputLayer) else "input_layer"
+    layers.append(
+        _keras_object(
+            "keras.layers",
+            "InputLayer",
+            {
+                "batch_shape": [None, *input_shape],
+                "dtype": dtype.name,
+                "sparse": False,
+                "name": input_name,
+            },
+        )
+    )
+    for layer in model.layers:
+        if isinstance(layer, InputLayer):
+            continue
+        translation = translation_of(layer)
+        config = {
+            "name": layer.name,
+            "trainable": bool(layer.trainable),
+            "dtype": _policy(layer.dtype or dtype),
+            **translation.to_keras(layer),
+        }
+        entry = _keras_object("keras.layers", translation.keras_class, config)
+        entry["build_config"] = {"input_shape": [None, *(layer.input_shape or ())]}
+        layers.append(entry)
+    result = _keras_object(
+        "keras",
+        "Sequential",
+        {
+            "name": model.name,
+            "trainable": True,
+            "dtype": _policy(dtype),
+            "layers": layers,
+            "build_input_shape": [None, *input_shape],
+        },
+    )
+    result["build_config"] = {"input_shape": [None, *input_shape]}
+    compile_config = _compile_to_keras(model)
+    if compile_config is not None:
+        result["compile_config"] = compile_config
+    return result
+
+
+def _compile_to_keras(model: Sequential) -> Config | None:
+    """Keras' ``compile_config``, or None when the model is not compiled."""
+    compiled = getattr(model, "_compile_config", None)
+    if model.loss is None or not isinstance(compiled, dict):
+        return None
+    optimizer = dict(compiled["optimizer"])
+    class_name = type(model.optimizer).__name__
+    optimizer_config = dict(optimizer.get("config", {}))
+    rate = optimizer_config.get("learning_rate")
+    if isinstance(rate, dict):
+        optimizer_config["learning_rate"] = _keras_object(
+            "keras.optimizers.schedules", rate["class_name"], rate["config"]
+        )
+    loss = compiled["loss"]
+    return {
+        "optimizer": _keras_object("keras.optimizers", class_name, optimizer_config),
+        "loss": _keras_object("keras.losses", loss["class_name"], loss["config"]),
+        "loss_weights": None,
+        "metrics": list(compiled["metrics"]) or None,
+        "weighted_metrics": None,
+        "run_eagerly": False,
+        "steps_per_execution": 1,
+        "jit_compile": False,
+    }
+
+
+def model_from_config(config: object, where: str) -> Sequential:
+    """The multilayer model a Keras ``config.json`` describes (not built).
+
+    Raises:
+        ModelFileError: not a Sequential model, or a layer or argument multilayer lacks.
+    """
+    from multilayer.models.sequential import Sequential
+
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{where}: config.json must hold a JSON object")
+    class_name = config.get("class_name")
+    if class_name != "Sequential":
+        raise ModelFileError(
+            f"{where}: only Keras Sequential models can be read (this file holds a "
+            f"{class_name!r} model)"
+        )
+    inner = config.get("config")
+    if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
+        raise ModelFileError(f"{where}: the Sequential config has no list of layers")
+    dtype = _policy_name(inner.get("dtype"))
+    if dtype is not None and dtype not in _FLOAT_POLICIES:
+        raise ModelFileError(f"{where}: model dtype {dtype!r} is not supported")
+    # One float type per multilayer model: float64 if any layer of the Keras model uses it.
+    float64 = dtype == "float64"
+    layers: list[Layer] = []
+    for index, entry in enumerate(inner["layers"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+            raise ModelFileError(f"{where}: layer {index} is not a Keras layer config")
+        keras_class = entry.get("class_name")
+        if keras_class == "InputLayer":
+            if index != 0:
+                raise ModelFileError(f"{where}: an InputLayer can only be the first layer")
+            args = KerasArgs("InputLayer", entry["config"], where)
+            layers.append(_input_from_keras(args))
+            float64 = float64 or args.float64
+            continue
+        translation = LAYERS.get(keras_class) if isinstance(keras_class, str) else None
+        if translation is None:
+            name = entry["config"].get("name")
+            if keras_class == "Lambda":
+                raise ModelFileError(
+                    f"{where}: layer {index} ({name!r}) is a Keras Lambda layer: it holds "
+                    "Python code, and multilayer never runs code from a file"
+                )
+            raise ModelFileError(
+                f"{where}: layer {index} ({name!r}) is a Keras {keras_class!r} layer, which "
+                f"multilayer does not support (supported: InputLayer, {', '.join(LAYERS)})"
+            )
+        args = KerasArgs(keras_class, entry["config"], where)
+        layers.append(translation.from_keras(args))
+        float64 = float64 or args.float64
+    if not layers or not isinstance(layers[0], InputLayer):
+        shape = inner.get("build_input_shape")
+        if shape is None and isinstance(config.get("build_config"), dict):
+            shape = config["build_config"].get("input_shape")
+        layers.insert(0, _input_from_keras(KerasArgs("InputLayer", {"batch_shape": shape}, where)))
+    name = inner.get("name", "sequential")
+    try:
+        return Sequential(
+            layers,
+            name=name if isinstance(name, str) else "sequential",
+            dtype="float64" if float64 else "float32",
+        )
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(f"{where}: invalid model: {error}") from None
+
+
+def _input_from_keras(args: KerasArgs) -> InputLayer:
+    shape = args.take("batch_shape")
+    if shape is None and "batch_input_shape" in args.config:
+        shape = args.take("batch_input_shape")
+    if (
+        not isinstance(shape, list)
+        or len(shape) < 2
+        or shape[0] is not None
+        and not isinstance(shape[0], int)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape[1:])
+    ):
+        raise args.error(
+            f"the input shape must be [null, d1, d2, ...] with known positive sizes, "
+            f"got {shape!r} (a model without a known input shape has no weights to read)"
+        )
+    name = args.take("name")
+    dtype = _policy_name(args.take("dtype"))
+    if dtype is not None and dtype not in _FLOAT_POLICIES:
+        raise args.error(f"dtype {dtype!r} is not supported (float32 or float64)")
+    args.float64 = dtype == "float64"
+    args.take("batch_size")
+    for key in ("sparse", "ragged", "optional"):
+        args.require(key, False)
+    args.require("input_tensor", None)
+    args.finish()
+    return InputLayer(shape=shape[1:], name=name if isinstance(name, str) else None)
+
+
+# -- HDF5 weights -----------------------------------------------------------------------------
+
+
+def weights_h5_bytes(model: Sequential) -> bytes:
+    """The model's weights in Keras' HDF5 layout (what ``save_weights`` writes)."""
+    h5py = _h5py()
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
+        layers_group = handle.create_group("layers")
+        for group_name, layer in weight_groups(model):
+            group = layers_group.create_group(group_name).create_group("vars")
+            group.attrs["name"] = layer.name
+            for index, name in enumerate(weight_names(layer)):
+                group.create_dataset(str(index), data=np.ascontiguousarray(layer.weights[name]))
+        handle.create_group("vars").attrs["name"] = model.name
+    return buffer.getvalue()
+
+
+def _check_dataset(h5py: Any, group: Any, key: str, where: str) -> Any:
+    """The dataset ``key`` of ``group``: a hard link to data stored inside this file."""
+    link = group.get(key, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise ModelFileError(f"{where}: {group.name}/{key} is a link, not a dataset in the file")
+    dataset = group[key]
+    if not isinstance(dataset, h5py.Dataset):
+        raise ModelFileError(f"{where}: {group.name}/{key} is not a dataset")
+    if dataset.external or dataset.is_virtual:
+        raise ModelFileError(f"{where}: {group.name}/{key} refers to data outside the file")
+    return dataset
+
+
+def read_weights_h5(model: Sequential, source: object, where: str) -> None:
+    """Check every variable of an HDF5 weights file (Keras layout) against ``model``, then
+    copy them in. Nothing is read before all declared shapes and types have been checked.
+
+    Raises:
+        ModelFileError: a missing or extra variable, a shape or type that does not match, a
+            link or external storage, NaN or infinite values, or a file h5py cannot read.
+    """
+    h5py = _h5py()
+    try:
+        with h5py.File(source, "r") as handle:
+            plan: list[tuple[Any, np.ndarray, str]] = []
+            for group_name, layer in weight_groups(model):
+                names = weight_names(layer)
+                path = f"layers/{group_name}/vars"
+                if path not in handle:
+                    if names:
+                        raise ModelFileError(
+                            f"{where}: no variables for layer {layer.name!r} (group {path!r})"
+                        )
+                    continue
+                group = handle[path]
+                if not isinstance(group, h5py.Group):
+                    raise ModelFileError(f"{where}: {path} is not a group")
+                keys = set(group.keys())
+                if keys != {str(i) for i in range(len(names))}:
+                    raise ModelFileError(
+                        f"{where}: layer {layer.name!r} ({path}) holds variables "
+                        f"{sorted(keys)}, but multilayer expects {len(names)} "
+                        f"({', '.join(names) or 'none'})"
+                    )
+                for index, name in enumerate(names):
+                    dataset = _check_dataset(h5py, group, str(index), where)
+                    target = layer.weights[name]
+                    if dataset.shape != target.shape or dataset.dtype.kind != "f":
+                        raise ModelFileError(
+                            f"{where}: {path}/{index} ({layer.name!r} {name}) has shape "
+                            f"{dataset.shape} and dtype {dataset.dtype}, but the architecture "
+                            f"needs shape {target.shape} (floating point)"
+                        )
+                    plan.append((dataset, target, f"{layer.name!r} {name}"))
+            values = []
+            for dataset, target, label in plan:
+                value = np.asarray(dataset[()])
+                if not np.all(np.isfinite(value)):
+                    raise ModelFileError(f"{where}: {label} contains NaN or infinite values")
+                values.append((target, value))
+    except ModelFileError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelFileError(f"{where}: not a readable HDF5 weights file ({reason})") from None
+    for target, value in values:
+        target[...] = value
+
+
+# -- the archive ------------------------------------------------------------------------------
+
+
+def save_keras(model: Sequential, filepath: str | Path) -> Path:
+    """Write ``model`` as a Keras 3 ``.keras`` archive (atomically).
+
+    The optimizer's state is not written (Keras builds a fresh optimizer from
+    ``compile_config``). Raises ValueError for a model with a layer or activation Keras
+    cannot express.
+    """
+    config = model_config(model)
+    metadata = {"keras_version": KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
+    weights = weights_h5_bytes(model)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr(METADATA_MEMBER, json.dumps(metadata))
+        archive.writestr(CONFIG_MEMBER, json.dumps(config))
+        archive.writestr(WEIGHTS_MEMBER, weights)
+    return atomic_write_bytes(filepath, buffer.getvalue())
+
+
+def _checked_members(archive: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]:
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ModelFileError(f"{where}: {len(infos)} archive members (at most {MAX_MEMBERS})")
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = info.filename
+        parts = PurePosixPath(name).parts
+        if (
+            name.startswith(("/", "\\"))
+            or "\\" in name
+            or ".." in parts
+            or re.match(r"^[A-Za-z]:", name)
+            or "\x00" in name
+        ):
+            raise ModelFileError(f"{where}: unsafe member name {name!r} in the archive")
+        if name in members:
+            raise ModelFileError(f"{where}: member {name!r} appears twice in the archive")
+        if info.flag_bits & 0x1:
+            raise ModelFileError(f"{where}: member {name!r} is encrypted")
+        members[name] = info
+    return members
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where: str) -> bytes:
+    """A member's bytes, after checking its declared size and compression ratio."""
+    if info.file_size > limit:
+        raise ModelFileError(
+            f"{where}: {info.filename} declares {info.file_size} bytes (at most {limit} "
+            "expected for this model)"
+        )
+    if info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        raise ModelFileError(
+            f"{where}: {info.filename} expands {info.file_size} bytes from "
+            f"{info.compress_size}: refused as a likely zip bomb"
+        )
+    with archive.open(info) as member:
+        data = member.read(limit + 1)  # the zip reader never yields more than declared
+    if len(data) > limit:
+        raise ModelFileError(f"{where}: {info.filename} is larger than declared")
+    return data
+
+
+def _json_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where: str) -> Any:
+    data = _read_member(archive, info, limit, where)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ModelFileError(f"{where}: {info.filename} is not valid JSON ({error})") from None
+
+
+def load_keras(filepath: str | Path, compile: bool = True) -> Sequential:
+    """Read a Keras 3 ``.keras`` file into a multilayer model.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: not a zip archive, an unsafe or oversized member, a layer or argument
+            multilayer does not support (named), or weights that do not match.
+    """
+    path = Path(filepath)
+    where = str(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a .keras file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = _checked_members(archive, where)
+            for required in (CONFIG_MEMBER, METADATA_MEMBER):
+                if required not in members:
+                    raise ModelFileError(f"{where}: not a Keras 3 archive (no {required})")
+            if WEIGHTS_MEMBER not in members:
+                other = "model.weights.npz" in members
+                raise ModelFileError(
+                    f"{where}: no {WEIGHTS_MEMBER} in the archive"
+                    + (" (weights stored as .npz are not supported)" if other else "")
+                )
+            metadata = _json_member(archive, members[METADATA_MEMBER], MAX_METADATA_BYTES, where)
+            if not isinstance(metadata, dict) or not str(
+                metadata.get("keras_version", "")
+            ).startswith("3."):
+                raise ModelFileError(
+                    f"{where}: metadata.json does not name a Keras 3 version "
+                    f"(keras_version {metadata.get('keras_version') if isinstance(metadata, dict) else None!r})"
+                )
+            config = _json_member(archive, members[CONFIG_MEMBER], MAX_JSON_BYTES, where)
+            model = model_from_config(config, where)
+            try:
+                model.build()
+            except (ValueError, TypeError) as error:
+                raise ModelFileError(f"{where}: invalid model: {error}") from None
+            assert model.parameters is not None
+            limit = H5_BYTES_PER_WEIGHT * model.parameters.size + H5_OVERHEAD
+            weights = _read_member(archive, members[WEIGHTS_MEMBER], limit, where)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as error:
+        raise ModelFileError(f"{where} is not a valid .keras archive ({error})") from None
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ModelFileError(f"{where} is not a valid .keras archive ({error})") from None
+    read_weights_h5(model, io.BytesIO(weights), where)
+    model.training_info = {}
+    compile_config = config.get("compile_config")
+    if compile and isinstance(compile_config, dict) and compile_config.get("loss") is not None:
+        _compile_from_keras(model, compile_config, where)
+    return model
+
+
+# Keras optimizer arguments multilayer reads as "off" only when they hold these values.
+_OPTIMIZER_OFF = {
+    "weight_decay": None,
+    "clipnorm": None,
+    "global_clipnorm": None,
+    "clipvalue": None,
+    "use_ema": False,
+    "ema_overwrite_frequency": None,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+}
+_OPTIMIZER_IGNORED = {"name", "ema_momentum"}
+_LOSS_IGNORED = {"name", "reduction", "dtype"}
+
+
+def _compile_from_keras(model: Sequential, compile_config: Config, where: str) -> None:
+    """Compile as Keras' ``compile_config`` says; like Keras, warn and leave the model
+    uncompiled when that is not possible (the model still predicts)."""
+    from multilayer.engine import optimizers
+
+    try:
+        optimizer = compile_config.get("optimizer", "rmsprop")
+        if isinstance(optimizer, dict):
+            plain = _plain(optimizer)
+            arguments = dict(plain["config"])
+            for key, off in _OPTIMIZER_OFF.items():
+                if key in arguments and arguments[key] == off:
+                    del arguments[key]
+            for key in _OPTIMIZER_IGNORED:
+                arguments.pop(key, None)
+            rate = arguments.get("learning_rate")
+            if isinstance(rate, dict):
+                schedule = _plain(rate)
+                schedule["config"] = {
+                    k: v for k, v in dict(schedule["config"]).items() if k != "name"
+                }
+                arguments["learning_rate"] = schedule
+            cls = optimizers.REGISTRY.lookup(str(plain["class_name"]))
+            optimizer = cls.from_config(arguments) if hasattr(cls, "from_config") else None
+            if optimizer is None:
+                optimizer = cls(**arguments)
+        loss = compile_config.get("loss")
+        if isinstance(loss, dict):
+            plain = _plain(loss)
+            plain["config"] = {
+                k: v for k, v in dict(plain["config"]).items() if k not in _LOSS_IGNORED
+            }
+            loss = plain
+        metrics = compile_config.get("metrics")
+        if metrics is not None and not all(isinstance(m, str) for m in metrics):
+            raise ValueError(f"metrics {metrics!r} are not all names")
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    except (ValueError, TypeError, KeyError) as error:
+        warnings.warn(
+            f"{where}: the model is loaded but not compiled, because its compile "
+            f"configuration cannot be reproduced in multilayer ({error}). Call compile() "
+            "before fit or evaluate.",
+            stacklevel=3,
+        )
+        model.loss = None
