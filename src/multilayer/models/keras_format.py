@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import time
 import warnings
@@ -60,6 +61,8 @@ KERAS_VERSION = "3.0.0"
 MAX_MEMBERS = 64
 MAX_JSON_BYTES = 16 * 2**20  # config.json: a 1000-layer MLP's config is about 1 MB
 MAX_METADATA_BYTES = 2**20
+#: Values per input sample (a 2**31-feature input is no MLP; keeps sizes far from overflow).
+MAX_INPUT_SIZE = 2**31
 #: A member that expands more than this many times is refused as a likely zip bomb (a real
 #: ``model.weights.h5`` is stored; JSON compresses about 10 times).
 MAX_RATIO = 200
@@ -227,8 +230,8 @@ def _regularizer(args: KerasArgs, key: str) -> regularizers.Regularizer | None:
 def _dense_from_keras(args: KerasArgs) -> Layer:
     common = _common(args)
     units = args.take("units")
-    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-        raise args.error(f"units must be a positive integer, got {units!r}")
+    if isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= MAX_INPUT_SIZE:
+        raise args.error(f"units must be a positive integer up to 2**31, got {units!r}")
     activation = _activation(args)
     use_bias = args.take("use_bias", True)
     if not isinstance(use_bias, bool):
@@ -557,7 +560,7 @@ def model_from_config(config: object, where: str) -> Sequential:
                 f"{where}: layer {index} ({name!r}) is a Keras {keras_class!r} layer, which "
                 f"multilayer does not support (supported: InputLayer, {', '.join(LAYERS)})"
             )
-        args = KerasArgs(keras_class, entry["config"], where)
+        args = KerasArgs(translation.keras_class, entry["config"], where)
         layers.append(translation.from_keras(args))
         float64 = float64 or args.float64
     if not layers or not isinstance(layers[0], InputLayer):
@@ -576,6 +579,25 @@ def model_from_config(config: object, where: str) -> Sequential:
         raise ModelFileError(f"{where}: invalid model: {error}") from None
 
 
+def _count_parameters(model: Sequential, where: str) -> int:
+    """The number of parameters of ``model`` (not built), without allocating them: the
+    layers of a copy are sized one after the other."""
+    from multilayer.models.sequential import Sequential
+
+    try:
+        probe = Sequential.from_config(model.get_config())
+        shape = probe.input_shape
+        total = 0
+        for layer in probe.layers:
+            assert shape is not None
+            layer.build(tuple(shape))
+            total += layer.count_params()
+            shape = layer.output_shape
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(f"{where}: invalid model: {error}") from None
+    return total
+
+
 def _input_from_keras(args: KerasArgs) -> InputLayer:
     shape = args.take("batch_shape")
     if shape is None and "batch_input_shape" in args.config:
@@ -591,6 +613,8 @@ def _input_from_keras(args: KerasArgs) -> InputLayer:
             f"the input shape must be [null, d1, d2, ...] with known positive sizes, "
             f"got {shape!r} (a model without a known input shape has no weights to read)"
         )
+    if math.prod(shape[1:]) > MAX_INPUT_SIZE:
+        raise args.error(f"input samples of shape {shape[1:]} are too large for an MLP")
     name = args.take("name")
     dtype = _policy_name(args.take("dtype"))
     if dtype is not None and dtype not in _FLOAT_POLICIES:
@@ -647,7 +671,22 @@ def read_weights_h5(model: Sequential, source: object, where: str) -> None:
     try:
         with h5py.File(source, "r") as handle:
             plan: list[tuple[Any, np.ndarray, str]] = []
-            for group_name, layer in weight_groups(model):
+            groups = dict(weight_groups(model))
+            stored: Any = handle.get("layers")
+            if stored is not None and not isinstance(stored, h5py.Group):
+                raise ModelFileError(f"{where}: 'layers' is not a group")
+            stored_names = list(stored) if stored is not None else []
+            for group_name in stored_names:
+                if group_name in groups:
+                    continue
+                item = handle.get(f"layers/{group_name}")
+                inner = item.get("vars") if isinstance(item, h5py.Group) else item
+                if inner is not None and (not isinstance(inner, h5py.Group) or len(inner)):
+                    raise ModelFileError(
+                        f"{where}: the file has variables for a layer group {group_name!r} "
+                        "that this model does not have (another architecture?)"
+                    )
+            for group_name, layer in groups.items():
                 names = weight_names(layer)
                 path = f"layers/{group_name}/vars"
                 if path not in handle:
@@ -749,10 +788,8 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, wh
             f"{info.compress_size}: refused as a likely zip bomb"
         )
     with archive.open(info) as member:
-        data = member.read(limit + 1)  # the zip reader never yields more than declared
-    if len(data) > limit:
-        raise ModelFileError(f"{where}: {info.filename} is larger than declared")
-    return data
+        # Never more than declared: a member that holds more fails its CRC check instead.
+        return member.read(info.file_size)
 
 
 def _json_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where: str) -> Any:
@@ -799,13 +836,19 @@ def load_keras(filepath: str | Path, compile: bool = True) -> Sequential:
                 )
             config = _json_member(archive, members[CONFIG_MEMBER], MAX_JSON_BYTES, where)
             model = model_from_config(config, where)
+            count = _count_parameters(model, where)
+            info = members[WEIGHTS_MEMBER]
+            if 2 * count > info.file_size:  # float16, the smallest float type, takes 2 bytes
+                raise ModelFileError(
+                    f"{where}: the architecture has {count} parameters, more than "
+                    f"{WEIGHTS_MEMBER} ({info.file_size} bytes) can hold"
+                )
             try:
                 model.build()
             except (ValueError, TypeError) as error:
                 raise ModelFileError(f"{where}: invalid model: {error}") from None
-            assert model.parameters is not None
-            limit = H5_BYTES_PER_WEIGHT * model.parameters.size + H5_OVERHEAD
-            weights = _read_member(archive, members[WEIGHTS_MEMBER], limit, where)
+            limit = H5_BYTES_PER_WEIGHT * count + H5_OVERHEAD
+            weights = _read_member(archive, info, limit, where)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as error:
         raise ModelFileError(f"{where} is not a valid .keras archive ({error})") from None
     except OSError as error:
@@ -813,7 +856,6 @@ def load_keras(filepath: str | Path, compile: bool = True) -> Sequential:
             raise
         raise ModelFileError(f"{where} is not a valid .keras archive ({error})") from None
     read_weights_h5(model, io.BytesIO(weights), where)
-    model.training_info = {}
     compile_config = config.get("compile_config")
     if compile and isinstance(compile_config, dict) and compile_config.get("loss") is not None:
         _compile_from_keras(model, compile_config, where)
