@@ -364,6 +364,14 @@ def test_path_traversal_member_names_are_refused(tmp_path, name):
     _refused(_archive(tmp_path / "t.keras", members), r"unsafe member name")
 
 
+def test_many_members_are_refused_before_the_directory_is_parsed(tmp_path):
+    members = _valid_archive(tmp_path)
+    members.update({f"assets/{i}": b"" for i in range(20000)})
+    path = _archive(tmp_path / "many.keras", members)
+    # zipfile would hold 20003 ZipInfo objects (several MB) to list them
+    _refused(path, r"20003 archive members \(at most 64\)", limit=2**20)
+
+
 def test_too_many_members_are_refused(tmp_path):
     members = _valid_archive(tmp_path)
     members.update({f"assets/{i}": b"" for i in range(keras_format.MAX_MEMBERS)})

@@ -31,6 +31,7 @@ import io
 import json
 import math
 import re
+import struct
 import time
 import warnings
 import zipfile
@@ -751,6 +752,32 @@ def save_keras(model: Sequential, filepath: str | Path) -> Path:
     return atomic_write_bytes(filepath, buffer.getvalue())
 
 
+def _declared_member_count(path: Path) -> int | None:
+    """The number of members the archive's end record declares (zip64 included), read
+    before `zipfile` parses the central directory (which would hold one object per member
+    in memory); None when there is no end record (zipfile then refuses the file)."""
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        tail_size = min(size, 22 + 65535)  # the end record, then a comment of up to 64 kB
+        handle.seek(size - tail_size)
+        tail = handle.read(tail_size)
+        position = tail.rfind(b"PK\x05\x06")
+        if position < 0 or position + 22 > len(tail):
+            return None
+        (count,) = struct.unpack_from("<H", tail, position + 10)
+        locator = position - 20
+        if count != 0xFFFF or locator < 0 or tail[locator : locator + 4] != b"PK\x06\x07":
+            return int(count)
+        (offset,) = struct.unpack_from("<Q", tail, locator + 8)
+        if offset > size - 56:
+            return None
+        handle.seek(offset)
+        record = handle.read(56)
+        if record[:4] != b"PK\x06\x06":
+            return None
+        return int(struct.unpack_from("<Q", record, 32)[0])
+
+
 def _checked_members(archive: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]:
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
@@ -815,6 +842,9 @@ def load_keras(filepath: str | Path, compile: bool = True) -> Sequential:
     if path.is_dir():
         raise ModelFileError(f"{path} is a directory, not a .keras file")
     try:
+        declared = _declared_member_count(path)
+        if declared is not None and declared > MAX_MEMBERS:
+            raise ModelFileError(f"{where}: {declared} archive members (at most {MAX_MEMBERS})")
         with zipfile.ZipFile(path) as archive:
             members = _checked_members(archive, where)
             for required in (CONFIG_MEMBER, METADATA_MEMBER):
@@ -849,7 +879,15 @@ def load_keras(filepath: str | Path, compile: bool = True) -> Sequential:
                 raise ModelFileError(f"{where}: invalid model: {error}") from None
             limit = H5_BYTES_PER_WEIGHT * count + H5_OVERHEAD
             weights = _read_member(archive, info, limit, where)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as error:
+    except ModelFileError:
+        raise
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        EOFError,
+        ValueError,  # e.g. a member name that is not valid UTF-8
+    ) as error:
         raise ModelFileError(f"{where} is not a valid .keras archive ({error})") from None
     except OSError as error:
         if isinstance(error, FileNotFoundError):
