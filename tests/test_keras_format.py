@@ -32,7 +32,7 @@ from multilayer.models.saving import load_model, load_weights, save_model, save_
 from multilayer.models.sequential import Sequential
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
-SUPPORTED = ["mlp", "activations", "float64"]
+SUPPORTED = ["mlp", "activations", "float64", "functional", "input_shape_argument"]
 
 
 def fixture(name: str) -> tuple[Path, np.ndarray, np.ndarray]:
@@ -147,11 +147,19 @@ def test_unsupported_argument_is_refused_by_name():
         load_model(fixture("constrained")[0])
 
 
-def test_functional_model_is_refused_clearly():
+def test_functional_chain_reads_as_a_sequential_model():
+    model = load_model(fixture("functional")[0])
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Dense", "Dense"]
+    assert model.input_shape == (4,)
+
+
+def test_functional_model_that_is_not_a_chain_is_refused_clearly():
     with pytest.raises(
-        ModelFileError, match=r"only Keras Sequential models can be read .*'Functional' model"
+        ModelFileError,
+        match=r"this functional model is not a chain of layers \(one input, each layer "
+        r"applied once to the previous one's output\); multilayer reads only such models",
     ):
-        load_model(fixture("functional")[0])
+        load_model(fixture("branching")[0])
 
 
 # -- multilayer's .keras files ----------------------------------------------------------------
@@ -530,7 +538,12 @@ def test_hostile_hdf5_weights_are_refused(tmp_path, build, match):
         ),
         (
             lambda c: c.update(class_name="Functional"),
-            r"only Keras Sequential models can be read",
+            r"this functional model is not a chain of layers",
+        ),
+        (
+            lambda c: c.update(class_name="Conv"),
+            r"only Keras Sequential models and functional models that are a chain of layers "
+            r"can be read \(this file holds a 'Conv' model\)",
         ),
     ],
     ids=[
@@ -543,6 +556,7 @@ def test_hostile_hdf5_weights_are_refused(tmp_path, build, match):
         "huge-units",
         "bad-input",
         "input2",
+        "functional",
         "cls",
     ],
 )
@@ -590,11 +604,15 @@ _JSON = st.recursive(
 
 
 @settings(max_examples=150, deadline=None)
-@given(path=st.lists(st.integers(0, 30), min_size=1, max_size=5), value=_JSON)
-def test_fuzzed_configs_load_or_raise_model_file_error_only(tmp_path_factory, path, value):
+@given(
+    name=st.sampled_from(["mlp", "functional"]),
+    path=st.lists(st.integers(0, 30), min_size=1, max_size=6),
+    value=_JSON,
+)
+def test_fuzzed_configs_load_or_raise_model_file_error_only(tmp_path_factory, name, path, value):
     """Any value anywhere in a real Keras config: loaded, or refused with ModelFileError."""
     tmp = tmp_path_factory.mktemp("cfg")
-    with zipfile.ZipFile(FIXTURES / "mlp.keras") as archive:
+    with zipfile.ZipFile(FIXTURES / f"{name}.keras") as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     config = json.loads(members["config.json"])
     node = config

@@ -524,14 +524,16 @@ def model_from_config(config: object, where: str) -> Sequential:
     if not isinstance(config, dict):
         raise ModelFileError(f"{where}: config.json must hold a JSON object")
     class_name = config.get("class_name")
-    if class_name != "Sequential":
-        raise ModelFileError(
-            f"{where}: only Keras Sequential models can be read (this file holds a "
-            f"{class_name!r} model)"
-        )
     inner = config.get("config")
+    if class_name in ("Functional", "Model") and isinstance(inner, dict):
+        inner = {**inner, "layers": _functional_chain(inner, where)}
+    elif class_name != "Sequential":
+        raise ModelFileError(
+            f"{where}: only Keras Sequential models and functional models that are a "
+            f"chain of layers can be read (this file holds a {class_name!r} model)"
+        )
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
-        raise ModelFileError(f"{where}: the Sequential config has no list of layers")
+        raise ModelFileError(f"{where}: the model config has no list of layers")
     dtype = _policy_name(inner.get("dtype"))
     if dtype is not None and dtype not in _FLOAT_POLICIES:
         raise ModelFileError(f"{where}: model dtype {dtype!r} is not supported")
@@ -578,6 +580,66 @@ def model_from_config(config: object, where: str) -> Sequential:
         )
     except (ValueError, TypeError) as error:
         raise ModelFileError(f"{where}: invalid model: {error}") from None
+
+
+def _functional_chain(config: Config, where: str) -> list[Config]:
+    """The layers of a Keras functional model that is a chain (one input, each layer called
+    once on the previous layer's output, the last one the output), in order.
+
+    Raises:
+        ModelFileError: any other graph (branches, merges, several inputs or outputs).
+    """
+    not_chain = ModelFileError(
+        f"{where}: this functional model is not a chain of layers (one input, each layer "
+        "applied once to the previous one's output); multilayer reads only such models"
+    )
+    layers = config.get("layers")
+    if not isinstance(layers, list) or len(layers) > 100_000:
+        raise not_chain
+
+    def endpoint(value: object) -> object:
+        # [name, 0, 0], or a list holding one such triple
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+            value = value[0]
+        return value[0] if isinstance(value, list) and value[1:] == [0, 0] else None
+
+    previous = None
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise not_chain
+        nodes = layer.get("inbound_nodes")
+        if index == 0:
+            if layer.get("class_name") != "InputLayer" or nodes:
+                raise not_chain
+        else:
+            if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
+                raise not_chain
+            args, kwargs = nodes[0].get("args"), nodes[0].get("kwargs")
+            if not isinstance(args, list) or len(args) != 1 or kwargs not in ({}, None):
+                raise not_chain
+            tensor = args[0]
+            inner = tensor.get("config") if isinstance(tensor, dict) else None
+            history = inner.get("keras_history") if isinstance(inner, dict) else None
+            if (
+                not isinstance(tensor, dict)
+                or tensor.get("class_name") != "__keras_tensor__"
+                or not isinstance(history, list)
+                or history[:1] != [previous]
+                or history[1:] != [0, 0]
+            ):
+                raise not_chain
+        previous = layer.get("name")
+        if not isinstance(previous, str):
+            raise not_chain
+    if (
+        not layers
+        or endpoint(config.get("input_layers")) != layers[0].get("name")
+        or endpoint(config.get("output_layers")) != previous
+    ):
+        raise not_chain
+    return [
+        {k: v for k, v in layer.items() if k not in ("name", "inbound_nodes")} for layer in layers
+    ]
 
 
 def _count_parameters(model: Sequential, where: str) -> int:
