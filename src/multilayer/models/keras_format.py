@@ -884,9 +884,16 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, wh
 def _json_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where: str) -> Any:
     data = _read_member(archive, info, limit, where)
     try:
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ModelFileError(f"{where}: {info.filename} is not valid JSON ({error})") from None
+    except ValueError as error:
+        raise ModelFileError(f"{where}: {info.filename}: {error}") from None
+
+
+def _no_constant(name: str) -> object:
+    """Python's json accepts NaN and Infinity, which are not JSON: refuse them."""
+    raise ValueError(f"{name} is not a JSON number (configs must hold finite numbers)")
 
 
 def load_keras(filepath: str | Path, compile: bool = True) -> Sequential:
