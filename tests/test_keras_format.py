@@ -659,8 +659,12 @@ def test_multilayer_keras_file_loads_in_keras_with_the_same_predictions(tmp_path
     assert [layer.name for layer in theirs.layers] == [layer.name for layer in model.layers[1:]]
     # and back: Keras saves it again, multilayer reads Keras' file
     theirs.save(tmp_path / "back.keras")
-    again = load_model(tmp_path / "back.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the compile config translates back without a warning
+        again = load_model(tmp_path / "back.keras")
     assert np.allclose(again.predict(x), model.predict(x), rtol=1e-5, atol=1e-6)
+    assert type(again.loss).__name__ == "CategoricalCrossentropy"
+    assert again.optimizer.get_config() == pytest.approx(model.optimizer.get_config())
 
 
 def test_multilayer_weights_h5_loads_in_keras(tmp_path, keras):
@@ -675,6 +679,22 @@ def test_multilayer_weights_h5_loads_in_keras(tmp_path, keras):
     theirs.load_weights(tmp_path / "w.weights.h5")
     x = np.random.default_rng(1).normal(size=(5, 2, 3)).astype(np.float32)
     assert np.allclose(theirs.predict(x, verbose=0), model.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_keras_compile_config_with_unsupported_options_loads_uncompiled_with_a_warning(
+    tmp_path, keras
+):
+    theirs = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    theirs.compile(
+        optimizer=keras.optimizers.Adam(weight_decay=0.1),
+        loss=keras.losses.MeanSquaredError(reduction="sum"),
+    )
+    theirs.save(tmp_path / "k.keras")
+    with pytest.warns(UserWarning, match=r"the model is loaded but not compiled"):
+        model = load_model(tmp_path / "k.keras")
+    assert model.loss is None
+    x = np.ones((2, 3), dtype=np.float32)
+    assert np.allclose(model.predict(x), theirs.predict(x, verbose=0), atol=1e-6)
 
 
 def test_fresh_keras_model_loads_in_multilayer(tmp_path, keras):

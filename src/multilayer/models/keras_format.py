@@ -981,7 +981,9 @@ _OPTIMIZER_OFF = {
     "gradient_accumulation_steps": None,
 }
 _OPTIMIZER_IGNORED = {"name", "ema_momentum"}
-_LOSS_IGNORED = {"name", "reduction", "dtype"}
+_LOSS_IGNORED = {"name", "dtype"}
+# Keras loss arguments multilayer reads only with these (default) values.
+_LOSS_DEFAULTS = {"axis": -1, "reduction": "sum_over_batch_size"}
 
 
 def _compile_from_keras(model: Sequential, compile_config: Config, where: str) -> None:
@@ -1014,7 +1016,9 @@ def _compile_from_keras(model: Sequential, compile_config: Config, where: str) -
         if isinstance(loss, dict):
             plain = _plain(loss)
             plain["config"] = {
-                k: v for k, v in dict(plain["config"]).items() if k not in _LOSS_IGNORED
+                k: v
+                for k, v in dict(plain["config"]).items()
+                if k not in _LOSS_IGNORED and not (k in _LOSS_DEFAULTS and v == _LOSS_DEFAULTS[k])
             }
             loss = plain
         metrics = compile_config.get("metrics")
