@@ -33,7 +33,14 @@ from multilayer.models.sequential import Sequential
 h5py = pytest.importorskip("h5py")  # in the [keras] extra, which [test] includes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
-SUPPORTED = ["mlp", "activations", "float64", "functional", "input_shape_argument"]
+SUPPORTED = [
+    "mlp",
+    "activations",
+    "float64",
+    "functional",
+    "input_shape_argument",
+    "mnist_shaped",
+]
 
 
 def fixture(name: str) -> tuple[Path, np.ndarray, np.ndarray]:
@@ -63,6 +70,22 @@ def test_keras_files_predict_as_keras_did(name):
     path, x, y = fixture(name)
     model = load_model(path)
     assert np.allclose(model.predict(x), y, rtol=1e-5, atol=1e-6)
+
+
+def test_the_app_serves_a_keras_trained_model():
+    """A .keras file from Keras, served by the draw-a-digit app with Keras' answers."""
+    pytest.importorskip("httpx", reason="the TestClient needs httpx")
+    from fastapi.testclient import TestClient
+
+    from multilayer.app.server import create_app
+
+    path, x, y = fixture("mnist_shaped")
+    with TestClient(create_app(path)) as client:
+        assert client.get("/model").json()["input_shape"] == [28, 28]
+        for image, expected in zip(x, y, strict=True):
+            response = client.post("/predict", json={"pixels": image.ravel().tolist()})
+            assert response.status_code == 200, response.text
+            assert np.allclose(response.json()["probabilities"], expected, atol=1e-6)
 
 
 def test_keras_mlp_structure_and_compile_config_are_translated():
