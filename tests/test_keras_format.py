@@ -80,7 +80,7 @@ def test_the_app_serves_a_keras_trained_model():
     from multilayer.app.server import create_app
 
     path, x, y = fixture("mnist_shaped")
-    with TestClient(create_app(path)) as client:
+    with TestClient(create_app(path), base_url="http://localhost") as client:
         assert client.get("/model").json()["input_shape"] == [28, 28]
         for image, expected in zip(x, y, strict=True):
             response = client.post("/predict", json={"pixels": image.ravel().tolist()})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from multilayer.engine.checks import finite
 from multilayer.engine.registry import Config, Registry
 
 
@@ -64,7 +65,7 @@ class BinaryAccuracy(Metric):
     default_name = "binary_accuracy"
 
     def __init__(self, name: str | None = None, threshold: float = 0.5) -> None:
-        self.threshold = float(threshold)
+        self.threshold = finite(threshold, "BinaryAccuracy: threshold")
         super().__init__(name)
 
     def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
