@@ -199,6 +199,16 @@ def test_keras_round_trip_is_exact(tmp_path):
     assert type(restored.loss).__name__ == "CategoricalCrossentropy"
 
 
+def test_input_scale_round_trips_in_metadata_json(tmp_path):
+    from multilayer.models.input_scale import InputScale
+
+    model = every_layer_model()
+    model.input_scale = InputScale(255.0, mean=0.13, std=0.31)
+    model.save(tmp_path / "m.keras")
+    assert load_model(tmp_path / "m.keras").input_scale == model.input_scale
+    assert load_model(fixture("mlp")[0]).input_scale is None  # Keras' files have none
+
+
 def test_keras_archive_layout(tmp_path):
     model = every_layer_model()
     model.save(tmp_path / "m.keras")
@@ -312,7 +322,9 @@ def test_weights_extensions_are_checked(tmp_path):
 
 # -- hostile archives -------------------------------------------------------------------------
 def _valid_archive(tmp_path) -> dict[str, bytes]:
-    model = Sequential([Input(shape=(4,)), Dense(3, activation="relu"), Dense(2)], seed=0)
+    model = Sequential(
+        [Input(shape=(4,)), Dense(3, activation="relu"), Dropout(0.5), Dense(2)], seed=0
+    )
     model.build()
     model.save(tmp_path / "valid.keras")
     with zipfile.ZipFile(tmp_path / "valid.keras") as archive:
@@ -415,6 +427,14 @@ def test_too_many_members_are_refused(tmp_path):
     ("replace", "match"),
     [
         ({"metadata.json": b'{"keras_version": "2.15.0"}'}, r"does not name a Keras 3 version"),
+        (
+            {"metadata.json": b'{"keras_version": "3.0.0", "multilayer": {"input": 1}}'},
+            r"metadata.json: InputScale: expected \{'pixel_max', 'mean', 'std'\}, got 1",
+        ),
+        (
+            {"metadata.json": b'{"keras_version": "3.0.0", "multilayer": []}'},
+            r"metadata.json: 'multilayer' must be \{'input': ...\}",
+        ),
         ({"config.json": b"{not json"}, r"config.json is not valid JSON"),
         ({"config.json": b"[" * 100000 + b"]" * 100000}, r"config.json is not valid JSON"),
         ({"config.json": b"[]"}, r"config.json must hold a JSON object"),
@@ -556,6 +576,10 @@ def test_hostile_hdf5_weights_are_refused(tmp_path, build, match):
             r"units must be a positive integer up to 2\*\*31, got 1000000000000000",
         ),
         (
+            lambda c: c["config"]["layers"][2]["config"].update(rate="0.5"),
+            r"Dropout layer '\w+': rate must be a finite number, got '0.5'",
+        ),
+        (
             lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, -1]),
             r"the input shape must be \[null, d1, d2, ...\] with known positive sizes",
         ),
@@ -581,6 +605,7 @@ def test_hostile_hdf5_weights_are_refused(tmp_path, build, match):
         "huge-input",
         "big-input",
         "huge-units",
+        "rate",
         "bad-input",
         "input2",
         "functional",

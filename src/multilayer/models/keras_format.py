@@ -43,10 +43,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from multilayer.engine import activations, initializers, regularizers
+from multilayer.engine.checks import finite
 from multilayer.engine.layers import Activation, Dense, Dropout, Flatten, InputLayer, Rescaling
 from multilayer.engine.layers.base import Layer
 from multilayer.engine.registry import Config
 from multilayer.errors import ModelFileError
+from multilayer.models.input_scale import InputScale
 from multilayer.utils.files import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -119,10 +121,10 @@ class KerasArgs:
         return self.config.pop(key, default)
 
     def number(self, key: str, default: float) -> float:
-        value = self.take(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(f"{key} must be a number, got {value!r}")
-        return float(value)
+        try:
+            return finite(self.take(key, default), key)
+        except ValueError as error:
+            raise self.error(str(error)) from None
 
     def require(self, key: str, *allowed: Any) -> None:
         """Refuse ``key`` unless absent or one of ``allowed`` (values multilayer honours)."""
@@ -804,7 +806,13 @@ def save_keras(model: Sequential, filepath: str | Path) -> Path:
     cannot express.
     """
     config = model_config(model)
-    metadata = {"keras_version": KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
+    metadata: Config = {
+        "keras_version": KERAS_VERSION,
+        "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S"),
+    }
+    if model.input_scale is not None:
+        # multilayer's own record of the pixel values the model takes (Keras ignores it)
+        metadata["multilayer"] = {"input": model.input_scale.to_dict()}
     weights = weights_h5_bytes(model)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -963,10 +971,24 @@ def load_keras(filepath: str | Path, compile: bool = True) -> Sequential:
             raise
         raise ModelFileError(f"{where} is not a valid .keras archive ({error})") from None
     read_weights_h5(model, io.BytesIO(weights), where)
+    model.input_scale = _input_scale(metadata, where)
     compile_config = config.get("compile_config")
     if compile and isinstance(compile_config, dict) and compile_config.get("loss") is not None:
         _compile_from_keras(model, compile_config, where)
     return model
+
+
+def _input_scale(metadata: Config, where: str) -> InputScale | None:
+    """The `InputScale` multilayer records in ``metadata.json`` (None in Keras' files)."""
+    own = metadata.get("multilayer")
+    if own is None:
+        return None
+    if not isinstance(own, dict) or set(own) != {"input"}:
+        raise ModelFileError(f"{where}: metadata.json: 'multilayer' must be {{'input': ...}}")
+    try:
+        return InputScale.from_dict(own["input"])
+    except ValueError as error:
+        raise ModelFileError(f"{where}: metadata.json: {error}") from None
 
 
 # Keras optimizer arguments multilayer reads as "off" only when they hold these values.
