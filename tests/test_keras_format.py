@@ -764,3 +764,29 @@ def test_fresh_keras_model_loads_in_multilayer(tmp_path, keras):
     model = load_model(tmp_path / "k.keras")
     assert np.allclose(model.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     assert model.optimizer.get_config()["learning_rate"] == pytest.approx(0.01)
+
+
+# -- the command line -------------------------------------------------------------------------
+def test_mlp_predict_and_info_read_keras_files(tmp_path, capsys):
+    from multilayer.cli.main import main
+
+    path, x, y = fixture("mnist_shaped")
+    np.save(tmp_path / "digit.npy", x[0].astype(np.uint8))
+    assert main(["predict", str(path), str(tmp_path / "digit.npy"), "--json"]) == 0
+    # (mlp predict prepares images like photographs, so its answer on noise is not Keras')
+    top = json.loads(capsys.readouterr().out)[0]["top"][0]
+    assert top["class"] in range(10) and 0.0 < top["probability"] <= 1.0
+    assert main(["info", str(path)]) == 0
+    assert "Dense" in capsys.readouterr().out
+
+
+def test_mlp_refuses_a_keras_lambda_file_in_one_line(capsys):
+    assert main_exit(["info", str(fixture("lambda_layer")[0])]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Lambda layer" in err[0]
+
+
+def main_exit(argv: list[str]) -> int:
+    from multilayer.cli.main import main
+
+    return main(argv)
