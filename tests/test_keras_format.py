@@ -368,7 +368,22 @@ def test_config_json_bomb_is_refused_before_decompressing(tmp_path):
     members["config.json"] = b" " * (64 * 2**20)
     path = _archive(tmp_path / "bomb.keras", members, zipfile.ZIP_DEFLATED)
     assert path.stat().st_size < 2**20
-    _refused(path, r"config.json declares 67108864 bytes \(at most 16777216")
+    _refused(path, r"config.json declares 67108864 bytes \(at most 4194304")
+
+
+@pytest.mark.parametrize("kind", ["Sequential", "Functional"])
+def test_too_many_layers_are_refused_before_any_is_made(tmp_path, kind):
+    members = _valid_archive(tmp_path)
+    config = json.loads(members["config.json"])
+    config["class_name"] = kind
+    dropout = config["config"]["layers"][2]
+    config["config"]["layers"] += [dropout] * 5000
+    members["config.json"] = json.dumps(config).encode()
+    _refused(
+        _archive(tmp_path / "deep.keras", members),
+        r"the model has 5004 layers \(at most 4096\)",
+        limit=32 * 2**20,  # the JSON itself (2.5 MB) is parsed
+    )
 
 
 def test_weights_bomb_is_refused_by_ratio(tmp_path):

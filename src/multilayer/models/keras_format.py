@@ -62,7 +62,9 @@ KERAS_VERSION = "3.0.0"
 
 # Limits checked before anything is read from an archive.
 MAX_MEMBERS = 64
-MAX_JSON_BYTES = 16 * 2**20  # config.json: a 1000-layer MLP's config is about 1 MB
+MAX_JSON_BYTES = 4 * 2**20  # config.json: a Keras Dense layer's config is about 1 kB
+#: Layers in a model (each becomes a Python object: bounded before any is made).
+MAX_LAYERS = 4096
 MAX_METADATA_BYTES = 2**20
 #: Values per input sample (a 2**31-feature input is no MLP; keeps sizes far from overflow).
 MAX_INPUT_SIZE = 2**31
@@ -536,6 +538,10 @@ def model_from_config(config: object, where: str) -> Sequential:
         )
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
         raise ModelFileError(f"{where}: the model config has no list of layers")
+    if len(inner["layers"]) > MAX_LAYERS:
+        raise ModelFileError(
+            f"{where}: the model has {len(inner['layers'])} layers (at most {MAX_LAYERS})"
+        )
     dtype = _policy_name(inner.get("dtype"))
     if dtype is not None and dtype not in _FLOAT_POLICIES:
         raise ModelFileError(f"{where}: model dtype {dtype!r} is not supported")
@@ -596,8 +602,10 @@ def _functional_chain(config: Config, where: str) -> list[Config]:
         "applied once to the previous one's output); multilayer reads only such models"
     )
     layers = config.get("layers")
-    if not isinstance(layers, list) or len(layers) > 100_000:
+    if not isinstance(layers, list):
         raise not_chain
+    if len(layers) > MAX_LAYERS:
+        raise ModelFileError(f"{where}: the model has {len(layers)} layers (at most {MAX_LAYERS})")
 
     def endpoint(value: object) -> object:
         # [name, 0, 0], or a list holding one such triple
