@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import struct
 import tracemalloc
 import warnings
@@ -38,6 +39,8 @@ SUPPORTED = [
     "activations",
     "float64",
     "functional",
+    "branching",
+    "merges",
     "input_shape_argument",
     "mnist_shaped",
 ]
@@ -177,13 +180,71 @@ def test_functional_chain_reads_as_a_sequential_model():
     assert model.input_shape == (4,)
 
 
-def test_functional_model_that_is_not_a_chain_is_refused_clearly():
-    with pytest.raises(
-        ModelFileError,
-        match=r"this functional model is not a chain of layers \(one input, each layer "
-        r"applied once to the previous one's output\); multilayer reads only such models",
-    ):
-        load_model(fixture("branching")[0])
+def test_branching_keras_graphs_load_as_functional_models():
+    from multilayer.models import Model
+
+    model = load_model(fixture("merges")[0])
+    assert type(model) is Model
+    kinds = sorted(type(layer).__name__ for layer in model.layers)
+    assert kinds == sorted(
+        ["InputLayer", "Dense", "Dense", "Dropout", "Dense", "Concatenate", "Dense"]
+        + ["Multiply", "Average", "Add", "Dense"]
+    )
+    assert model.count_params() == 135  # Keras' count (make_keras_fixtures.py)
+
+
+def _graph_config(path: Path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["config"]["layers"][1]["inbound_nodes"].append(
+                c["config"]["layers"][1]["inbound_nodes"][0]
+            ),
+            "layer 'dense' has 2 inbound nodes; multilayer reads layers called exactly once "
+            "(no shared layers)",
+        ),
+        (
+            lambda c: c["config"]["layers"][1]["inbound_nodes"][0]["kwargs"].update(mask=None),
+            "layer 'dense' is called with arguments multilayer does not read",
+        ),
+        (
+            lambda c: c["config"]["layers"].reverse(),
+            "layer 'add' takes the output of 'input_layer', which is not an earlier layer",
+        ),
+        (
+            lambda c: c["config"].update(output_layers=["nowhere", 0, 0]),
+            "output_layers names 'nowhere', which is not a layer",
+        ),
+        (
+            lambda c: c["config"].update(input_layers=[["dense", 0, 0]]),
+            "invalid model: model 'functional': input 'dense'",
+        ),
+        (
+            lambda c: c["config"]["layers"][3]["inbound_nodes"][0]["args"][0][1]["config"].update(
+                keras_history=["dense_1", 1, 0]
+            ),
+            "layer 'add' takes an input that is not the output of one layer",
+        ),
+    ],
+)
+def test_hostile_functional_graphs_are_refused_by_name(tmp_path, change, message):
+    path = fixture("branching")[0]
+    config = _graph_config(path)
+    change(config)
+    with zipfile.ZipFile(path) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    members["config.json"] = json.dumps(config).encode()
+    target = tmp_path / "hostile.keras"
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        load_model(target)
 
 
 # -- multilayer's .keras files ----------------------------------------------------------------
@@ -604,12 +665,12 @@ def test_hostile_hdf5_weights_are_refused(tmp_path, build, match):
         ),
         (
             lambda c: c.update(class_name="Functional"),
-            r"this functional model is not a chain of layers",
+            r"layer 0 has no name or the name of an earlier layer \(None\)",
         ),
         (
             lambda c: c.update(class_name="Conv"),
-            r"only Keras Sequential models and functional models that are a chain of layers "
-            r"can be read \(this file holds a 'Conv' model\)",
+            r"only Keras Sequential and functional models can be read \(this file holds a "
+            r"'Conv' model\)",
         ),
     ],
     ids=[
@@ -805,3 +866,96 @@ def main_exit(argv: list[str]) -> int:
     from multilayer.cli.main import main
 
     return main(argv)
+
+
+# -- functional and nested models (h9-core) by extension ---------------------------------------
+def branching_model():
+    from multilayer.layers import Concatenate
+    from multilayer.models import Model
+
+    inputs = Input(shape=(4,))
+    left = Dense(3, activation="relu", name="left")(inputs)
+    right = Dense(2, activation="tanh", name="right")(inputs)
+    out = Dense(2, activation="softmax", name="out")(Concatenate()([left, right]))
+    return Model(inputs, out, name="branchy", seed=0)
+
+
+def test_functional_and_nested_models_round_trip_through_safetensors_by_extension(tmp_path):
+    x = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
+    model = branching_model()
+    nested = Sequential([Input(shape=(4,)), branching_model(), Dense(3)])
+    for name, original in [("f", model), ("n", nested)]:
+        original.save(tmp_path / f"{name}.safetensors")
+        restored = load_model(tmp_path / f"{name}.safetensors")
+        assert np.array_equal(restored.predict(x), original.predict(x))
+        save_weights(original, tmp_path / f"{name}.weights.safetensors")
+        fresh = load_model(tmp_path / f"{name}.safetensors")
+        fresh.set_weights([np.zeros_like(w) for w in fresh.get_weights()])
+        load_weights(fresh, tmp_path / f"{name}.weights.safetensors")
+        assert np.array_equal(fresh.predict(x), original.predict(x))
+
+
+def test_functional_model_round_trips_through_keras_files_exactly(tmp_path):
+    model = branching_model()
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    x = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)
+    model.save(tmp_path / "m.keras")
+    restored = load_model(tmp_path / "m.keras")
+    assert np.array_equal(restored.predict(x), model.predict(x))
+    assert restored.get_config() == model.get_config()
+    save_weights(model, tmp_path / "m.weights.h5")
+    restored.set_weights([np.zeros_like(w) for w in restored.get_weights()])
+    load_weights(restored, tmp_path / "m.weights.h5")
+    assert np.array_equal(restored.predict(x), model.predict(x))
+
+
+def test_nested_model_to_keras_layout_is_refused_clearly(tmp_path):
+    model = Sequential([Input(shape=(4,)), branching_model(), Dense(3)])
+    message = (
+        "layer 'branchy' (Model) has no Keras equivalent known to multilayer, so the model "
+        "cannot be written as a Keras file"
+    )
+    for path, call in [
+        ("m.keras", lambda p: model.save(p)),
+        ("m.weights.h5", lambda p: save_weights(model, p)),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            call(tmp_path / path)
+        assert not (tmp_path / path).exists()
+
+
+def test_multilayer_functional_model_loads_in_keras_with_the_same_predictions(tmp_path, keras):
+    from multilayer.layers import Add, Average, Concatenate, Multiply
+    from multilayer.models import Model
+
+    a, b = Input(shape=(3,), name="a"), Input(shape=(5,), name="b")
+    left = Dense(4, activation="relu", name="left")(a)
+    right = Dense(4, activation="tanh", name="right")(Dropout(0.2)(b))
+    both = Dense(4, name="both")(Concatenate()([left, right, a]))
+    mixed = Average()([Multiply()([left, right]), both, Add()([left, both])])
+    first = Dense(2, activation="softmax", name="first")(mixed)
+    second = Dense(1, name="second")(Concatenate()([mixed, right]))
+    model = Model([a, b], [first, second], seed=4)
+    rng = np.random.default_rng(3)
+    x = [rng.normal(size=(7, 3)).astype(np.float32), rng.normal(size=(7, 5)).astype(np.float32)]
+    model.save(tmp_path / "m.keras")
+    save_weights(model, tmp_path / "m.weights.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = keras.saving.load_model(tmp_path / "m.keras")
+    ours = model.predict(x)
+    for mine, keras_output in zip(ours, theirs.predict(x, verbose=0), strict=True):
+        assert np.allclose(keras_output, mine, rtol=1e-5, atol=1e-6)
+    assert [layer.name for layer in theirs.layers] == [
+        layer.name for layer in keras_format.keras_layer_order(model)
+    ]
+    for weight in theirs.weights:
+        weight.assign(np.zeros(weight.shape))
+    theirs.load_weights(tmp_path / "m.weights.h5")
+    for mine, keras_output in zip(ours, theirs.predict(x, verbose=0), strict=True):
+        assert np.allclose(keras_output, mine, rtol=1e-5, atol=1e-6)
+    # and back: Keras saves it, multilayer reads Keras' functional file
+    theirs.save(tmp_path / "back.keras")
+    again = load_model(tmp_path / "back.keras")
+    for mine, back in zip(ours, again.predict(x), strict=True):
+        assert np.allclose(back, mine, rtol=1e-5, atol=1e-6)

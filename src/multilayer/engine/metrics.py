@@ -39,8 +39,38 @@ class Metric:
     def result(self) -> float:
         return self._total / self._count if self._count else 0.0
 
+    def get_state(self) -> dict:
+        """The running sums: ``{"total": float, "count": int}`` (a checkpoint keeps them)."""
+        return {"total": self._total, "count": self._count}
+
+    def set_state(self, state: dict) -> None:
+        """Restore what `get_state` returned.
+
+        Raises:
+            ValueError: not a dict with a finite float total and a non-negative int count.
+        """
+        if not isinstance(state, dict) or set(state) != {"total", "count"}:
+            raise ValueError(f"metric {self.name!r}: a state must be {{'total', 'count'}}")
+        total, count = state["total"], state["count"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"metric {self.name!r}: count must be a non-negative integer")
+        if isinstance(total, bool) or not isinstance(total, (int, float)):
+            raise ValueError(f"metric {self.name!r}: total must be a number")
+        self._total, self._count = float(total), count
+
     def get_config(self) -> Config:
         return {"name": self.name}
+
+
+class Mean(Metric):
+    """The running mean of values given with `update_state(value, count)` (e.g. a batch's
+    mean loss, weighted by the batch size)."""
+
+    default_name = "mean"
+
+    def update_state(self, value: float, count: int = 1) -> None:  # type: ignore[override]
+        self._total += float(value) * count
+        self._count += int(count)
 
 
 def _labels(y: np.ndarray) -> np.ndarray:

@@ -7,8 +7,12 @@ A ``.keras`` file is a zip archive of three members:
 * ``metadata.json``: ``{"keras_version", "date_saved"}``;
 * ``model.weights.h5``: the variables, one HDF5 group per layer,
   ``layers/{snake_case(class name)}[_{k}]/vars/{0,1,...}``, in the order of the model's layers
-  (the ``Input`` declaration excluded). Group names come from class names, not layer names:
-  the second Dense layer is ``dense_1`` whatever it is called.
+  (a Sequential model's ``Input`` declaration excluded; a functional model's layers in
+  Keras' order, `keras_layer_order`, input layers included). Group names come from class
+  names, not layer names: the second Dense layer is ``dense_1`` whatever it is called.
+
+A Keras functional model that is a chain is read as a multilayer `Sequential` model; any
+other graph (branches, merge layers, several inputs or outputs) as a functional `Model`.
 
 A ``.weights.h5`` file (Keras' ``save_weights``) is the same HDF5 layout on its own.
 
@@ -46,13 +50,15 @@ from multilayer.engine import activations, initializers, regularizers
 from multilayer.engine.checks import finite
 from multilayer.engine.layers import Activation, Dense, Dropout, Flatten, InputLayer, Rescaling
 from multilayer.engine.layers.base import Layer
+from multilayer.engine.layers.merge import Add, Average, Concatenate, Multiply
+from multilayer.engine.layers.symbolic import KerasTensor
 from multilayer.engine.registry import Config
 from multilayer.errors import ModelFileError
 from multilayer.models.input_scale import InputScale
 from multilayer.utils.files import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from multilayer.models.sequential import Sequential
+    from multilayer.models.functional import Model
 
 CONFIG_MEMBER = "config.json"
 METADATA_MEMBER = "metadata.json"
@@ -347,6 +353,34 @@ def _dense_to_keras(layer: Layer) -> Config:
     }
 
 
+def _merge_from_keras(layer_class: type[Layer]) -> Callable[[KerasArgs], Layer]:
+    def build(args: KerasArgs) -> Layer:
+        common = _common(args)
+        args.finish()
+        return layer_class(**common)
+
+    return build
+
+
+def _concatenate_from_keras(args: KerasArgs) -> Layer:
+    common = _common(args)
+    axis = args.take("axis", -1)
+    args.finish()
+    try:
+        return Concatenate(axis=axis, **common)
+    except ValueError as error:
+        raise args.error(str(error)) from None
+
+
+def _merge_to_keras(layer: Layer) -> Config:
+    return {}
+
+
+def _concatenate_to_keras(layer: Layer) -> Config:
+    assert isinstance(layer, Concatenate)
+    return {"axis": layer.axis}
+
+
 def _dropout_to_keras(layer: Layer) -> Config:
     assert isinstance(layer, Dropout)
     return {"rate": layer.rate, "seed": layer.seed, "noise_shape": None}
@@ -400,6 +434,12 @@ LAYERS: dict[str, LayerTranslation] = {
         LayerTranslation(
             "Activation", Activation, _activation_layer_from_keras, _activation_layer_to_keras
         ),
+        LayerTranslation("Add", Add, _merge_from_keras(Add), _merge_to_keras),
+        LayerTranslation("Multiply", Multiply, _merge_from_keras(Multiply), _merge_to_keras),
+        LayerTranslation("Average", Average, _merge_from_keras(Average), _merge_to_keras),
+        LayerTranslation(
+            "Concatenate", Concatenate, _concatenate_from_keras, _concatenate_to_keras
+        ),
     ]
 }
 _BY_LAYER_CLASS = {t.layer_class: t for t in LAYERS.values()}
@@ -418,16 +458,69 @@ def translation_of(layer: Layer) -> LayerTranslation:
 
 def weight_names(layer: Layer) -> list[str]:
     """The layer's weight names in Keras' variable order."""
+    if isinstance(layer, InputLayer):
+        return []
     return [name for name in translation_of(layer).weights if name in layer.weights]
 
 
-def weight_groups(model: Sequential) -> Iterator[tuple[str, Layer]]:
-    """``(HDF5 group name, layer)`` for each layer of the model, as Keras names the groups."""
+def keras_layer_order(model: Model) -> list[Layer]:
+    """The layers of a functional model in the order Keras' ``Functional.layers`` lists them
+    (Keras' ``map_graph``: by decreasing depth from the outputs, ties in the order of a
+    depth-first walk from the outputs). Keras names the HDF5 weight groups in this order."""
+    graph_inputs = [tensor.layer for tensor in model.inputs]
+
+    def parents(layer: Layer) -> list[Layer]:
+        node = layer.inbound_node
+        return [] if node is None else [tensor.layer for tensor in node.inputs]
+
+    first_seen: dict[int, int] = {}
+    finished: set[int] = set()
+    post_order: list[Layer] = []
+    for output in model.outputs:  # an iterative form of Keras' recursive _build_map
+        stack: list[tuple[Layer, int]] = [(output.layer, 0)]
+        while stack:
+            layer, position = stack.pop()
+            if position == 0:
+                if id(layer) in finished:
+                    continue
+                first_seen.setdefault(id(layer), len(first_seen))
+            inbound = parents(layer)
+            if position < len(inbound):
+                stack.append((layer, position + 1))
+                stack.append((inbound[position], 0))
+            elif id(layer) not in finished:
+                finished.add(id(layer))
+                post_order.append(layer)
+    depth: dict[int, int] = {}
+    for layer in reversed(post_order):
+        current = depth.setdefault(id(layer), 0)
+        for parent in parents(layer):
+            depth[id(parent)] = max(current + 1, depth.get(id(parent), 0))
+    layers = list(post_order)
+    for layer in graph_inputs:  # inputs no output depends on
+        if id(layer) not in depth:
+            depth[id(layer)], first_seen[id(layer)] = 0, -1
+            layers.append(layer)
+    return sorted(layers, key=lambda layer: (-depth[id(layer)], first_seen[id(layer)]))
+
+
+def weight_groups(model: Model, order: list[Layer] | None = None) -> Iterator[tuple[str, Layer]]:
+    """``(HDF5 group name, layer)`` for each layer of the model, as Keras names the groups
+    (a functional model's in Keras' layer order, or ``order`` when given: the order of the
+    layers in a Keras ``config.json``)."""
+    from multilayer.models.sequential import Sequential
+
+    sequential = isinstance(model, Sequential)
+    if order is None:
+        order = list(model.layers) if sequential else keras_layer_order(model)
     used: dict[str, int] = {}
-    for layer in model.layers:
+    for layer in order:
         if isinstance(layer, InputLayer):
-            continue
-        name = snake_case(translation_of(layer).keras_class)
+            if sequential:
+                continue
+            name = "input_layer"
+        else:
+            name = snake_case(translation_of(layer).keras_class)
         if name in used:
             used[name] += 1
             name = f"{name}_{used[name]}"
@@ -439,12 +532,98 @@ def weight_groups(model: Sequential) -> Iterator[tuple[str, Layer]]:
 # -- model configs ----------------------------------------------------------------------------
 
 
-def model_config(model: Sequential) -> Config:
-    """Keras' ``config.json`` for a multilayer `Sequential` model."""
+def _layer_entry(layer: Layer, dtype: np.dtype) -> Config:
+    """Keras' config of one (non-input) layer, with its ``build_config``."""
+    translation = translation_of(layer)
+    config = {
+        "name": layer.name,
+        "trainable": bool(layer.trainable),
+        "dtype": _policy(layer.dtype or dtype),
+        **translation.to_keras(layer),
+    }
+    entry = _keras_object("keras.layers", translation.keras_class, config)
+    node = layer.inbound_node
+    if layer.multi_input and node is not None:
+        entry["build_config"] = {"input_shape": [[None, *t.sample_shape] for t in node.inputs]}
+    else:
+        entry["build_config"] = {"input_shape": [None, *(layer.input_shape or ())]}
+    return entry
+
+
+def _functional_config(model: Model) -> Config:
+    """Keras' ``config.json`` for a multilayer functional `Model` (no nested models)."""
+    dtype = model._model_dtype()
+
+    def tensor(value: Any) -> Config:
+        return {
+            "class_name": "__keras_tensor__",
+            "config": {
+                "shape": [None, *value.sample_shape],
+                "dtype": dtype.name,
+                "keras_history": [value.layer.name, 0, value.index],
+            },
+        }
+
+    layers: list[Config] = []
+    for layer in keras_layer_order(model):
+        if isinstance(layer, InputLayer):
+            entry = _keras_object(
+                "keras.layers",
+                "InputLayer",
+                {
+                    "batch_shape": [None, *layer.output.sample_shape],
+                    "dtype": dtype.name,
+                    "sparse": False,
+                    "name": layer.name,
+                },
+            )
+            entry["name"], entry["inbound_nodes"] = layer.name, []
+            layers.append(entry)
+            continue
+        if not isinstance(layer, tuple(_BY_LAYER_CLASS)):
+            translation_of(layer)  # the ValueError naming the layer
+        entry = _layer_entry(layer, dtype)
+        node = layer.inbound_node
+        assert node is not None
+        inputs = [tensor(t) for t in node.inputs]
+        argument = inputs if layer.multi_input else inputs[0]
+        entry["name"] = layer.name
+        entry["inbound_nodes"] = [{"args": [argument], "kwargs": {}}]
+        layers.append(entry)
+
+    def endpoints(tensors: list[Any]) -> list[Any]:
+        triples = [[t.layer.name, 0, t.index] for t in tensors]
+        return triples[0] if len(triples) == 1 else triples
+
+    result = _keras_object(
+        "keras.src.models.functional",
+        "Functional",
+        {
+            "name": model.name,
+            "trainable": True,
+            "layers": layers,
+            "input_layers": endpoints(model.inputs),
+            "output_layers": endpoints(model.outputs),
+        },
+    )
+    result["registered_name"] = "Functional"
+    result["build_config"] = {"input_shape": None}
+    compile_config = _compile_to_keras(model)
+    if compile_config is not None:
+        result["compile_config"] = compile_config
+    return result
+
+
+def model_config(model: Model) -> Config:
+    """Keras' ``config.json`` for a multilayer model (`Sequential` or functional)."""
+    from multilayer.models.sequential import Sequential
+
+    if not isinstance(model, Sequential):
+        return _functional_config(model)
     input_shape = model.input_shape
     if input_shape is None or not model.built:
         raise ValueError("cannot save a model that is not built yet (it has no weights)")
-    dtype = model.dtype
+    dtype = model._model_dtype()
     layers: list[Config] = []
     first = model.layers[0]
     input_name = first.name if isinstance(first, InputLayer) else "input_layer"
@@ -463,14 +642,7 @@ def model_config(model: Sequential) -> Config:
     for layer in model.layers:
         if isinstance(layer, InputLayer):
             continue
-        translation = translation_of(layer)
-        config = {
-            "name": layer.name,
-            "trainable": bool(layer.trainable),
-            "dtype": _policy(layer.dtype or dtype),
-            **translation.to_keras(layer),
-        }
-        entry = _keras_object("keras.layers", translation.keras_class, config)
+        entry = _layer_entry(layer, dtype)
         entry["build_config"] = {"input_shape": [None, *(layer.input_shape or ())]}
         layers.append(entry)
     result = _keras_object(
@@ -491,10 +663,13 @@ def model_config(model: Sequential) -> Config:
     return result
 
 
-def _compile_to_keras(model: Sequential) -> Config | None:
-    """Keras' ``compile_config``, or None when the model is not compiled."""
-    compiled = getattr(model, "_compile_config", None)
+def _compile_to_keras(model: Model) -> Config | None:
+    """Keras' ``compile_config``, or None when the model is not compiled (or has several
+    outputs: their losses are not written)."""
+    compiled = model.compile_config
     if model.loss is None or not isinstance(compiled, dict):
+        return None
+    if not isinstance(compiled.get("loss"), dict) or not isinstance(compiled.get("metrics"), list):
         return None
     optimizer = dict(compiled["optimizer"])
     class_name = type(model.optimizer).__name__
@@ -517,11 +692,12 @@ def _compile_to_keras(model: Sequential) -> Config | None:
     }
 
 
-def model_from_config(config: object, where: str) -> Sequential:
-    """The multilayer model a Keras ``config.json`` describes (not built).
+def model_from_config(config: object, where: str) -> Model:
+    """The multilayer model a Keras ``config.json`` describes (not built): a `Sequential`
+    model for a Keras Sequential model or a functional chain, else a functional `Model`.
 
     Raises:
-        ModelFileError: not a Sequential model, or a layer or argument multilayer lacks.
+        ModelFileError: another kind of model, or a layer or argument multilayer lacks.
     """
     from multilayer.models.sequential import Sequential
 
@@ -530,11 +706,14 @@ def model_from_config(config: object, where: str) -> Sequential:
     class_name = config.get("class_name")
     inner = config.get("config")
     if class_name in ("Functional", "Model") and isinstance(inner, dict):
-        inner = {**inner, "layers": _functional_chain(inner, where)}
+        chain = _functional_chain(inner, where)
+        if chain is None:
+            return _functional_from_keras(inner, where)
+        inner = {**inner, "layers": chain}
     elif class_name != "Sequential":
         raise ModelFileError(
-            f"{where}: only Keras Sequential models and functional models that are a "
-            f"chain of layers can be read (this file holds a {class_name!r} model)"
+            f"{where}: only Keras Sequential and functional models can be read (this file "
+            f"holds a {class_name!r} model)"
         )
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
         raise ModelFileError(f"{where}: the model config has no list of layers")
@@ -559,21 +738,14 @@ def model_from_config(config: object, where: str) -> Sequential:
             layers.append(_input_from_keras(args))
             float64 = float64 or args.float64
             continue
-        translation = LAYERS.get(keras_class) if isinstance(keras_class, str) else None
-        if translation is None:
-            name = entry["config"].get("name")
-            if keras_class == "Lambda":
-                raise ModelFileError(
-                    f"{where}: layer {index} ({name!r}) is a Keras Lambda layer: it holds "
-                    "Python code, and multilayer never runs code from a file"
-                )
+        layer, layer_float64 = _layer_from_keras(entry, index, where)
+        if layer.multi_input:
             raise ModelFileError(
-                f"{where}: layer {index} ({name!r}) is a Keras {keras_class!r} layer, which "
-                f"multilayer does not support (supported: InputLayer, {', '.join(LAYERS)})"
+                f"{where}: layer {index} ({layer.name!r}) is a merge layer, which a Sequential "
+                "model cannot hold"
             )
-        args = KerasArgs(translation.keras_class, entry["config"], where)
-        layers.append(translation.from_keras(args))
-        float64 = float64 or args.float64
+        layers.append(layer)
+        float64 = float64 or layer_float64
     if not layers or not isinstance(layers[0], InputLayer):
         shape = inner.get("build_input_shape")
         if shape is None and isinstance(config.get("build_config"), dict):
@@ -590,20 +762,186 @@ def model_from_config(config: object, where: str) -> Sequential:
         raise ModelFileError(f"{where}: invalid model: {error}") from None
 
 
-def _functional_chain(config: Config, where: str) -> list[Config]:
-    """The layers of a Keras functional model that is a chain (one input, each layer called
-    once on the previous layer's output, the last one the output), in order.
+def _layer_from_keras(entry: Config, index: int, where: str) -> tuple[Layer, bool]:
+    """The multilayer layer of one Keras layer config (not an InputLayer), and whether it
+    asks for float64.
 
     Raises:
-        ModelFileError: any other graph (branches, merges, several inputs or outputs).
+        ModelFileError: a layer or argument multilayer does not support (named).
     """
-    not_chain = ModelFileError(
-        f"{where}: this functional model is not a chain of layers (one input, each layer "
-        "applied once to the previous one's output); multilayer reads only such models"
+    keras_class = entry.get("class_name")
+    translation = LAYERS.get(keras_class) if isinstance(keras_class, str) else None
+    if translation is None:
+        name = entry["config"].get("name")
+        if keras_class == "Lambda":
+            raise ModelFileError(
+                f"{where}: layer {index} ({name!r}) is a Keras Lambda layer: it holds "
+                "Python code, and multilayer never runs code from a file"
+            )
+        raise ModelFileError(
+            f"{where}: layer {index} ({name!r}) is a Keras {keras_class!r} layer, which "
+            f"multilayer does not support (supported: InputLayer, {', '.join(LAYERS)})"
+        )
+    args = KerasArgs(translation.keras_class, entry["config"], where)
+    return translation.from_keras(args), args.float64
+
+
+def _functional_from_keras(config: Config, where: str) -> Model:
+    """A multilayer functional `Model` from a Keras functional ``config`` (its layers in
+    Keras' order, each with its ``inbound_nodes``; ``input_layers`` and ``output_layers``).
+
+    Raises:
+        ModelFileError: a layer called more than once (shared), a call with arguments
+            multilayer does not read, a reference to an unknown or later layer, a layer or
+            argument multilayer does not support, or an invalid graph.
+    """
+    from multilayer.models.functional import Model
+
+    entries = config.get("layers")
+    if not isinstance(entries, list):
+        raise ModelFileError(f"{where}: the model config has no list of layers")
+    if len(entries) > MAX_LAYERS:
+        raise ModelFileError(f"{where}: the model has {len(entries)} layers (at most {MAX_LAYERS})")
+    dtype = _policy_name(config.get("dtype"))
+    if dtype is not None and dtype not in _FLOAT_POLICIES:
+        raise ModelFileError(f"{where}: model dtype {dtype!r} is not supported")
+    float64 = dtype == "float64"
+    tensors: dict[str, KerasTensor] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+            raise ModelFileError(f"{where}: layer {index} is not a Keras layer config")
+        name = entry.get("name")
+        if not isinstance(name, str) or name in tensors:
+            raise ModelFileError(
+                f"{where}: layer {index} has no name or the name of an earlier layer ({name!r})"
+            )
+        nodes = entry.get("inbound_nodes")
+        layer: Layer
+        if entry.get("class_name") == "InputLayer":
+            if nodes:
+                raise ModelFileError(f"{where}: InputLayer {name!r} has inbound nodes")
+            args = KerasArgs("InputLayer", entry["config"], where)
+            layer = _input_from_keras(args)
+            float64 = float64 or args.float64
+        else:
+            layer, layer_float64 = _layer_from_keras(entry, index, where)
+            float64 = float64 or layer_float64
+        if layer.name != name:
+            raise ModelFileError(
+                f"{where}: layer {index} is named {name!r} in the graph but {layer.name!r} in "
+                "its config"
+            )
+        if isinstance(layer, InputLayer):
+            tensors[name] = layer.output
+            continue
+        inputs = _node_inputs(nodes, name, tensors, where)
+        try:
+            tensors[name] = layer(inputs if layer.multi_input else inputs[0])
+        except (ValueError, TypeError) as error:
+            raise ModelFileError(f"{where}: layer {name!r}: {error}") from None
+    graph_inputs = _endpoints(config.get("input_layers"), "input_layers", tensors, where)
+    graph_outputs = _endpoints(config.get("output_layers"), "output_layers", tensors, where)
+    model_name = config.get("name")
+    try:
+        return Model(
+            graph_inputs if len(graph_inputs) > 1 else graph_inputs[0],
+            graph_outputs if len(graph_outputs) > 1 else graph_outputs[0],
+            name=model_name if isinstance(model_name, str) else None,
+            dtype="float64" if float64 else "float32",
+        )
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(f"{where}: invalid model: {error}") from None
+
+
+def _ignorable(kwargs: object) -> bool:
+    """Whether a layer call's keyword arguments carry nothing multilayer must honour: none,
+    or only ``training`` (Keras records training=False on a Dropout call; at run time the
+    model's own training flag replaces it)."""
+    if kwargs is None:
+        return True
+    return (
+        isinstance(kwargs, dict)
+        and set(kwargs) <= {"training"}
+        and kwargs.get("training") in (None, False, True)
     )
+
+
+def _node_inputs(
+    nodes: object, name: str, tensors: dict[str, KerasTensor], where: str
+) -> list[KerasTensor]:
+    """The tensors a layer is called on, from its Keras ``inbound_nodes``."""
+    if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
+        count = len(nodes) if isinstance(nodes, list) else nodes
+        raise ModelFileError(
+            f"{where}: layer {name!r} has {count!r} inbound nodes; multilayer reads layers "
+            "called exactly once (no shared layers)"
+        )
+    args, kwargs = nodes[0].get("args"), nodes[0].get("kwargs")
+    if not isinstance(args, list) or len(args) != 1 or not _ignorable(kwargs):
+        raise ModelFileError(
+            f"{where}: layer {name!r} is called with arguments multilayer does not read "
+            "(one tensor, or one list of tensors, and no keyword arguments)"
+        )
+    items = args[0] if isinstance(args[0], list) else [args[0]]
+    if not items:
+        raise ModelFileError(f"{where}: layer {name!r} is called on an empty list")
+    result = []
+    for item in items:
+        inner = item.get("config") if isinstance(item, dict) else None
+        history = inner.get("keras_history") if isinstance(inner, dict) else None
+        if (
+            not isinstance(item, dict)
+            or item.get("class_name") != "__keras_tensor__"
+            or not isinstance(history, list)
+            or len(history) != 3
+            or not isinstance(history[0], str)
+            or history[1:] != [0, 0]
+        ):
+            raise ModelFileError(
+                f"{where}: layer {name!r} takes an input that is not the output of one layer "
+                "(a Keras tensor with keras_history [layer, 0, 0])"
+            )
+        if history[0] not in tensors:
+            raise ModelFileError(
+                f"{where}: layer {name!r} takes the output of {history[0]!r}, which is not an "
+                "earlier layer of the model"
+            )
+        result.append(tensors[history[0]])
+    return result
+
+
+def _endpoints(
+    value: object, key: str, tensors: dict[str, KerasTensor], where: str
+) -> list[KerasTensor]:
+    """The tensors ``input_layers`` / ``output_layers`` name: ``[name, 0, 0]`` or a list."""
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ModelFileError(f"{where}: {key} must be a non-empty list of [layer, 0, 0]")
+    result = []
+    for triple in value:
+        if (
+            not isinstance(triple, list)
+            or len(triple) != 3
+            or not isinstance(triple[0], str)
+            or triple[1:] != [0, 0]
+        ):
+            raise ModelFileError(f"{where}: {key}: {triple!r} is not [layer, 0, 0]")
+        if triple[0] not in tensors:
+            raise ModelFileError(f"{where}: {key} names {triple[0]!r}, which is not a layer")
+        result.append(tensors[triple[0]])
+    return result
+
+
+def _functional_chain(config: Config, where: str) -> list[Config] | None:
+    """The layers of a Keras functional model that is a chain (one input, each layer called
+    once on the previous layer's output, the last one the output), in order; None for any
+    other graph (branches, merges, several inputs or outputs).
+    """
+    not_chain = None
     layers = config.get("layers")
     if not isinstance(layers, list):
-        raise not_chain
+        return not_chain
     if len(layers) > MAX_LAYERS:
         raise ModelFileError(f"{where}: the model has {len(layers)} layers (at most {MAX_LAYERS})")
 
@@ -616,17 +954,17 @@ def _functional_chain(config: Config, where: str) -> list[Config]:
     previous = None
     for index, layer in enumerate(layers):
         if not isinstance(layer, dict):
-            raise not_chain
+            return not_chain
         nodes = layer.get("inbound_nodes")
         if index == 0:
             if layer.get("class_name") != "InputLayer" or nodes:
-                raise not_chain
+                return not_chain
         else:
             if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
-                raise not_chain
+                return not_chain
             args, kwargs = nodes[0].get("args"), nodes[0].get("kwargs")
-            if not isinstance(args, list) or len(args) != 1 or kwargs not in ({}, None):
-                raise not_chain
+            if not isinstance(args, list) or len(args) != 1 or not _ignorable(kwargs):
+                return not_chain
             tensor = args[0]
             inner = tensor.get("config") if isinstance(tensor, dict) else None
             history = inner.get("keras_history") if isinstance(inner, dict) else None
@@ -637,26 +975,32 @@ def _functional_chain(config: Config, where: str) -> list[Config]:
                 or history[:1] != [previous]
                 or history[1:] != [0, 0]
             ):
-                raise not_chain
+                return not_chain
         previous = layer.get("name")
         if not isinstance(previous, str):
-            raise not_chain
+            return not_chain
     if (
         not layers
         or endpoint(config.get("input_layers")) != layers[0].get("name")
         or endpoint(config.get("output_layers")) != previous
     ):
-        raise not_chain
+        return not_chain
     return [
         {k: v for k, v in layer.items() if k not in ("name", "inbound_nodes")} for layer in layers
     ]
 
 
-def _count_parameters(model: Sequential, where: str) -> int:
+def _count_parameters(model: Model, where: str) -> int:
     """The number of parameters of ``model`` (not built), without allocating them: the
-    layers of a copy are sized one after the other."""
+    layers of a copy are sized one after the other (a functional model sizes its graph)."""
     from multilayer.models.sequential import Sequential
 
+    if not isinstance(model, Sequential):
+        try:
+            shapes = model.parameter_shapes()
+        except (ValueError, TypeError) as error:
+            raise ModelFileError(f"{where}: invalid model: {error}") from None
+        return sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes.values())
     try:
         probe = Sequential.from_config(model.get_config())
         shape = probe.input_shape
@@ -704,8 +1048,12 @@ def _input_from_keras(args: KerasArgs) -> InputLayer:
 # -- HDF5 weights -----------------------------------------------------------------------------
 
 
-def weights_h5_bytes(model: Sequential) -> bytes:
-    """The model's weights in Keras' HDF5 layout (what ``save_weights`` writes)."""
+def weights_h5_bytes(model: Model) -> bytes:
+    """The model's weights in Keras' HDF5 layout (what ``save_weights`` writes).
+
+    Raises:
+        ValueError: a layer Keras has no equivalent of (a nested model).
+    """
     h5py = _h5py()
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as handle:
@@ -732,19 +1080,22 @@ def _check_dataset(h5py: Any, group: Any, key: str, where: str) -> Any:
     return dataset
 
 
-def read_weights_h5(model: Sequential, source: object, where: str) -> None:
+def read_weights_h5(
+    model: Model, source: object, where: str, order: list[Layer] | None = None
+) -> None:
     """Check every variable of an HDF5 weights file (Keras layout) against ``model``, then
     copy them in. Nothing is read before all declared shapes and types have been checked.
 
     Raises:
         ModelFileError: a missing or extra variable, a shape or type that does not match, a
             link or external storage, NaN or infinite values, or a file h5py cannot read.
+        ValueError: a layer Keras has no equivalent of (a nested model).
     """
     h5py = _h5py()
     try:
         with h5py.File(source, "r") as handle:
             plan: list[tuple[Any, np.ndarray, str]] = []
-            groups = dict(weight_groups(model))
+            groups = dict(weight_groups(model, order))
             stored: Any = handle.get("layers")
             if stored is not None and not isinstance(stored, h5py.Group):
                 raise ModelFileError(f"{where}: 'layers' is not a group")
@@ -806,12 +1157,12 @@ def read_weights_h5(model: Sequential, source: object, where: str) -> None:
 # -- the archive ------------------------------------------------------------------------------
 
 
-def save_keras(model: Sequential, filepath: str | Path) -> Path:
+def save_keras(model: Model, filepath: str | Path) -> Path:
     """Write ``model`` as a Keras 3 ``.keras`` archive (atomically).
 
     The optimizer's state is not written (Keras builds a fresh optimizer from
     ``compile_config``). Raises ValueError for a model with a layer or activation Keras
-    cannot express.
+    cannot express (a nested model among them).
     """
     config = model_config(model)
     metadata: Config = {
@@ -912,14 +1263,17 @@ def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number (configs must hold finite numbers)")
 
 
-def load_keras(filepath: str | Path, compile: bool = True) -> Sequential:
-    """Read a Keras 3 ``.keras`` file into a multilayer model.
+def load_keras(filepath: str | Path, compile: bool = True) -> Model:
+    """Read a Keras 3 ``.keras`` file into a multilayer model: a `Sequential` one for a Keras
+    Sequential model or a functional chain, else a functional `Model`.
 
     Raises:
         FileNotFoundError: no such file.
         ModelFileError: not a zip archive, an unsafe or oversized member, a layer or argument
             multilayer does not support (named), or weights that do not match.
     """
+    from multilayer.models.sequential import Sequential
+
     path = Path(filepath)
     where = str(path)
     if not path.exists():
@@ -978,7 +1332,10 @@ def load_keras(filepath: str | Path, compile: bool = True) -> Sequential:
         if isinstance(error, FileNotFoundError):
             raise
         raise ModelFileError(f"{where} is not a valid .keras archive ({error})") from None
-    read_weights_h5(model, io.BytesIO(weights), where)
+    order = None
+    if not isinstance(model, Sequential):  # the HDF5 groups follow the config's layer order
+        order = [model.get_layer(entry["name"]) for entry in config["config"]["layers"]]
+    read_weights_h5(model, io.BytesIO(weights), where, order)
     model.input_scale = _input_scale(metadata, where)
     compile_config = config.get("compile_config")
     if compile and isinstance(compile_config, dict) and compile_config.get("loss") is not None:
@@ -1016,7 +1373,7 @@ _LOSS_IGNORED = {"name", "dtype"}
 _LOSS_DEFAULTS = {"axis": -1, "reduction": "sum_over_batch_size"}
 
 
-def _compile_from_keras(model: Sequential, compile_config: Config, where: str) -> None:
+def _compile_from_keras(model: Model, compile_config: Config, where: str) -> None:
     """Compile as Keras' ``compile_config`` says; like Keras, warn and leave the model
     uncompiled when that is not possible (the model still predicts)."""
     from multilayer.engine import optimizers
@@ -1051,6 +1408,8 @@ def _compile_from_keras(model: Sequential, compile_config: Config, where: str) -
                 if k not in _LOSS_IGNORED and not (k in _LOSS_DEFAULTS and v == _LOSS_DEFAULTS[k])
             }
             loss = plain
+        elif not isinstance(loss, str):
+            raise ValueError(f"the loss {loss!r} is not one loss (a name or a loss config)")
         metrics = compile_config.get("metrics")
         if metrics is not None and not all(isinstance(m, str) for m in metrics):
             raise ValueError(f"metrics {metrics!r} are not all names")
