@@ -427,14 +427,23 @@ def test_weight_file_names_and_unbuilt_models_are_refused_clearly(tmp_path):
             ),
         ):
             model.save_weights(tmp_path / name)
+    # .weights.h5 (Keras' layout) is a weights file too: an exact round trip, but by_name
+    # and skip_mismatch apply to .weights.safetensors only.
+    pytest.importorskip("h5py")
+    model.save_weights(tmp_path / "w.weights.h5")
+    copy = _mlp(seed=2)
+    copy.build((None, 4))
+    assert not (copy.get_weights()[0] == model.get_weights()[0]).all()
+    copy.load_weights(tmp_path / "w.weights.h5")
+    assert all((a == b).all() for a, b in zip(model.get_weights(), copy.get_weights(), strict=True))
     with pytest.raises(
         ValueError,
         match=re.escape(
-            f"{tmp_path / 'w.weights.h5'}: .weights.h5 files are not supported by this version "
-            "of multilayer; use a name ending in .weights.safetensors"
+            f"{tmp_path / 'w.weights.h5'}: by_name and skip_mismatch apply to "
+            ".weights.safetensors files"
         ),
     ):
-        model.save_weights(tmp_path / "w.weights.h5")
+        copy.load_weights(tmp_path / "w.weights.h5", by_name=True)
     unbuilt = Sequential([Dense(2)], name="nobody")
     with pytest.raises(
         ValueError,

@@ -766,7 +766,9 @@ class Model(Trainer, Layer):
         load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name)
 
     def save(self, filepath, include_optimizer: bool = True) -> None:
-        """Save the architecture, weights and compile configuration to one ``.safetensors`` file."""
+        """Save the architecture, weights and compile configuration to one file, in the format
+        its extension names: ``.safetensors`` (multilayer's) or ``.keras`` (Keras 3). Another
+        extension is a ValueError (see `multilayer.models.saving`)."""
         from multilayer.models.saving import save_model
 
         save_model(self, filepath, include_optimizer=include_optimizer)

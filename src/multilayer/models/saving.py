@@ -1,6 +1,16 @@
-"""Model files: one ``.safetensors`` file with the weights as tensors and the architecture,
-compile configuration and training metadata as JSON in the header. Never pickle: loading a
-file reads numbers and JSON, and runs no code from it.
+"""Model files. The format is chosen by the file name's extension (`save_model`,
+`load_model`, `save_weights`, `load_weights`):
+
+* ``.safetensors``: multilayer's own format, described below;
+* ``.keras``: the Keras 3 archive, read and written by `multilayer.models.keras_format`;
+* ``.weights.safetensors`` and ``.weights.h5``: weights only (``.weights.h5`` in Keras'
+  layout, so Keras' ``save_weights`` files load and ours load in Keras).
+
+Another extension is refused with an error listing these. Never pickle: loading a file reads
+numbers and JSON, and runs no code from it.
+
+A multilayer ``.safetensors`` model file holds the weights as tensors and the architecture,
+compile configuration and training metadata as JSON in the header.
 
 Tensor names: ``layers.{index}.{kernel|bias}`` (in a nested model:
 ``layers.{index}.layers.{index}.kernel``) and, when the optimizer is saved,
@@ -31,6 +41,7 @@ if TYPE_CHECKING:
 
 FORMAT = "multilayer.model"
 FORMAT_VERSION = "1"
+WEIGHTS_FORMAT = "multilayer.weights"
 _METADATA_KEYS = {
     "format",
     "format_version",
@@ -112,14 +123,65 @@ def model_from_json(json_string: str) -> Model:
     return model
 
 
+MODEL_EXTENSIONS = (".keras", ".safetensors")
+WEIGHTS_EXTENSIONS = (".weights.h5", ".weights.safetensors")
+
+
+def _model_format(filepath) -> str:
+    """``"keras"`` or ``"safetensors"`` from the name, or ValueError listing the choices."""
+    name = str(filepath)
+    if name.endswith(WEIGHTS_EXTENSIONS):
+        raise ValueError(
+            f"{name} is a weights file name: model.save() writes a whole model to a .keras or "
+            ".safetensors file; use model.save_weights() for .weights.h5 / .weights.safetensors"
+        )
+    if name.endswith(".keras"):
+        return "keras"
+    if name.endswith(".safetensors"):
+        return "safetensors"
+    if name.endswith((".h5", ".hdf5")):
+        raise ValueError(
+            f"cannot save {name}: the legacy Keras 2 HDF5 model format is not supported; use a "
+            "name ending in .keras (the Keras 3 format) or .safetensors (multilayer's format)"
+        )
+    raise ValueError(
+        f"cannot save {name}: unknown file extension; use a name ending in .keras (the Keras 3 "
+        "format) or .safetensors (multilayer's format)"
+    )
+
+
+def _weights_format(filepath) -> str:
+    name = str(filepath)
+    if name.endswith(".weights.h5"):
+        return "h5"
+    if name.endswith(".weights.safetensors"):
+        return "safetensors"
+    raise ValueError(
+        f"{name}: a weights file name must end in .weights.h5 (Keras' layout) or "
+        ".weights.safetensors"
+    )
+
+
 def save_model(
     model, filepath, include_optimizer: bool = True, training: dict | None = None
 ) -> Path:
-    """Write ``model`` to ``filepath`` (atomically). See the module docstring for the layout."""
-    st_numpy, _ = _safetensors()
-    tensors = dict(model_tensors(model))  # builds the model if its input shape is known
+    """Write ``model`` to ``filepath`` (atomically), in the format its extension names:
+    ``.safetensors`` (see the module docstring) or ``.keras`` (Keras 3; without the optimizer
+    state).
+
+    Raises:
+        ValueError: another extension, or a model that is not built.
+    """
+    kind = _model_format(filepath)
+    model._build_if_possible()  # Keras builds as soon as the input shape is known
     if not model.built:
         raise ValueError("cannot save a model that is not built yet (it has no weights)")
+    if kind == "keras":
+        from multilayer.models.keras_format import save_keras
+
+        return save_keras(model, filepath)
+    st_numpy, _ = _safetensors()
+    tensors = dict(model_tensors(model))
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -235,14 +297,30 @@ def header_json(metadata: dict, key: str, path) -> object:
 
 
 def load_model(filepath, compile: bool = True):
-    """Load a model saved by `save_model` (or ``model.save``). Refuses anything else.
+    """Load a model saved by `save_model` (or ``model.save``), or a Keras 3 ``.keras`` file
+    (by its extension). Refuses anything else.
 
     Raises:
         FileNotFoundError: no such file.
         ModelFileError: not a safetensors file, not a multilayer model, or tensors that do
-            not match the architecture described in the header.
+            not match the architecture described in the header; for ``.keras`` files, see
+            `multilayer.models.keras_format.load_keras`.
     """
     path = Path(filepath)
+    name = str(filepath)
+    if name.endswith(WEIGHTS_EXTENSIONS):
+        raise ModelFileError(
+            f"{name} is a weights file: build the model, then call model.load_weights()"
+        )
+    if name.endswith((".h5", ".hdf5")):
+        raise ModelFileError(
+            f"{name}: legacy Keras 2 HDF5 model files are not supported; in Keras, load it and "
+            "save it again with model.save('model.keras')"
+        )
+    if name.endswith(".keras"):
+        from multilayer.models.keras_format import load_keras
+
+        return load_keras(path, compile=compile)
     parsed: dict = {}
 
     def check_architecture(metadata: dict, declared: dict) -> None:
@@ -368,28 +446,7 @@ def _restore_optimizer(model, tensors: dict[str, np.ndarray], metadata: dict, pa
 
 
 # -- weights files (Keras' save_weights / load_weights) ----------------------------------------
-WEIGHTS_FORMAT = "multilayer.weights"
 _WEIGHTS_KEYS = {"format", "format_version", "layers"}
-
-
-def _weights_format(filepath) -> str:
-    name = str(filepath)
-    if name.endswith(".weights.h5"):
-        return "h5"
-    if name.endswith(".weights.safetensors"):
-        return "safetensors"
-    raise ValueError(
-        f"{name}: a weights file name must end in .weights.h5 (Keras' layout) or "
-        ".weights.safetensors"
-    )
-
-
-def _h5_not_here(filepath) -> ValueError:
-    # Keras' HDF5 layout comes with the .keras file support (multilayer.models.keras_format).
-    return ValueError(
-        f"{filepath}: .weights.h5 files are not supported by this version of multilayer; "
-        "use a name ending in .weights.safetensors"
-    )
 
 
 def _weight_paths(model) -> dict[str, str]:
@@ -409,9 +466,9 @@ def _weight_paths(model) -> dict[str, str]:
 
 
 def save_weights(model, filepath, overwrite: bool = True) -> Path:
-    """Write the model's weights (atomically) to a ``.weights.safetensors`` file: tensors
-    ``layers.{index}.{name}`` and, in the header, each tensor's layer path (for
-    ``load_weights(by_name=True)``).
+    """Write the model's weights (atomically): ``.weights.h5`` in Keras' HDF5 layout (Keras'
+    ``load_weights`` reads it) or ``.weights.safetensors`` (tensors ``layers.{index}.{name}``
+    and, in the header, each tensor's layer path for ``load_weights(by_name=True)``).
 
     Raises:
         ValueError: another extension, or a model that is not built.
@@ -424,10 +481,12 @@ def save_weights(model, filepath, overwrite: bool = True) -> Path:
             f"cannot save the weights of model {model.name!r}: it is not built yet (call "
             "model.build((None, n)), fit or predict first)"
         )
-    if kind == "h5":
-        raise _h5_not_here(filepath)
     if not overwrite and Path(filepath).exists():
         raise FileExistsError(f"{filepath} exists and overwrite=False")
+    if kind == "h5":
+        from multilayer.models.keras_format import weights_h5_bytes
+
+        return atomic_write_bytes(filepath, weights_h5_bytes(model))
     st_numpy, _ = _safetensors()
     tensors = {k: np.ascontiguousarray(v) for k, v in model_tensors(model).items()}
     paths = _weight_paths(model)
@@ -451,8 +510,9 @@ def load_weights(model, filepath, skip_mismatch: bool = False, by_name: bool = F
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: an extension other than ``.weights.safetensors``, a model that is not
-            built, or ``by_name=True`` with a file that records no layer names.
+        ValueError: an extension other than ``.weights.h5`` / ``.weights.safetensors``, a
+            model that is not built, ``by_name=True`` with a file that records no layer names,
+            or ``by_name``/``skip_mismatch`` with a ``.weights.h5`` file.
         ModelFileError: a missing, extra or mismatched tensor, NaN or infinite values, or
             not a weights file.
     """
@@ -466,12 +526,20 @@ def load_weights(model, filepath, skip_mismatch: bool = False, by_name: bool = F
             f"load_weights: model {model.name!r} is not built: build it first (model.build("
             "(None, n)), an Input or input_shape=), then load the weights"
         )
-    if kind == "h5":
-        raise _h5_not_here(filepath)
     if not path.exists():
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.is_dir():
         raise ModelFileError(f"{path} is a directory, not a weights file")
+    if kind == "h5":
+        if by_name or skip_mismatch:
+            raise ValueError(
+                f"{path}: by_name and skip_mismatch apply to .weights.safetensors files; a "
+                ".weights.h5 file is read in Keras' layout, layer by layer in order"
+            )
+        from multilayer.models.keras_format import read_weights_h5
+
+        read_weights_h5(model, str(path), str(path))
+        return
     targets = model_tensors(model)
     paths = _weight_paths(model)
     plan: dict[str, str] = {}  # model tensor name -> file tensor name
