@@ -262,9 +262,12 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
         (
             lambda: losses.get("msee"),
             ValueError,
-            "Unknown loss 'msee'. Did you mean 'mse'? Known: binary_crossentropy, "
-            "categorical_crossentropy, hinge, mae, mean_absolute_error, mean_squared_error, "
-            "mse, sparse_categorical_crossentropy.",
+            "Unknown loss 'msee'. Did you mean 'mse'? Known: bce, binary_crossentropy, "
+            "categorical_crossentropy, categorical_hinge, hinge, huber, huber_loss, "
+            "kl_divergence, kld, kullback_leibler_divergence, log_cosh, logcosh, mae, mape, "
+            "mean_absolute_error, mean_absolute_percentage_error, mean_squared_error, "
+            "mean_squared_logarithmic_error, mse, msle, poisson, "
+            "sparse_categorical_crossentropy, squared_hinge.",
         ),
         (
             lambda: regularizers.get({"class_name": "L22", "config": {}}),

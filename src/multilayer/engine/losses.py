@@ -158,8 +158,7 @@ class CategoricalHinge(Loss):
         active = (neg - pos + 1.0) > 0
         # d neg / d y_pred: (1 - y_true) at the (first) arg max, 0 elsewhere
         picked = np.zeros(y_pred.shape, dtype=np.float64)
-        rows = np.indices(y_pred.shape[:-1])
-        picked[(*rows, others.argmax(axis=-1))] = 1.0
+        np.put_along_axis(picked, others.argmax(axis=-1)[..., None], 1.0, axis=-1)
         grad = (picked * (1.0 - y_true) - y_true) * active[..., None]
         return (grad / (y_pred.size // y_pred.shape[-1])).astype(y_pred.dtype, copy=False)
 
