@@ -64,7 +64,10 @@ class History(Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
+            # a metric per class or per threshold (F1Score(average=None), Precision with
+            # several thresholds) is kept as a list, the rest as floats
+            entry = float(value) if np.ndim(value) == 0 else np.asarray(value).tolist()
+            self.history.setdefault(key, []).append(entry)
 
 
 def _monitor_mode(monitor: str, mode: str) -> str:

@@ -150,8 +150,8 @@ class TrainingState:
     """Where `fit` is: ``step`` batches of epoch ``epoch`` are done (0-based epoch).
 
     ``order`` is that epoch's sample order when ``step > 0`` (None at an epoch boundary);
-    ``loss_sum``/``seen`` and ``metrics`` (``[total, count]`` per metric) are the partial
-    epoch's running sums.
+    ``loss_sum``/``seen`` and ``metrics`` (each metric's ``get_state()``, a JSON-able dict;
+    files written before read ``[total, count]``) are the partial epoch's running sums.
     """
 
     epoch: int
@@ -319,8 +319,8 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             order=order,
             loss_sum=float(info["loss_sum"]),
             seen=_count(info["seen"]),
-            metrics=[[float(t), _count(c)] for t, c in info["metrics"]],
-            history={str(k): [float(v) for v in values] for k, values in info["history"].items()},
+            metrics=[_metric_state(m) for m in info["metrics"]],
+            history={str(k): [_logged(v) for v in values] for k, values in info["history"].items()},
             history_epochs=[_count(e) for e in info["history_epochs"]],
             batch_size=_count(info["batch_size"]),
             n_samples=_count(info["n_samples"]),
@@ -345,6 +345,23 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         rng=info["rng"],
         layer_rngs=info["layer_rngs"],
     )
+
+
+def _logged(value) -> float | list[float]:
+    """A history entry: a number, or a list of numbers (a metric per class or threshold)."""
+    if isinstance(value, list):
+        return [float(v) for v in value]
+    return float(value)
+
+
+def _metric_state(value) -> dict:
+    """A metric's saved state: a dict (checked by the metric's own `set_state` on resume), or
+    the ``[total, count]`` pair of older checkpoints."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list) and len(value) == 2:
+        return {"total": float(value[0]), "count": _count(value[1])}
+    raise ValueError(f"expected a metric state, got {value!r}")
 
 
 def _count(value) -> int:
@@ -515,6 +532,13 @@ class Checkpointer:
                 f"cannot resume from {checkpoint.path}: it tracked {len(state.metrics)} metrics, "
                 f"this model has {len(self.model.metrics)}"
             )
+        for metric, saved in (
+            zip(self.model.metrics, state.metrics, strict=True) if state.step else ()
+        ):
+            try:  # on a fresh copy: the model's own metric is restored when the epoch starts
+                type(metric)(**metric.get_config()).set_state(saved)
+            except ValueError as error:
+                raise TrainingError(f"cannot resume from {checkpoint.path}: {error}") from None
         restore(self.model, checkpoint)
         self.last_path = checkpoint.path
         self._last_written_step = checkpoint.optimizer_iterations

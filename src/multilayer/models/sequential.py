@@ -318,7 +318,7 @@ class Sequential:
                 order=order if step else None,
                 loss_sum=loss_sum,
                 seen=seen,
-                metrics=[[m._total, m._count] for m in self.metrics] if step else [],
+                metrics=[m.get_state() for m in self.metrics] if step else [],
                 history={key: list(values) for key, values in history.history.items()},
                 history_epochs=list(history.epoch),
                 batch_size=batch_size,
@@ -336,7 +336,7 @@ class Sequential:
                     for index, metric in enumerate(self.metrics):
                         metric.reset_state()
                         if mid_epoch:  # the running sums of the checkpointed partial epoch
-                            metric._total, metric._count = resumed.metrics[index]
+                            metric.set_state(resumed.metrics[index])
                     callback_list.on_epoch_begin(epoch)
                     if mid_epoch:
                         order, first_step = resumed.order, resumed.step
