@@ -699,3 +699,75 @@ def test_streamed_weighted_results_equal_keras(keras, name, kwargs, kind):
         ours.update_state(y[batch], p[batch], sample_weight=w[batch])
         theirs.update_state(y[batch], p[batch], sample_weight=w[batch])
     np.testing.assert_allclose(ours.result(), np.asarray(theirs.result()), rtol=2e-5, atol=2e-6)
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+def _checkpointed_model(seed=5):
+    from multilayer.layers import Dense
+    from multilayer.models import Sequential
+
+    model = Sequential([Dense(8, activation="relu"), Dense(3, activation="softmax")], seed=seed)
+    model.compile(
+        optimizer="adam",
+        loss="categorical_crossentropy",
+        metrics=["AUC", metrics.F1Score(), metrics.Precision(thresholds=[0.3, 0.6]), "acc"],
+    )
+    return model
+
+
+def _checkpoint_data():
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    return x, np.eye(3, dtype=np.float32)[x[:, :3].argmax(axis=1)]
+
+
+def test_mid_epoch_resume_restores_array_metric_states_exactly(tmp_path):
+    from multilayer.models.checkpoint import CheckpointConfig, list_checkpoints, read_checkpoint
+
+    x, y = _checkpoint_data()
+    expected = _checkpointed_model().fit(x, y, epochs=2, batch_size=32, verbose=0)
+    assert isinstance(expected.history["f1_score"][0], list)  # one score per class
+    _checkpointed_model().fit(
+        x, y, epochs=2, batch_size=32, verbose=0,
+        checkpoint=CheckpointConfig(tmp_path, every=3, unit="step", keep=10),
+    )  # fmt: skip
+    for path in list_checkpoints(tmp_path)[:2]:  # killed after a mid-epoch checkpoint
+        path.unlink()
+    assert read_checkpoint(list_checkpoints(tmp_path)[0]).state.step > 0  # mid-epoch
+    resumed = _checkpointed_model(seed=99).fit(
+        x, y, epochs=2, batch_size=32, verbose=0,
+        checkpoint=CheckpointConfig(tmp_path, every=3, unit="step", resume=True),
+    )  # fmt: skip
+    assert resumed.history == expected.history
+
+
+def test_a_checkpoint_with_a_bad_metric_state_is_refused(tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    from multilayer.errors import TrainingError
+    from multilayer.models.checkpoint import CheckpointConfig, list_checkpoints
+
+    x, y = _checkpoint_data()
+    config = CheckpointConfig(tmp_path, every=3, unit="step", keep=10)
+    _checkpointed_model().fit(x, y, epochs=1, batch_size=32, verbose=0, checkpoint=config)
+    for path in list_checkpoints(tmp_path)[:1]:  # keep the mid-epoch ones only
+        path.unlink()
+    path = list_checkpoints(tmp_path)[0]
+    with safe_open(str(path), framework="numpy") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    state = json.loads(metadata["state"])
+    state["metrics"][0]["tp"] = state["metrics"][0]["tp"][:5]  # AUC: 5 of 200 thresholds
+    metadata["state"] = json.dumps(state)
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(
+        TrainingError,
+        match=r"cannot resume from .*: metric 'AUC': tp must have shape \(200,\), got \(5,\)",
+    ):
+        _checkpointed_model().fit(
+            x, y, epochs=1, batch_size=32, verbose=0,
+            checkpoint=CheckpointConfig(tmp_path, every=3, unit="step", resume=True),
+        )  # fmt: skip
