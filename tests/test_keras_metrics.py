@@ -771,3 +771,23 @@ def test_a_checkpoint_with_a_bad_metric_state_is_refused(tmp_path):
             x, y, epochs=1, batch_size=32, verbose=0,
             checkpoint=CheckpointConfig(tmp_path, every=3, unit="step", resume=True),
         )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("monitor", "mode"),
+    [
+        ("val_precision", "max"),
+        ("recall", "max"),
+        ("val_AUC", "max"),
+        ("val_f1_score", "max"),
+        ("r2_score", "max"),
+        ("val_root_mean_squared_error", "min"),
+        ("val_mape", "min"),
+        ("false_negatives", "min"),
+        ("val_loss", "min"),
+    ],
+)
+def test_callbacks_mode_auto_follows_the_metric_direction(monitor, mode):
+    from multilayer.callbacks import EarlyStopping
+
+    assert EarlyStopping(monitor=monitor).mode == mode

@@ -87,6 +87,8 @@ class Metric:
     """
 
     default_name = "metric"
+    #: "up" when higher is better (Keras' ``_direction``), for callbacks' ``mode="auto"``
+    direction = "down"
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.default_name
@@ -144,6 +146,7 @@ def _labels(y: np.ndarray) -> np.ndarray:
 
 class CategoricalAccuracy(Metric):
     default_name = "categorical_accuracy"
+    direction = "up"
 
     def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return y_true.argmax(axis=-1) == y_pred.argmax(axis=-1)
@@ -151,6 +154,7 @@ class CategoricalAccuracy(Metric):
 
 class SparseCategoricalAccuracy(Metric):
     default_name = "sparse_categorical_accuracy"
+    direction = "up"
 
     def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return y_true.reshape(-1).astype(np.int64) == y_pred.argmax(axis=-1)
@@ -158,6 +162,7 @@ class SparseCategoricalAccuracy(Metric):
 
 class BinaryAccuracy(Metric):
     default_name = "binary_accuracy"
+    direction = "up"
 
     def __init__(self, name: str | None = None, threshold: float = 0.5) -> None:
         self.threshold = finite(threshold, "BinaryAccuracy: threshold")
@@ -175,6 +180,7 @@ class TopKCategoricalAccuracy(Metric):
     """Whether the true class is among the ``k`` highest scores (one-hot targets)."""
 
     default_name = "top_k_categorical_accuracy"
+    direction = "up"
     sparse = False
 
     def __init__(self, k: int = 5, name: str | None = None) -> None:
@@ -547,6 +553,7 @@ class Precision(_ConfusionMetric):
     One number for one threshold, an array for several."""
 
     default_name = "precision"
+    direction = "up"
     _counts = ("tp", "fp")
 
     def result(self) -> Result:
@@ -558,6 +565,7 @@ class Recall(_ConfusionMetric):
     """``tp / (tp + fn)`` at each threshold (as `Precision`)."""
 
     default_name = "recall"
+    direction = "up"
     _counts = ("tp", "fn")
 
     def result(self) -> Result:
@@ -585,6 +593,7 @@ class _ConditionCount(_ConfusionMetric):
 
 class TruePositives(_ConditionCount):
     default_name = "true_positives"
+    direction = "up"
     _key = "tp"
 
 
@@ -595,6 +604,7 @@ class FalsePositives(_ConditionCount):
 
 class TrueNegatives(_ConditionCount):
     default_name = "true_negatives"
+    direction = "up"
     _key = "tn"
 
 
@@ -617,6 +627,7 @@ class AUC(_StateMetric):
     """
 
     default_name = "auc"
+    direction = "up"
 
     def __init__(
         self,
@@ -752,6 +763,7 @@ class FBetaScore(_StateMetric):
     """
 
     default_name = "fbeta_score"
+    direction = "up"
     _state_keys = ("true_positives", "false_positives", "false_negatives", "intermediate_weights")
 
     def __init__(
@@ -875,6 +887,7 @@ class R2Score(_StateMetric):
     """
 
     default_name = "r2_score"
+    direction = "up"
     _state_keys = ("sum", "squared_sum", "total_mse", "count", "num_samples")
     _signed_keys = frozenset({"sum"})
     _scalar_keys = frozenset({"num_samples"})
@@ -1045,6 +1058,16 @@ _CROSSENTROPY_BY_TARGET: dict[str, type[_CrossentropyMetric]] = {
     "sparse": SparseCategoricalCrossentropy,
     "binary": BinaryCrossentropy,
 }
+
+
+def direction(name: str) -> str | None:
+    """``"up"`` or ``"down"`` for a logged metric name (a ``val_`` prefix ignored) that names
+    a known metric, else None."""
+    name = name[4:] if name.startswith("val_") else name
+    try:
+        return REGISTRY.lookup(name).direction
+    except ValueError:
+        return None
 
 
 def get(identifier: str | Metric | Config, loss: object = None) -> Metric:

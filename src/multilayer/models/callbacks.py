@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from multilayer.engine import metrics as metric_module
+
 
 class Callback:
     """Base class: override the hooks you need. ``self.model`` is set before training."""
@@ -75,7 +77,9 @@ def _monitor_mode(monitor: str, mode: str) -> str:
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode != "auto":
         return mode
-    return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+    if "acc" in monitor or monitor.endswith("auc"):
+        return "max"
+    return "max" if metric_module.direction(monitor) == "up" else "min"
 
 
 class _Monitor(Callback):
