@@ -1,12 +1,23 @@
-"""Shared test setup: point MULTILAYER_DATA at the real MNIST copy when it is not set."""
+"""Shared test setup: point MULTILAYER_DATA at the real MNIST copy when it is not set.
+
+A relative MULTILAYER_DATA (the README's ``export MULTILAYER_DATA=../shared/datasets``) is
+made absolute here, once, against the directory pytest was started in: tests and the
+subprocesses they start run in temporary directories, where the relative path would name
+another place.
+"""
 
 import os
 from pathlib import Path
 
 import pytest
 
+from multilayer.data.paths import DATA_ENV_VAR, resolve_setting
+
 #: /work/shared/datasets, next to the repository checkout.
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+if os.environ.get(DATA_ENV_VAR, "").strip():
+    os.environ[DATA_ENV_VAR] = str(resolve_setting(os.environ[DATA_ENV_VAR].strip()))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -4,6 +4,7 @@ import io
 import json
 import re
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def model(trained_run):
 
 @pytest.fixture(scope="module")
 def client(trained_run):
-    with TestClient(create_app(trained_run)) as test_client:
+    with TestClient(create_app(trained_run), base_url="http://localhost") as test_client:
         yield test_client
 
 
@@ -276,7 +277,7 @@ def test_model_endpoint_describes_the_run(client, model, trained_run):
 def test_report_is_served_once_written(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("report"))
-    with TestClient(create_app(run)) as client:
+    with TestClient(create_app(run), base_url="http://localhost") as client:
         assert client.get("/model").json()["report_url"] is None
         missing = client.get("/report")
         assert missing.status_code == 404 and "mlp report" in missing.json()["detail"]
@@ -292,7 +293,7 @@ def test_a_bare_model_file_has_no_run_information(trained_run, tmp_path):
     model_file = shutil.copy(
         Path(trained_run) / "model.safetensors", tmp_path / "digits.safetensors"
     )
-    with TestClient(create_app(model_file)) as client:
+    with TestClient(create_app(model_file), base_url="http://localhost") as client:
         info = client.get("/model").json()
         assert info["metrics"] is None and info["config"] is None and info["report_url"] is None
         assert client.get("/report").status_code == 404
@@ -366,3 +367,461 @@ def test_load_test_smoke(tmp_path):
     latency = result["latency_ms"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
     assert json.loads(output.read_text())["requests_per_second"] == result["requests_per_second"]
+
+
+# --------------------------------------------------------------------------- hardening (issue 8)
+
+
+def small_model_file(directory: Path, name: str = "model.safetensors") -> Path:
+    """An untrained 784-32-10 model: the API's behaviour does not depend on the weights."""
+    from multilayer.recipes import build_model, get_recipe
+
+    model = build_model(get_recipe("fast").with_overrides(hidden=(32,)), (28, 28), 10, 1, seed=0)
+    model.build()
+    path = directory / name
+    model.save(path)
+    return path
+
+
+def small_client(source, **kwargs) -> TestClient:
+    return TestClient(create_app(source, **kwargs), base_url="http://localhost")
+
+
+def test_docs_work_offline_from_the_installed_swagger_ui(client):
+    """Issue 8.5: /docs loaded Swagger UI from a CDN and was blank offline."""
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text)
+    assets = re.findall(r"(?:src|href)=\"(/[^\"]+)\"", page.text)
+    assert "/swagger-ui/swagger-ui-bundle.js" in assets and "/swagger-ui/swagger-ui.css" in assets
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert "cdn.jsdelivr" not in response.text
+    # The page's own policy: Swagger UI needs no relaxation (tests/test_browser.py checks it).
+    assert (
+        page.headers["content-security-policy"]
+        == client.get("/").headers["content-security-policy"]
+    )
+    assert "unsafe" not in page.headers["content-security-policy"]
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: not served
+
+
+def test_deeply_nested_json_is_a_400(client):
+    """Issue 8.9: '[' x 50,000 raised RecursionError -> 500."""
+    for body in (b"[" * 50_000, b'{"pixels": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"):
+        response = client.post(
+            "/predict", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["detail"] == "the body is not valid JSON: nested too deeply"
+
+
+def _huge_transparent_png(side: int) -> bytes:
+    from PIL import ImageDraw
+
+    image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    ImageDraw.Draw(image).line(
+        (side // 4, side // 4, side // 2, 3 * side // 4), fill="white", width=9
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def test_web_uploads_have_a_lower_pixel_limit_than_the_cli(client):
+    """Issue 8.11: a ~100 KB 5000x5000 PNG was decoded (~620 MB); the web cap is 2048x2048."""
+    from multilayer.app.server import MAX_IMAGE_PIXELS
+
+    data = _huge_transparent_png(2100)
+    assert 2100 * 2100 <= 25_000_000  # the CLI would decode it
+    response = post_file(client, data, "big.png")
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        f"big.png is too large: 2100x2100 pixels (the limit is {MAX_IMAGE_PIXELS:,} pixels)"
+    )
+    assert MAX_IMAGE_PIXELS == 2048 * 2048
+
+
+def test_concurrent_decodes_are_bounded_and_excess_gets_503(tmp_path, monkeypatch):
+    """Issue 8.11: concurrent uploads each decoded at once (8 -> 4.7 GB). Now `decode_slots`
+    decode at a time, `decode_queue` more wait, and the rest are told to come back."""
+    import threading
+
+    import multilayer.app.server as server
+
+    started, release = threading.Semaphore(0), threading.Event()
+    running, peak = [0], [0]
+    lock = threading.Lock()
+
+    def slow_preprocess(data, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        started.release()
+        release.wait(30)
+        with lock:
+            running[0] -= 1
+        return np.zeros((28, 28), dtype=np.float32)
+
+    monkeypatch.setattr(server, "preprocess", slow_preprocess)
+    png = png_bytes(np.full((28, 28), 255))
+    with small_client(small_model_file(tmp_path), decode_slots=2, decode_queue=1) as client:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures = [pool.submit(post_file, client, png) for _ in range(3)]
+            for _ in range(2):
+                assert started.acquire(timeout=30)  # two decoding, the third queued
+            gate = client.app.state.decoder
+            deadline = time.monotonic() + 30
+            while gate.admitted < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the third request may still be on its way to the queue
+            assert gate.admitted == 3
+            busy = post_file(client, png)  # the fourth: over slots + queue
+            assert busy.status_code == 503
+            assert busy.headers["retry-after"] == "1"
+            assert busy.json()["detail"].startswith("the server is busy: 3 pictures")
+            release.set()
+            assert [f.result().status_code for f in futures] == [200, 200, 200]
+        assert peak[0] == 2
+        assert post_file(client, png).status_code == 200  # the count went back down
+
+
+def test_crafted_uploads_do_not_amplify_server_memory():
+    """Issue 8.11, measured as an attacker would: 8 concurrent ~115 KB uploads of a 5000x5000
+    PNG grew a real server's peak RSS by ~3.9 GB; refused from the header now, they cost
+    nothing, and 8 concurrent uploads at the pixel limit stay within two decodes' worth."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "upload_memory.py"
+    spec = importlib.util.spec_from_file_location("upload_memory", script)
+    upload_memory = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(upload_memory)
+    refused = upload_memory.measure(side=5000, concurrency=8)
+    assert refused["statuses"] == [422] * 8
+    assert refused["growth_mb"] < 50, refused
+    at_limit = upload_memory.measure(side=2048, concurrency=8)
+    assert at_limit["statuses"] == [200] * 8
+    assert at_limit["growth_mb"] < 400, at_limit
+
+
+def _run_dir(tmp_path: Path, **files: str) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    small_model_file(run)
+    for name, text in files.items():
+        (run / name).write_text(text)
+    return run
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("config.json", "[1, 2]", "config.json must hold a JSON object, not an array"),
+        ("metrics.json", "0.97", "metrics.json must hold a JSON object, not a number"),
+        ("metrics.json", "null", "metrics.json must hold a JSON object, not null"),
+        ("config.json", "{not json", "config.json is not valid JSON"),
+        ("metrics.json", '{"test_accuracy": NaN}', "NaN is not a number strict JSON allows"),
+        ("config.json", "[" * 100_000, "config.json is not valid JSON (nested too deeply)"),
+    ],
+)
+def test_bad_run_files_fail_at_start_up_naming_the_file(tmp_path, name, text, message):
+    """Issue 8.16: config.json a list or metrics.json a number answered 500 on /model, and a
+    server file that is not JSON was blamed on the client (400). Now the server refuses to
+    start, naming the file (mlp serve prints it as one error line)."""
+    from multilayer.errors import DataError
+
+    run = _run_dir(tmp_path, **{name: text})
+    with pytest.raises(DataError) as error:
+        create_app(run)
+    assert str(error.value).startswith(str(run / name))
+    assert message in str(error.value)
+
+
+def test_run_files_are_read_with_a_size_cap(tmp_path, monkeypatch):
+    import multilayer.runs as runs
+    from multilayer.errors import DataError
+
+    run = _run_dir(tmp_path, **{"config.json": '{"a": "' + "x" * 200 + '"}'})
+    monkeypatch.setattr(runs, "MAX_JSON_BYTES", 100)
+    with pytest.raises(DataError, match=r"config.json is too large for a run file: 209 bytes"):
+        _ = runs.RunDir(run).config
+
+
+def test_run_history_and_dataset_of_the_wrong_type(tmp_path):
+    from multilayer.errors import DataError
+
+    run = RunDir(_run_dir(tmp_path, **{"history.json": '{"epoch": [0], "loss": 3}'}))
+    with pytest.raises(
+        DataError, match="'loss' must be an array of per-epoch values, not a number"
+    ):
+        _ = run.history
+    for config, expected in [
+        ('{"flags": [1], "dataset": {"name": 7}}', "mnist"),
+        ('{"flags": {"dataset": "x.npz"}}', "x.npz"),
+        ('{"dataset": {"name": "fashion_mnist"}}', "fashion_mnist"),
+        ('{"dataset": ["mnist"]}', "mnist"),
+    ]:
+        run.config_path.write_text(config)
+        assert run.dataset_argument == expected
+
+
+def test_model_endpoint_exposes_no_server_paths(tmp_path):
+    """Issue 8.19: /model showed where the data and runs live on the server."""
+    config = {
+        "dataset": {"name": "digits.npz", "source": str(tmp_path / "secret" / "digits.npz")},
+        "flags": {"dataset": "/home/someone/data/digits.npz", "data_dir": "C:\\Users\\me\\d"},
+        "seed": 3,
+    }
+    run = _run_dir(tmp_path, **{"config.json": json.dumps(config)})
+    with small_client(run) as client:
+        info = client.get("/model").json()
+    assert info["config"] == {
+        "dataset": {"name": "digits.npz", "source": "digits.npz"},
+        "flags": {"dataset": "digits.npz", "data_dir": "d"},
+        "seed": 3,
+    }
+    assert str(tmp_path) not in json.dumps(info) and "someone" not in json.dumps(info)
+
+
+def _rewrite_header(path: Path, change) -> None:
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), "np") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    change(metadata)
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def test_odd_but_loadable_model_headers_never_give_a_500(tmp_path):
+    """Issue 8.13 (the app's side): numeric layer names or a list as the training header made
+    every request answer 500 (response validation). The model file is the models helper's;
+    whatever load_model accepts, the app answers every route without a server error."""
+    from multilayer.errors import ModelFileError
+
+    def numeric_names(metadata):
+        model = json.loads(metadata["model"])
+        for index, layer in enumerate(model["layers"]):
+            layer["config"]["name"] = index
+        metadata["model"] = json.dumps(model)
+        metadata["training"] = json.dumps([1, 2, {"x": 3}])
+
+    path = small_model_file(tmp_path)
+    _rewrite_header(path, numeric_names)
+    try:
+        app = create_app(path)
+    except ModelFileError:
+        return  # refused at load: equally fine for the app
+    with TestClient(app, base_url="http://localhost") as client:
+        info = client.get("/model")
+        assert info.status_code == 200, info.text
+        assert info.json()["training"] is None
+        assert all(isinstance(layer["name"], str) for layer in info.json()["layers"])
+        answer = client.post("/predict", json={"pixels": [0.5] * 784})
+        assert answer.status_code == 200, answer.text
+        assert all(isinstance(a["name"], str) for a in answer.json()["activations"])
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("localhost", 200),
+        ("localhost:8000", 200),
+        ("127.0.0.1:8000", 200),
+        ("[::1]:8000", 200),
+        ("LOCALHOST", 200),
+        ("evil.example", 400),
+        ("evil.example:8000", 400),
+        ("localhost.evil.example", 400),
+        ("", 400),
+    ],
+)
+def test_only_the_bound_host_names_are_answered(client, host, status):
+    """Issue 8.19: any Host was accepted, so a DNS-rebinding page could read /model."""
+    response = client.get("/model", headers={"host": host})
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["detail"].startswith(f"host {host!r} is not served here")
+
+
+def test_allowed_hosts_follow_the_bind_address():
+    from multilayer.app.server import LOCAL_HOSTS, allowed_hosts_for, is_public
+
+    assert allowed_hosts_for("127.0.0.1") == LOCAL_HOSTS == ("localhost", "127.0.0.1", "::1")
+    assert allowed_hosts_for("localhost") == LOCAL_HOSTS
+    assert allowed_hosts_for("::1") == LOCAL_HOSTS
+    assert allowed_hosts_for("127.0.0.2") == (*LOCAL_HOSTS, "127.0.0.2")
+    assert allowed_hosts_for("192.168.1.5") == ("192.168.1.5",)
+    assert allowed_hosts_for("0.0.0.0") == ("*",) and allowed_hosts_for("::") == ("*",)
+    assert allowed_hosts_for("digits.lan") == ("digits.lan",)
+    assert [is_public(h) for h in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "10.0.0.1")] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+def test_any_host_when_asked(tmp_path):
+    with small_client(small_model_file(tmp_path), allowed_hosts=("*",)) as client:
+        assert client.get("/health", headers={"host": "anything.example"}).status_code == 200
+
+
+def test_every_page_has_the_csp_and_head_is_answered(client):
+    """Issue 8.19: /static/index.html lacked the CSP that / has; HEAD / answered 405."""
+    for path in ("/", "/static/index.html", "/static/app.js", "/model", "/openapi.json"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        policy = response.headers["content-security-policy"]
+        assert policy.startswith("default-src 'self';") and "unsafe-inline" not in policy, path
+        assert response.headers["x-content-type-options"] == "nosniff"
+    head = client.head("/")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in head.headers["content-security-policy"]
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """The app served by `make_server` (as `mlp serve` serves it) with a 0.5 s request timeout."""
+    import socket
+    import threading
+    import time
+
+    from multilayer.app.server import bind_socket, make_server
+
+    app = create_app(small_model_file(tmp_path))
+    sock = bind_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = make_server(app, "127.0.0.1", port, log_level="warning", request_timeout=0.5)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    def connect() -> socket.socket:
+        return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+    yield connect
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def _closed_by_server(connection) -> bool:
+    """True once the server closes the connection (recv returns b'' or resets)."""
+    try:
+        while True:
+            data = connection.recv(65536)
+            if not data:
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_stalled_clients_are_dropped(live_server):
+    """Issue 8.19: 200 half-sent requests stayed open for ever (slowloris)."""
+    stalled = [live_server() for _ in range(20)]
+    for connection in stalled:
+        connection.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+    half_body = live_server()
+    half_body.sendall(
+        b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"pixels": ['
+    )
+    silent = live_server()  # connects and never sends a byte
+    for connection in [*stalled, half_body, silent]:
+        assert _closed_by_server(connection)  # after 0.5 s, well before the 10 s socket timeout
+        connection.close()
+
+
+def test_a_prompt_client_is_not_dropped(live_server):
+    import http.client
+    import time
+
+    connection = http.client.HTTPConnection("localhost")
+    connection.sock = live_server()
+    for _ in range(3):  # keep-alive: several requests on one connection, paused under 0.5 s
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        assert response.status == 200 and response.read() == b'{"status":"ok"}'
+        time.sleep(0.2)
+    connection.close()
+
+
+def _mlp(argv, capsys):
+    from multilayer.cli.main import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_serve_on_a_port_in_use_prints_one_error_line(tmp_path, capsys):
+    """Issue 8.18: "serving on ..." then uvicorn's multi-line log and exit code 3."""
+    import socket
+
+    model = small_model_file(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = _mlp(["serve", str(model), "--port", str(port)], capsys)
+    assert code == 1
+    assert out == ""
+    assert err == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another server "
+        "is using it: stop it or choose --port)\n"
+    )
+
+
+def test_serve_announces_the_real_port_and_warns_on_public_hosts(tmp_path, capsys, monkeypatch):
+    import multilayer.app.server as server
+
+    served = {}
+
+    def fake_serve(app, host, port, *, sock, **kwargs):
+        served.update(host=host, port=port, bound=sock.getsockname()[1], app=app)
+        sock.close()
+
+    monkeypatch.setattr(server, "serve", fake_serve)
+    model = small_model_file(tmp_path)
+    code, out, err = _mlp(["serve", str(model), "--port", "0"], capsys)
+    assert code == 0 and err == ""
+    assert served["port"] == served["bound"] != 0
+    assert out == f"serving {model} on http://127.0.0.1:{served['port']}/  (Ctrl-C to stop)\n"
+
+    code, out, err = _mlp(
+        ["serve", str(model), "--host", "0.0.0.0", "--port", "0", "--allow-host", "x.lan"],
+        capsys,
+    )
+    assert code == 0
+    assert err == (
+        "warning: listening on 0.0.0.0: the API has no authentication; anyone who can reach "
+        "this address can use it\n"
+    )
+    assert f"http://0.0.0.0:{served['port']}/" in out
+    with TestClient(served["app"], base_url="http://anything.example") as client:
+        assert client.get("/health").status_code == 200  # 0.0.0.0: names cannot be known
+
+
+def test_serve_answers_only_its_host_names_by_default(tmp_path, capsys, monkeypatch):
+    import multilayer.app.server as server
+
+    served = {}
+    monkeypatch.setattr(
+        server,
+        "serve",
+        lambda app, host, port, *, sock, **kw: (served.update(app=app), sock.close()),
+    )
+    model = small_model_file(tmp_path)
+    _mlp(["serve", str(model), "--port", "0", "--allow-host", "digits.lan"], capsys)
+    with TestClient(served["app"], base_url="http://digits.lan") as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/health", headers={"host": "localhost:8000"}).status_code == 200
+        assert client.get("/health", headers={"host": "rebind.example"}).status_code == 400

@@ -214,3 +214,56 @@ def test_touch_strokes_draw_too(page):
         )
     page.wait_for_function("() => document.getElementById('top-class').textContent !== '?'")
     assert page.text_content("#top-class") == "1"
+
+
+def test_an_upload_error_clears_the_previous_answer(page, tmp_path):
+    """Issue 8.6: after a refused upload the page kept showing the previous digit's answer and
+    28x28 image, as if they belonged to the refused file."""
+    draw(page, STROKES["1"])
+    assert page.text_content("#top-class") == "1"
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    with page.expect_response(lambda r: r.url.endswith("/predict")) as answer:
+        page.set_input_files("#upload", str(bad))
+    assert answer.value.status == 422
+    page.wait_for_function("() => document.getElementById('status').classList.contains('error')")
+    assert "broken.png" in page.text_content("#status")
+    assert page.text_content("#top-class") == "?"
+    assert chart(page) == [0.0] * 10
+    seen_ink = page.evaluate(
+        "() => document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28)"
+        ".data.reduce((a, b) => a + b, 0)"
+    )
+    assert seen_ink == 0
+    assert page.locator("#activations .layer").count() == 0
+
+
+def test_api_docs_render_offline_under_their_csp(browser, server):
+    """Issue 8.5: /docs loaded Swagger UI from a CDN, blank offline. Now it renders from the
+    installed package, nothing else is contacted, and its CSP blocks nothing it needs."""
+    page = browser.new_page()
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.add_init_script(
+        "window.violations = []; document.addEventListener('securitypolicyviolation',"
+        " e => window.violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.eval_on_selector_all(
+        ".opblock-summary-path", "nodes => nodes.map(n => n.dataset.path)"
+    )
+    assert {"/predict", "/model", "/report", "/health"} <= set(paths)
+    # Try the API from the page, as a reader of the docs would.
+    page.click("#operations-default-health_health_get .opblock-summary")
+    page.click("text=Try it out")
+    page.click("text=Execute")
+    page.wait_for_selector(".live-responses-table .response-col_status")
+    page.wait_for_selector(".live-responses-table .response-col_description .microlight")
+    assert '"ok"' in page.text_content(
+        ".live-responses-table .response-col_description .microlight"
+    )
+    violations = page.evaluate("() => window.violations")
+    assert all(url.startswith(server) or url.startswith("data:") for url in requests), requests
+    assert violations == []
+    page.close()

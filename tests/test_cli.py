@@ -290,8 +290,9 @@ def test_missing_argument_is_a_usage_error(capsys):
 @pytest.mark.parametrize(
     ("arrays", "fragment"),
     [
-        ({"y_train": np.full(20, 10)}, "out of range"),
-        ({"y_test": np.r_[np.arange(19) % 10, -1]}, "out of range"),
+        ({"y_train": np.zeros(20, np.int64), "y_test": np.zeros(20)}, "at least 2 classes"),
+        ({"y_train": np.full(20, 10**6)}, "numbered from 0"),
+        ({"y_test": np.r_[np.arange(19) % 10, -1]}, "is negative"),
         ({"x_train": np.full((20, 28, 28), np.nan)}, "NaN"),
         ({"x_train": np.zeros((20, 784), np.uint8)}, "shape"),
         ({"y_train": np.zeros(19, np.int64)}, "labels"),

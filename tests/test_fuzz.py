@@ -1,9 +1,11 @@
-"""Property-based tests (Hypothesis) and a bounded mutation fuzz run over the three readers
-of untrusted input: the IDX reader, the model/checkpoint loader and the image loader.
+"""Property-based tests (Hypothesis) and a bounded mutation fuzz run over the readers of
+untrusted input: the IDX reader, the .npz dataset reader, the model/checkpoint loader and
+the image loader.
 
 The property everywhere: whatever the bytes, a reader returns a result or raises its own
 documented exception (DataError, ModelFileError, ImageError), never anything else, and
-memory stays bounded (the process's resident set is measured around the fuzz runs).
+memory stays bounded (the process's resident set is measured around the fuzz runs, and for
+the data readers the peak of Python and NumPy allocations of every single case).
 Run with ``-s`` to see how many cases ran per target.
 """
 
@@ -14,6 +16,8 @@ import io
 import json
 import random
 import struct
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,7 @@ from hypothesis import strategies as st
 
 from multilayer.data.idx import read_idx, write_idx
 from multilayer.data.images import load_image
+from multilayer.datasets import NPZ_KEYS, load_dataset, read_npz
 from multilayer.engine.layers import Dense, Dropout, Input
 from multilayer.errors import DataError, ImageError, ModelFileError
 from multilayer.models.checkpoint import CheckpointConfig, read_checkpoint
@@ -68,13 +73,23 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
 
 
 def _fuzz(
-    name: str, seed_inputs: list[bytes], call, allowed: tuple[type[BaseException], ...]
+    name: str,
+    seed_inputs: list[bytes],
+    call,
+    allowed: tuple[type[BaseException], ...],
+    peak_limit: int | None = None,
 ) -> None:
+    """``FUZZ_CASES`` mutations of the seeds through ``call``: only ``allowed`` errors, RSS
+    growth below ``RSS_LIMIT``, and (if given) each case's allocation peak (tracemalloc:
+    Python objects and NumPy arrays) below ``peak_limit``."""
     rng = random.Random(f"fuzz-{name}")
     baseline = _rss()
     outcomes = {"accepted": 0, "refused": 0}
+    worst = 0
     for case in range(FUZZ_CASES):
         data = _mutate(rng, rng.choice(seed_inputs))
+        if peak_limit is not None:
+            tracemalloc.start()
         try:
             call(data)
             outcomes["accepted"] += 1
@@ -82,13 +97,22 @@ def _fuzz(
             outcomes["refused"] += 1
         except Exception as error:  # pragma: no cover - this is the failure being hunted
             pytest.fail(f"{name} case {case}: {type(error).__name__} escaped: {error}")
+        finally:
+            if peak_limit is not None:
+                peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                worst = max(worst, peak)
+                assert peak < peak_limit, f"{name} case {case}: allocated {peak >> 20} MiB"
         if case % 50 == 0:
             assert _rss() - baseline < RSS_LIMIT, (
                 f"{name}: memory grew by {(_rss() - baseline) >> 20} MiB"
             )
     grown = (_rss() - baseline) >> 20
     assert _rss() - baseline < RSS_LIMIT
-    print(f"\nfuzz {name}: {FUZZ_CASES} cases, {outcomes}, RSS growth {grown} MiB")
+    print(
+        f"\nfuzz {name}: {FUZZ_CASES} cases, {outcomes}, RSS growth {grown} MiB, "
+        f"peak per case {worst >> 10} KiB"
+    )
 
 
 # -- IDX ------------------------------------------------------------------------------------------
@@ -126,7 +150,91 @@ def test_idx_mutation_fuzz():
         _idx_bytes(np.linspace(0, 1, 12).reshape(3, 4)),
         _idx_bytes(np.arange(100, dtype=np.int32), compress=True),
     ]
-    _fuzz("idx", seeds, lambda data: read_idx(io.BytesIO(data)), (DataError,))
+    _fuzz("idx", seeds, lambda data: read_idx(io.BytesIO(data)), (DataError,), 8 * 2**20)
+
+
+# -- .npz datasets --------------------------------------------------------------------------------
+def _npz_bytes(compressed: bool, **arrays) -> bytes:
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def npz_files() -> list[bytes]:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(6, 5, 4), dtype=np.uint8)
+    y = np.arange(6) % 3
+    return [
+        _npz_bytes(False, x_train=x, y_train=y, x_test=x[:3], y_test=y[:3]),
+        _npz_bytes(True, x_train=x, y_train=y, x_test=x[:3], y_test=y[:3]),
+        _npz_bytes(
+            True,
+            x_train=np.asfortranarray(x.astype(">f4")),
+            y_train=y.astype(np.float64),
+            x_test=x[:2].astype(np.int16),
+            y_test=y[:2].astype(np.uint8),
+        ),
+    ]
+
+
+def _load_npz_bytes(directory: Path, data: bytes):
+    path = directory / "fuzzed.npz"
+    path.write_bytes(data)
+    return load_dataset(path)
+
+
+def test_npz_dataset_mutation_fuzz(npz_files, tmp_path):
+    # load_dataset reads with read_npz and checks the arrays: DataError only, and every case
+    # allocates little (the seeds are a few hundred bytes of arrays; a header may claim GBs).
+    _fuzz(
+        "npz dataset",
+        npz_files,
+        lambda data: _load_npz_bytes(tmp_path, data),
+        (DataError,),
+        peak_limit=8 * 2**20,
+    )
+
+
+@PROPERTY
+@given(data=st.binary(max_size=400), zip_magic=st.booleans())
+def test_npz_arbitrary_bytes(tmp_path, data, zip_magic):
+    path = tmp_path / "arbitrary.npz"
+    path.write_bytes((b"PK\x03\x04" if zip_magic else b"") + data)
+    with contextlib.suppress(DataError):
+        read_npz(path, NPZ_KEYS)
+
+
+@PROPERTY
+@given(
+    descr=st.sampled_from(["|u1", "<i8", ">f4", "<f8", "|b1", "|O", "<U3", "<c8", "V8", "<M8[s]"]),
+    shape=st.lists(st.integers(0, 2**40), min_size=0, max_size=4),
+    fortran=st.booleans(),
+    payload=st.binary(max_size=64),
+)
+def test_npz_structured_npy_headers(tmp_path, descr, shape, fortran, payload):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": descr, "fortran_order": fortran, "shape": tuple(shape)}
+    )
+    member = header.getvalue() + payload
+    path = tmp_path / "structured.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key in NPZ_KEYS:
+            archive.writestr(f"{key}.npy", member)
+    tracemalloc.start()
+    try:
+        arrays = read_npz(path, NPZ_KEYS)
+    except DataError:
+        return
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 2**20
+    # Accepted only when the header, the dtype and the payload agree.
+    for array in arrays.values():
+        assert array.shape == tuple(shape) and array.dtype == np.dtype(descr)
+        assert array.nbytes == len(payload) and array.dtype.kind in "biuf"
 
 
 # -- model files and checkpoints ------------------------------------------------------------------

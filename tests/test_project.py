@@ -48,7 +48,8 @@ def test_license_is_the_apache_2_text():
     # the MD5 of https://www.apache.org/licenses/LICENSE-2.0.txt
     assert hashlib.md5(text).hexdigest() == "3b83ef96387f14655fc854ddc3c6bd57"
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["license"] == {"text": "Apache-2.0"}
+    assert pyproject["project"]["license"] == "Apache-2.0"  # an SPDX expression (PEP 639)
+    assert pyproject["project"]["license-files"] == ["LICENSE"]
 
 
 def test_changelog_follows_keep_a_changelog():

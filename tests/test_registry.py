@@ -171,6 +171,7 @@ def test_round_trip_through_the_one_config_shape_and_json(registry, obj):
         (losses, losses.BinaryCrossentropy(from_logits=True)),
         (metrics, metrics.TopKCategoricalAccuracy(k=3)),
         (schedules, schedules.ExponentialDecay(0.1, 10, 0.9)),
+        (optimizers, optimizers.Adam(learning_rate=0.01, amsgrad=True)),
         (layer_module, layer_module.Dropout(0.3, seed=4)),
     ],
     ids=lambda v: getattr(v, "__name__", type(v).__name__),

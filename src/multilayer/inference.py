@@ -1,10 +1,13 @@
 """Feeding images to a trained model: the one place that knows which pixel scale a model takes.
 
-Models built by ``mlp train`` (``multilayer.recipes.build_model``) start with
-``Flatten`` + ``Rescaling(1/255)``: they take raw pixels in 0..255. Models written the
-tutorial's way take floats in [0, 1], flattened or not. `model_inputs` looks at the
-model's leading layers and converts images accordingly, so the CLI (``mlp evaluate``,
-``mlp predict``) and the web app feed every model correctly.
+A model records the pixel values it takes in its `InputScale` (``model.input_scale``,
+saved in its file): models built by ``mlp train`` (``multilayer.recipes.build_model``)
+take raw pixels in 0..255 and rescale or standardise them with their first layers. For a
+model without a recorded scale (written the tutorial's way, or saved by an earlier
+version) `expects_raw_pixels` recognises the leading ``Rescaling`` of those recipes, and
+anything else is taken to want floats in [0, 1]. `model_inputs` converts images
+accordingly, so the CLI (``mlp evaluate``, ``mlp predict``) and the web app feed every model
+correctly.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from multilayer.engine.layers import Dense, Flatten, InputLayer, Rescaling
 
 __all__ = [
     "expects_raw_pixels",
+    "image_shape",
     "first_dense",
+    "input_pixel_max",
     "model_inputs",
     "predict_image",
     "predict_images",
@@ -25,10 +30,24 @@ __all__ = [
 ]
 
 
+def input_pixel_max(model) -> float:
+    """The largest pixel value ``model`` takes: its recorded ``input_scale.pixel_max``, else
+    255 if `expects_raw_pixels`, else 1."""
+    if model.input_scale is not None:
+        return float(model.input_scale.pixel_max)
+    return 255.0 if expects_raw_pixels(model) else 1.0
+
+
 def expects_raw_pixels(model) -> bool:
-    """True if the model rescales 0..255 pixels itself: a ``Rescaling(1/255)`` (or the
-    standardising ``Rescaling(1/(255 std), -mean/std)`` of ``recipes.build_model``) among its
-    leading weightless layers (Input, Flatten, Rescaling)."""
+    """True if the model rescales 0..255 pixels itself.
+
+    Its recorded `InputScale` says so when there is one. Otherwise (models saved before the
+    scale was recorded) the model's leading weightless layers (Input, Flatten, Rescaling) are
+    read: a ``Rescaling(1/255)``, or the standardising ``Rescaling(1/(255 std), -mean/std)``
+    that ``recipes.build_model`` wrote with MNIST's statistics, means raw pixels.
+    """
+    if model.input_scale is not None:
+        return model.input_scale.pixel_max == 255.0
     from multilayer.recipes import MNIST_STD
 
     for layer in model.layers:
@@ -44,6 +63,33 @@ def first_dense(model) -> Dense | None:
     return next((layer for layer in model.layers if isinstance(layer, Dense)), None)
 
 
+def image_shape(model, recorded: tuple[int, ...] | list[int] | None = None) -> tuple[int, int]:
+    """The (height, width) of the images ``model`` takes.
+
+    Args:
+        model: a built `Sequential` model.
+        recorded: the image shape its training data had, if known (a run directory's
+            config.json records it), for models whose input is already flat.
+
+    Raises:
+        ValueError: the model takes flat inputs that are not 784 values and no recorded
+            shape matches them.
+    """
+    expected = tuple(int(d) for d in model.input_shape)
+    size = int(np.prod(expected))
+    candidates = [expected]
+    if recorded is not None:
+        candidates.append(tuple(int(d) for d in recorded))
+    if size == 784:
+        candidates.append((28, 28))
+    for shape in candidates:
+        if len(shape) == 2 and shape[0] * shape[1] == size:
+            return shape[0], shape[1]
+    raise ValueError(
+        f"the model takes inputs of shape {expected}: cannot tell which image size that is"
+    )
+
+
 def model_inputs(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
     """``images`` converted to the scale and shape ``model`` takes.
 
@@ -55,9 +101,9 @@ def model_inputs(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
             `multilayer.data.images.preprocess` returns).
 
     Returns:
-        an array of shape (n, *model.input_shape): raw uint8-scale pixels (0..255) if the
-        model rescales them itself, floats in [0, 1] otherwise. uint8 data is passed
-        through without a copy when the model takes it as it is.
+        an array of shape (n, *model.input_shape), pixel values in
+        ``0 .. input_pixel_max(model)``. Data is passed through without a copy when the
+        model takes it as it is.
 
     Raises:
         ValueError: the images do not have as many values as the model's input.
@@ -69,7 +115,7 @@ def model_inputs(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
             f"the model expects inputs of shape {expected}, but the images have shape "
             f"{tuple(images.shape[1:])}"
         )
-    target_max = 255.0 if expects_raw_pixels(model) else 1.0
+    target_max = input_pixel_max(model)
     if target_max != pixel_max:
         images = images.astype(np.float32) * np.float32(target_max / pixel_max)
     return images.reshape(len(images), *expected)
@@ -86,7 +132,7 @@ def predict_images(model, images: np.ndarray, pixel_max: float = 1.0) -> np.ndar
     """Class probabilities for a batch of images.
 
     Args:
-        images: shape (n, 28, 28), values in ``0 .. pixel_max`` (default [0, 1]).
+        images: shape (n, height, width), values in ``0 .. pixel_max`` (default [0, 1]).
 
     Returns:
         float array of shape (n, num_classes), each row summing to 1.

@@ -8,10 +8,14 @@ was chosen is recorded in docs/benchmarks.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
 
 from multilayer.engine import optimizers, schedules
 from multilayer.engine.layers import Dense, Flatten, Rescaling
+from multilayer.models.input_scale import InputScale
 from multilayer.models.sequential import Sequential
 
 
@@ -67,6 +71,8 @@ RECIPES: dict[str, Recipe] = {
     ),
 }
 DEFAULT_RECIPE = "fast"
+#: The learning-rate schedules a recipe may name (`make_schedule`).
+SCHEDULES = ("constant", "exponential", "cosine", "onecycle")
 #: mean and standard deviation of MNIST's training pixels scaled to [0, 1]
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -105,26 +111,59 @@ def make_schedule(recipe: Recipe, steps_per_epoch: int):
     )
 
 
+def pixel_statistics(images: np.ndarray, chunk: int = 4096) -> tuple[float, float]:
+    """The mean and standard deviation of ``images``' pixels on the [0, 1] scale (pixels
+    0..255 divided by 255), computed in float64 over chunks of ``chunk`` images, so no
+    float copy of the whole dataset is made.
+
+    Raises:
+        ValueError: no images, or pixels that are all equal (no spread to divide by).
+    """
+    if len(images) == 0:
+        raise ValueError("pixel_statistics: no images")
+    total = squares = 0.0
+    for start in range(0, len(images), chunk):
+        block = np.asarray(images[start : start + chunk], dtype=np.float64) / 255.0
+        total += float(block.sum())
+        squares += float(np.square(block).sum())
+    count = images.size
+    mean = total / count
+    std = math.sqrt(max(squares / count - mean * mean, 0.0))
+    if not std > 0:
+        raise ValueError("pixel_statistics: every pixel has the same value")
+    return mean, std
+
+
 def build_model(
     recipe: Recipe,
     input_shape: tuple[int, ...],
     classes: int,
     steps_per_epoch: int,
     seed: int | None = None,
+    pixel_stats: tuple[float, float] | None = None,
 ) -> Sequential:
     """The compiled model of ``recipe`` for raw uint8 images of ``input_shape``.
 
-    The model starts with Flatten and Rescaling(1/255), so it takes images as stored
-    (``(n, 28, 28)`` uint8): no copy of the data set as floats is ever made.
+    The model starts with Flatten and a Rescaling to [0, 1] (``Rescaling(1/255)``) or, for a
+    recipe that standardises, to mean 0 and standard deviation 1, so it takes images as
+    stored (``(n, 28, 28)`` uint8): no copy of the data set as floats is ever made. It
+    records this in ``model.input_scale`` (saved in its file).
+
+    Args:
+        pixel_stats: ``(mean, std)`` of the training pixels on the [0, 1] scale
+            (`pixel_statistics`), for a recipe that standardises; default: MNIST's.
     """
     from multilayer.engine.layers import Dropout
 
-    rescaling = (
-        Rescaling(1.0 / (255 * MNIST_STD), offset=-MNIST_MEAN / MNIST_STD)
-        if recipe.standardize
-        else Rescaling(1.0 / 255)
-    )
+    if recipe.standardize:
+        mean, std = pixel_stats if pixel_stats is not None else (MNIST_MEAN, MNIST_STD)
+        rescaling = Rescaling(1.0 / (255 * std), offset=-mean / std)
+        scale = InputScale(255.0, mean=float(mean), std=float(std))
+    else:
+        rescaling = Rescaling(1.0 / 255)
+        scale = InputScale(255.0)
     model = Sequential([Flatten(input_shape=input_shape), rescaling], seed=seed)
+    model.input_scale = scale
     init = recipe.kernel_initializer
     for units in recipe.hidden:
         model.add(Dense(units, activation=recipe.activation, kernel_initializer=init))

@@ -77,13 +77,43 @@ def write_json(path: str | Path, data) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+#: Largest run-directory JSON file read (bytes): metrics.json of a 1000-class confusion matrix
+#: is a few MB; anything larger is not a file ``mlp train`` wrote.
+MAX_JSON_BYTES = 16 * 2**20
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number strict JSON allows")
+
+
 def _read_json(path: Path) -> dict | None:
-    if not path.exists():
-        return None
+    """A run-directory JSON file holding an object; None if absent.
+
+    Raises DataError, naming the file, for anything else: too large, not UTF-8, not strict
+    JSON (NaN, nesting too deep), or JSON whose top level is not an object.
+    """
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size > MAX_JSON_BYTES:
+        raise DataError(
+            f"{path} is too large for a run file: {size:,} bytes (limit {MAX_JSON_BYTES:,})"
+        )
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
         raise DataError(f"{path} is not valid JSON ({error})") from None
+    except RecursionError:
+        raise DataError(f"{path} is not valid JSON (nested too deeply)") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path} must hold a JSON object, not {_json_type(value)}")
+    return value
+
+
+def _json_type(value) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
 
 
 class RunDir:
@@ -130,29 +160,66 @@ class RunDir:
     # -- reading -----------------------------------------------------------------------------
     @property
     def config(self) -> dict | None:
-        """config.json as a dict, None if absent. Raises DataError if it is not valid JSON."""
+        """config.json as a dict, None if absent. Raises DataError if it is not a JSON object."""
         return _read_json(self.config_path)
 
     @property
     def metrics(self) -> dict | None:
-        """metrics.json as a dict, None if absent. Raises DataError if it is not valid JSON."""
+        """metrics.json as a dict, None if absent. Raises DataError if it is not a JSON object."""
         return _read_json(self.metrics_path)
 
     @property
     def history(self) -> dict[str, list] | None:
-        """history.json as ``{"epoch": [...], key: [per-epoch values]}``, None if absent."""
-        return _read_json(self.history_json_path)
+        """history.json as ``{"epoch": [...], key: [per-epoch values]}``, None if absent.
+        Raises DataError if it is not valid JSON or a value is not an array."""
+        history = _read_json(self.history_json_path)
+        if history is not None:
+            for key, values in history.items():
+                if not isinstance(values, list):
+                    raise DataError(
+                        f"{self.history_json_path}: {key!r} must be an array of per-epoch "
+                        f"values, not {_json_type(values)}"
+                    )
+        return history
 
     @property
     def dataset_argument(self) -> str:
         """What ``mlp train --dataset`` was given (a name or an .npz path); "mnist" if the
         config does not say."""
         config = self.config or {}
-        flag = (config.get("flags") or {}).get("dataset")
+        flags = config.get("flags")
+        flag = flags.get("dataset") if isinstance(flags, dict) else None
+        dataset = config.get("dataset", "mnist")
+        if isinstance(flag, str) and flag.endswith(".npz") and isinstance(dataset, dict):
+            # The absolute path the dataset was read from: the flag may be relative to a
+            # directory the run no longer knows.
+            source = dataset.get("source")
+            if isinstance(source, str) and Path(source).is_absolute():
+                return source
         if isinstance(flag, str):
             return flag
-        dataset = config.get("dataset", "mnist")
-        return dataset.get("name", "mnist") if isinstance(dataset, dict) else str(dataset)
+        name = dataset.get("name") if isinstance(dataset, dict) else dataset
+        return name if isinstance(name, str) else "mnist"
+
+    def require(self) -> RunDir:
+        """This object, once checked to name a run directory: one that holds the model or the
+        config.json written by ``mlp train``. Check before writing anything into it.
+
+        Raises:
+            FileNotFoundError: nothing at the path.
+            NotADirectoryError: the path is a file.
+            DataError: a directory that holds neither file.
+        """
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such run directory")
+        if not self.path.is_dir():
+            raise NotADirectoryError(f"{self.path} is a file, not a run directory")
+        if not (self.model_path.is_file() or self.config_path.is_file()):
+            raise DataError(
+                f"{self.path} is not a run directory: it has neither {MODEL_FILE} nor "
+                f"{CONFIG_FILE} (written by mlp train)"
+            )
+        return self
 
     def load_model(self, compile: bool = True):
         """The run's model (``multilayer.models.load_model``); ModelFileError if it has none."""

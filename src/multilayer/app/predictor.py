@@ -79,8 +79,9 @@ class Predictor:
                 if isinstance(layer, Dense):
                     activations.append(
                         LayerActivation(
-                            name=layer.name,
-                            activation=layer.activation.name,
+                            # str(): a hand-edited model file may name a layer 7.
+                            name=str(layer.name),
+                            activation=str(layer.activation.name),
                             values=np.array(x[0], dtype=np.float32),  # copy out of the buffer
                         )
                     )

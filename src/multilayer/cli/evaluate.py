@@ -8,53 +8,13 @@ import typer
 
 from multilayer.cli.common import (
     DataDirOption,
-    DatasetOption,
+    check_dataset_name,
     console,
-    load_dataset,
     load_model_arg,
     percent,
 )
-
-
-def evaluate_model(model, dataset) -> dict:
-    """Evaluate ``model`` on ``dataset``'s test split.
-
-    Returns:
-        ``{"test_loss": float | None, "test_accuracy", "test_samples", "per_class",
-        "confusion_matrix"}``; the loss is None for a model saved without its compile
-        configuration.
-
-    Raises:
-        ValueError: the model's inputs or number of classes do not match the dataset.
-    """
-    from multilayer.evaluation import classification_report
-    from multilayer.inference import model_inputs, probabilities
-    from multilayer.utils import to_categorical
-
-    outputs = int(model.output_shape[-1])
-    if outputs != dataset.num_classes:
-        raise ValueError(
-            f"the model has {outputs} outputs but {dataset.name} has {dataset.num_classes} classes"
-        )
-    x = model_inputs(model, dataset.x_test, pixel_max=255)
-    loss = None
-    if model.loss is not None:
-        # Models trained the tutorial's way use one-hot targets, mlp train's use labels.
-        targets = (
-            to_categorical(dataset.y_test, outputs)
-            if model.loss.target_kind == "categorical"
-            else dataset.y_test
-        )
-        loss = model.evaluate(x, targets, verbose=0, return_dict=True)["loss"]
-    probs = probabilities(model, model.predict(x))
-    report = classification_report(dataset.y_test, probs, dataset.num_classes, dataset.class_names)
-    return {
-        "test_loss": loss,
-        "test_accuracy": report["accuracy"],
-        "test_samples": len(dataset.x_test),
-        "per_class": report["per_class"],
-        "confusion_matrix": report["confusion_matrix"],
-    }
+from multilayer.datasets import load_dataset
+from multilayer.training import evaluate_model
 
 
 def print_report(results: dict, title: str) -> None:
@@ -90,12 +50,21 @@ def print_report(results: dict, title: str) -> None:
 
 def command(
     model: Annotated[Path, typer.Argument(help="A .safetensors model file or a run directory.")],
-    dataset: DatasetOption = "mnist",
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            callback=check_dataset_name,
+            help="mnist, fashion_mnist, or an .npz file with x_train, y_train, x_test, y_test "
+            "(default: the dataset the run was trained on; mnist for a bare model file).",
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Evaluate a model on a dataset's test split."""
-    loaded, model_file, _ = load_model_arg(model)
+    loaded, model_file, run = load_model_arg(model)
+    if dataset is None:
+        dataset = run.dataset_argument if run is not None else "mnist"
     data = load_dataset(dataset, data_dir)
     results = evaluate_model(loaded, data)
     if as_json:

@@ -20,7 +20,8 @@ def describe(model, model_file: Path, run) -> dict:
         "output_shape": list(model.output_shape),
         "architecture": model.get_config(),
         "compile": getattr(model, "_compile_config", None),
-        "training_info": getattr(model, "training_info", {}) or {},
+        "training_info": model.training_info,
+        "input_scale": None if model.input_scale is None else model.input_scale.to_dict(),
     }
     if run is not None:
         info["run_dir"] = str(run.path)
@@ -51,6 +52,14 @@ def command(
         optimizer = compile_config["optimizer"]
         loss = compile_config["loss"]
         out.print(f"Optimizer: {_config_name(optimizer)} - loss: {_config_name(loss)}")
+    scale = loaded.input_scale
+    if scale is not None:
+        how = (
+            f"standardised by the model with mean {scale.mean:.4f}, std {scale.std:.4f}"
+            if scale.mean is not None
+            else "rescaled by the model"
+        )
+        out.print(f"Input: pixels 0..{scale.pixel_max:g} ({how})")
     training = info["training_info"]
     if training:
         out.print("[bold]Training[/bold]")
@@ -60,7 +69,8 @@ def command(
     if metrics:
         out.print(f"[bold]Run directory[/bold] {info['run_dir']}")
         for key, value in metrics.items():
-            out.print(f"  {key}: {show(key, value)}")
+            if training.get(key) != value:  # each value once (test metrics are in both)
+                out.print(f"  {key}: {show(key, value)}")
     config = info.get("config")
     if config:
         recipe = config.get("recipe", {})

@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
 
 from multilayer._version import __version__
 from multilayer.cli import errors
@@ -45,6 +47,7 @@ def build_app():
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,  # main() prints one line per error instead
+        rich_markup_mode=None,
     )
 
     def options(
@@ -72,19 +75,46 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+#: Help metavars by Python type, for options declared without one: help shows words, never
+#: Python types such as ``<list[Path]>``.
+METAVARS: dict[type, str] = {str: "TEXT", int: "INTEGER", float: "NUMBER", Path: "PATH"}
+
+
+def build_command():
+    """The click command of `build_app`, with plain help: click's formatter (rich's tables cut
+    option names at 80 columns) and a metavar for every parameter (``MODEL``, ``IMAGES...``,
+    ``--seed INTEGER``) instead of Typer's Python types."""
+    import typer.main
+
+    command = typer.main.get_command(build_app())
+    for sub in command.commands.values():
+        for param in sub.params:
+            if param.metavar is not None or getattr(param, "is_flag", False):
+                continue
+            if param.param_type_name == "argument":
+                param.metavar = param.name.upper()
+                # Typer lists an argument as "NAME <type>": keep the name only.
+                param.display_type_rich = lambda ctx: None
+            else:
+                annotation = param.type_descriptor.annotation
+                param.metavar = METAVARS.get(annotation, "VALUE")
+    return command
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mlp`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     try:
-        import typer.main
+        import typer.main  # noqa: F401  (the [cli] extra is installed)
     except ImportError:
         print(f"error: {CLI_EXTRA_HINT}", file=sys.stderr)
         return errors.EXIT_ERROR
     try:
-        command = typer.main.get_command(build_app())
+        command = build_command()
         code = command.main(args=argv, prog_name="mlp", standalone_mode=False)
     except Exception as error:  # every error ends as one line: see cli/errors.py
-        if errors.is_help_request(error):
-            return 0  # "mlp" alone: the help has been printed
+        if errors.is_help_request(error):  # "mlp" alone: the help, as for --help
+            print(cast(Any, error).format_message())
+            return 0
         return errors.report(error)
     except KeyboardInterrupt as error:
         return errors.report(error)

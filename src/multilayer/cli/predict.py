@@ -1,8 +1,14 @@
 """``mlp predict MODEL IMAGE...``: the most probable classes of each image.
 
-Images are PNG/JPEG (any size, dark-on-light or light-on-dark) or ``.npy`` arrays; each is
-prepared as MNIST digits were (`multilayer.data.images.preprocess`) and fed to the model
-at the pixel scale it takes (`multilayer.inference`).
+An image that cannot be read does not hide the results for the others: they are printed,
+then one error line names every image that failed (exit code 1). With ``--json`` such an
+image gets ``{"image": ..., "error": ...}`` instead of ``{"image": ..., "top": [...]}``.
+
+Images are PNG/JPEG (any size, dark-on-light or light-on-dark) or ``.npy`` arrays. For a
+model of 28x28 inputs each is prepared as MNIST digits were
+(`multilayer.data.images.preprocess`); for a model trained on images of another size
+(your own ``.npz``), each is only resized to that size (`multilayer.data.images.resize_to`).
+Either way it is fed to the model at the pixel scale it takes (`multilayer.inference`).
 """
 
 import json
@@ -14,11 +20,24 @@ import typer
 from multilayer.cli.common import console, load_model_arg
 
 
+def _recorded_dataset(run) -> dict:
+    config = run.config if run is not None else None
+    dataset = config.get("dataset") if isinstance(config, dict) else None
+    return dataset if isinstance(dataset, dict) else {}
+
+
 def class_names(run) -> list[str] | None:
     """Class names recorded in a run directory's config.json, if any."""
-    config = run.config if run is not None else None
-    names = (config or {}).get("dataset", {}).get("classes")
+    names = _recorded_dataset(run).get("classes")
     return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def recorded_image_shape(run) -> tuple[int, ...] | None:
+    """The image shape of the run's training data, from its config.json, if recorded."""
+    shape = _recorded_dataset(run).get("image_shape")
+    if isinstance(shape, list) and all(type(d) is int and d > 0 for d in shape):
+        return tuple(shape)
+    return None
 
 
 def command(
@@ -32,25 +51,58 @@ def command(
     """Classify images of digits with a trained model."""
     import numpy as np
 
-    from multilayer.data.images import preprocess
-    from multilayer.inference import predict_images, top_k
+    from multilayer.cli.errors import describe
+    from multilayer.data.images import load_image, preprocess, resize_to
+    from multilayer.errors import MultilayerError
+    from multilayer.inference import image_shape, predict_images, top_k
 
     loaded, _, run = load_model_arg(model)
-    # Read every image first, so a bad one fails the command before anything is printed.
-    batch = np.stack([preprocess(path) for path in images])
-    probs = predict_images(loaded, batch, pixel_max=1.0)
-    names = class_names(run) or [str(c) for c in range(probs.shape[1])]
+    height, width = image_shape(loaded, recorded_image_shape(run))
+
+    def prepare(path: Path) -> np.ndarray:
+        if (height, width) == (28, 28):
+            return preprocess(path)
+        return resize_to(load_image(path), height, width)
+
+    # Every image is read before anything is printed; one that cannot be read is reported at
+    # the end (exit code 1) and does not hide the results for the others.
+    prepared, failed = [], {}
+    for path in images:
+        try:
+            prepared.append(prepare(path))
+        except (MultilayerError, OSError, ValueError) as error:
+            if len(images) == 1:
+                raise
+            failed[path] = describe(error)
+    good = [path for path in images if path not in failed]
+    probs = predict_images(loaded, np.stack(prepared), pixel_max=1.0) if prepared else None
+    names = class_names(run) or [str(c) for c in range(int(loaded.output_shape[-1]))]
+    found = {
+        path: [{"class": c, "name": names[c], "probability": p} for c, p in top_k(row, top)]
+        for path, row in zip(good, probs if probs is not None else [], strict=True)
+    }
     results: list[dict[str, Any]] = [
-        {
-            "image": str(path),
-            "top": [{"class": c, "name": names[c], "probability": p} for c, p in top_k(row, top)],
-        }
-        for path, row in zip(images, probs, strict=True)
+        {"image": str(path), "top": found[path]}
+        if path in found
+        else {"image": str(path), "error": failed[path]}
+        for path in images
     ]
     if as_json:
         print(json.dumps(results, indent=2))
-        return
-    out = console()
-    for result in results:
-        best = ", ".join(f"{t['name']} {100 * t['probability']:.1f}%" for t in result["top"])
-        out.print(f"{result['image']}: [bold]{result['top'][0]['name']}[/bold]  ({best})")
+    else:
+        from rich.markup import escape
+
+        out = console()
+        for result in results:
+            if "top" in result:
+                top_classes = result["top"]
+                best = ", ".join(f"{t['name']} {100 * t['probability']:.1f}%" for t in top_classes)
+                out.print(
+                    f"{escape(result['image'])}: [bold]{escape(top_classes[0]['name'])}[/bold]  "
+                    f"({escape(best)})"
+                )
+    if failed:
+        raise MultilayerError(
+            f"{len(failed)} of {len(images)} images could not be read: "
+            + "; ".join(failed.values())
+        )

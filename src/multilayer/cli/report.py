@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from multilayer.cli.common import DataDirOption, console, load_dataset
+from multilayer.cli.common import DataDirOption, console
+from multilayer.datasets import load_dataset
 
 
 def command(
@@ -16,9 +17,7 @@ def command(
     from multilayer.report import TestData, write_report
     from multilayer.runs import RunDir
 
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise FileNotFoundError(f"{run.path}: no such run directory")
+    run = RunDir(run_dir).require()
     data = load_dataset(run.dataset_argument, data_dir)
     page = write_report(run.path, test_data=TestData(data.x_test, data.y_test, data.class_names))
     console().print(f"report written to {page}")

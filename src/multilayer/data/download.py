@@ -1,19 +1,24 @@
 """Fetching dataset files: use a verified local copy, else download one, atomically.
 
-``fetch_file`` gives back the path of a file whose MD5 checksum is known to match. The
-checksum is either of the *decompressed* content (MNIST publishes these; they hold
-whichever mirror or recompressed copy the file came from) or of the *file as downloaded*
-(Fashion-MNIST publishes only these), chosen by ``md5_of``.
+``fetch_file`` gives back the path of a file known to be the expected one. What is
+expected is either one MD5 checksum, of the *decompressed* content (MNIST publishes
+these; they hold whichever mirror or recompressed copy the file came from) or of the
+*file as downloaded*, chosen by ``md5_of``; or a ``FileCheck``, for datasets whose
+publishers give only the MD5 of their own ``.gz`` files (Fashion-MNIST): the file is
+accepted if its own MD5 matches, else if its decompressed content matches a known
+content MD5, else if its decompressed content passes the dataset's structural checks
+(``ContentCheck``: exact size, header, label balance...). See ``FileCheck`` for exactly
+what each route guarantees.
 
 Policy, in order:
 
-* A file already in ``dataset_dir`` is verified and used. A successful verification is
-  remembered in a hidden sidecar ``.<name>.md5ok`` next to the file, keyed by the file's
-  size and modification time, so later loads skip the work (decompressing and hashing
-  MNIST's 47 MB of training images takes about 0.3 s). In a read-only directory (by
-  permission or by mode bits, so that even root leaves a shared copy untouched) no sidecar
-  is written: the files are then verified once per process. The sidecar guards against
-  damaged files, not against tampering.
+* A file already in ``dataset_dir`` is verified and used. Reading never writes into the
+  data directory: a successful verification is remembered in the user's cache directory
+  (``multilayer.data.paths.cache_dir() / "verified"``, one small JSON record per file),
+  keyed by the file's absolute path, size and modification time, so later loads skip the
+  work (decompressing and hashing MNIST's 47 MB of training images takes about 0.3 s).
+  Where the cache cannot be written, the files are verified once per process instead.
+  The record guards against damaged files, not against tampering.
 * A local file whose checksum does NOT match is never overwritten or deleted: it might be
   the user's. ``DataError`` says so, and deleting the file lets the next call download it.
 * Otherwise each mirror is tried in turn (``urllib``, with a timeout). The download is
@@ -39,15 +44,24 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-from multilayer.data.paths import DATA_ENV_VAR
+from multilayer.data.paths import DATA_ENV_VAR, cache_dir
 from multilayer.errors import DataError, DatasetNotFoundError
 from multilayer.utils.files import atomic_write_bytes, fsync_directory
 
-__all__ = ["Md5Of", "fetch_file", "fetch_files", "file_md5", "mirrors_from_env"]
+__all__ = [
+    "ContentCheck",
+    "FileCheck",
+    "Md5Of",
+    "fetch_file",
+    "fetch_files",
+    "file_md5",
+    "mirrors_from_env",
+]
 
 #: What a checksum covers: the decompressed content of a .gz file, or the file's bytes.
 Md5Of = Literal["decompressed", "file"]
@@ -64,15 +78,90 @@ _NETWORK_ERRORS = (OSError, http.client.HTTPException)
 # Errors the gzip module raises for a damaged stream.
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
 
-# Verifications done in this process: (path, size, mtime_ns, md5, md5_of).
-_verified: set[tuple[str, int, int, str, str]] = set()
+# Verifications done in this process: (path, size, mtime_ns, what was expected as JSON).
+_verified: set[tuple[str, int, int, str]] = set()
+
+
+class ContentCheck(Protocol):
+    """A streaming check of a file's decompressed content, made fresh for each file."""
+
+    def update(self, chunk: bytes) -> bool:
+        """Take the next chunk of decompressed content; False: stop, the verdict is known."""
+        ...
+
+    def problem(self) -> str | None:
+        """After the last chunk: why the content is not the expected one, or None."""
+        ...
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What a dataset file must be, when no single checksum covers every faithful copy.
+
+    A file is accepted by the first route that applies, in this order:
+
+    1. ``md5`` (the MD5 of the file's own bytes, as the publisher gives it) matches: the
+       file is bit for bit the published one.
+    2. Otherwise, if ``content_md5`` (the MD5 of the decompressed content) is known, it
+       must match: the file is a recompressed but faithful copy. Nothing else is tried.
+    3. Otherwise, if ``content_check`` is given, the decompressed content must pass it
+       (and, for a gzip file, gzip's own CRC-32 and length checks; a file that is not
+       gzip is checked as it is). This proves the structure the check
+       describes (sizes, header, label balance...), **not** that every byte is the
+       published one: a copy with altered pixels, or with labels swapped between
+       samples, passes it.
+    4. Otherwise the file is refused.
+
+    ``content_check`` makes a new ``ContentCheck``; its ``str()`` must identify it (a
+    frozen dataclass's repr does), since it keys the verification records.
+    """
+
+    md5: str | None = None
+    content_md5: str | None = None
+    content_check: Callable[[], ContentCheck] | None = None
+
+    def __post_init__(self) -> None:
+        if self.md5 is None and self.content_md5 is None and self.content_check is None:
+            raise ValueError("a FileCheck needs md5, content_md5 or content_check")
+
+    def record(self) -> dict[str, str | None]:
+        """What a verification record stores of this expectation."""
+        return {
+            "file_md5": _lower(self.md5),
+            "content_md5": _lower(self.content_md5),
+            "content_check": None if self.content_check is None else str(self.content_check),
+        }
+
+
+def _lower(md5: str | None) -> str | None:
+    return None if md5 is None else md5.lower()
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """An expectation, normalised: how to verify a file and how to record that it was."""
+
+    check: FileCheck
+    record: dict[str, str | None]
+
+    @property
+    def key(self) -> str:
+        return json.dumps(self.record, sort_keys=True)
+
+
+def _rule(expected: str | FileCheck, md5_of: str) -> _Rule:
+    if isinstance(expected, FileCheck):
+        return _Rule(expected, expected.record())
+    md5 = expected.lower()
+    check = FileCheck(md5=md5) if md5_of == "file" else FileCheck(content_md5=md5)
+    return _Rule(check, {"md5": md5, "md5_of": md5_of})
 
 
 def fetch_file(
     name: str,
     dataset_dir: str | os.PathLike[str],
     mirrors: Sequence[str],
-    md5: str,
+    md5: str | FileCheck,
     *,
     md5_of: Md5Of = "decompressed",
     timeout: float = DEFAULT_TIMEOUT,
@@ -83,15 +172,15 @@ def fetch_file(
         name: the file name (no directory part); also the last part of each URL.
         dataset_dir: where the file lives; created only if a download starts.
         mirrors: base URLs tried in order; the file's URL is ``mirror + "/" + name``.
-        md5: expected MD5, as 32 hex digits.
-        md5_of: ``"decompressed"`` if ``md5`` is the checksum of the gzip-decompressed
-            content (a file that is not gzip is hashed as is), ``"file"`` if it is the
-            checksum of the file's own bytes.
+        md5: expected MD5, as 32 hex digits, or a ``FileCheck``.
+        md5_of: for an MD5 given as a string: ``"decompressed"`` if it is the checksum of
+            the gzip-decompressed content (a file that is not gzip is hashed as is),
+            ``"file"`` if it is the checksum of the file's own bytes.
         timeout: seconds to wait for each mirror.
 
     Raises:
-        DataError: the local file's checksum does not match (it is left untouched), or
-            every mirror that answered served content failing verification.
+        DataError: the local file fails verification (it is left untouched), or every
+            mirror that answered served content failing verification.
         DatasetNotFoundError: the file is not on disk and no mirror could be reached; the
             message lists the file and the directory to put it in.
     """
@@ -99,7 +188,7 @@ def fetch_file(
 
 
 def fetch_files(
-    files: Mapping[str, str],
+    files: Mapping[str, str | FileCheck],
     dataset_dir: str | os.PathLike[str],
     mirrors: Sequence[str],
     *,
@@ -110,7 +199,7 @@ def fetch_files(
     """``fetch_file`` for several files of one dataset, in order.
 
     Args:
-        files: file name -> expected MD5.
+        files: file name -> expected MD5 or ``FileCheck``.
         dataset_dir, mirrors, md5_of, timeout: as for ``fetch_file``.
         title: the dataset's name for messages (default: the directory's name).
 
@@ -125,9 +214,9 @@ def fetch_files(
     dataset_dir = Path(dataset_dir)
     _check_md5_of(md5_of)
     paths = {}
-    for name, md5 in files.items():
+    for name, expected in files.items():
         try:
-            paths[name] = _fetch(name, dataset_dir, mirrors, md5.lower(), md5_of, timeout)
+            paths[name] = _fetch(name, dataset_dir, mirrors, _rule(expected, md5_of), timeout)
         except _Unreachable as exc:
             missing = [n for n in files if not (dataset_dir / n).is_file()]
             raise DatasetNotFoundError(
@@ -193,13 +282,13 @@ class _NetworkFailure(Exception):
 
 
 def _fetch(
-    name: str, dataset_dir: Path, mirrors: Sequence[str], md5: str, md5_of: str, timeout: float
+    name: str, dataset_dir: Path, mirrors: Sequence[str], rule: _Rule, timeout: float
 ) -> Path:
     if not name or name != Path(name).name or name in (".", ".."):
         raise ValueError(f"file name must be a plain name without directories, not {name!r}")
     target = dataset_dir / name
     if target.is_file():
-        _verify_local(target, md5, md5_of)
+        _verify_local(target, rule)
         return target
 
     network: list[tuple[str, str]] = []
@@ -209,7 +298,7 @@ def _fetch(
         for mirror in mirrors:
             url = mirror.rstrip("/") + "/" + name
             try:
-                _download(url, target, md5, md5_of, timeout, created)
+                _download(url, target, rule, timeout, created)
                 return target
             except _BadContent as exc:
                 bad.append((url, str(exc)))
@@ -233,9 +322,7 @@ def _fetch(
     raise _Unreachable(network)
 
 
-def _download(
-    url: str, target: Path, md5: str, md5_of: str, timeout: float, created: list[Path]
-) -> None:
+def _download(url: str, target: Path, rule: _Rule, timeout: float, created: list[Path]) -> None:
     """Download ``url`` to ``target`` via a verified temporary file in the same directory.
 
     Raises _BadContent (checksum, size or gzip error) or _NetworkFailure; in both cases
@@ -256,31 +343,23 @@ def _download(
         )
         tmp = Path(tmp_name)
         try:
-            file_hash = hashlib.md5(usedforsecurity=False)
             size = 0
             with os.fdopen(fd, "wb") as out:
                 while chunk := _read_chunk(response):
                     size += len(chunk)
                     if size > _MAX_DOWNLOAD_BYTES:
                         raise _BadContent(f"served more than {_MAX_DOWNLOAD_BYTES} bytes")
-                    file_hash.update(chunk)
                     out.write(chunk)
                 out.flush()
-                if md5_of == "file":
-                    actual, what = file_hash.hexdigest(), "file"
-                else:
-                    try:
-                        actual, what = _content_md5(tmp, md5_of), "decompressed content"
-                    except _GZIP_ERRORS as exc:
-                        raise _BadContent(_gzip_reason(exc)) from None
-                if actual != md5:
-                    raise _BadContent(f"MD5 of the {what} is {actual}, expected {md5}")
+                problem = _problem(tmp, rule)
+                if problem is not None:
+                    raise _BadContent(problem)
                 os.fsync(out.fileno())  # the data is on disk before its name is
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
     fsync_directory(target.parent)
-    _remember(target, md5, md5_of)
+    _remember(target, rule)
 
 
 def _read_chunk(response: http.client.HTTPResponse) -> bytes:
@@ -290,65 +369,99 @@ def _read_chunk(response: http.client.HTTPResponse) -> bytes:
         raise _NetworkFailure(_network_reason(exc)) from exc
 
 
-def _verify_local(path: Path, md5: str, md5_of: str) -> None:
+def _verify_local(path: Path, rule: _Rule) -> None:
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, md5, md5_of)
-    if key in _verified or _sidecar_matches(path, key):
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, rule.key)
+    if key in _verified or _record_matches(key, rule):
         _verified.add(key)
         return
-    what = "file" if md5_of == "file" else "decompressed content"
-    try:
-        actual = _content_md5(path, md5_of)
-    except _GZIP_ERRORS as exc:
+    problem = _problem(path, rule)
+    if problem is not None:
         raise DataError(
-            f"{path}: {_gzip_reason(exc)}; the file is damaged: delete it to download it "
-            "again (it is never overwritten automatically)"
-        ) from None
-    if actual != md5:
-        raise DataError(
-            f"{path}: MD5 of the {what} is {actual}, expected {md5}; the file is damaged or "
-            "not the expected one: delete it to download it again (it is never overwritten "
-            "automatically)"
+            f"{path}: {problem}; the file is damaged or not the expected one: delete it to "
+            "download it again (it is never overwritten automatically)"
         )
-    _remember(path, md5, md5_of)
+    _remember(path, rule)
 
 
-def _remember(path: Path, md5: str, md5_of: str) -> None:
-    """Record that ``path`` (as it is now) matches ``md5``, in memory and in its sidecar."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, md5, md5_of)
-    _verified.add(key)
-    if not _may_write(path.parent):
-        return
-    record = {"md5": md5, "md5_of": md5_of, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    # Unwritable after all: verify again next time, which is only slower.
-    with contextlib.suppress(OSError):
-        atomic_write_bytes(_sidecar(path), json.dumps(record).encode())
+def _problem(path: Path, rule: _Rule) -> str | None:
+    """Why the file at ``path`` is not the expected one, or None if it is."""
+    check = rule.check
+    prefix = ""
+    try:
+        if check.md5 is not None:
+            actual = _content_md5(path, "file")
+            if actual == check.md5.lower():
+                return None
+            if check.content_md5 is None and check.content_check is None:
+                return f"MD5 of the file is {actual}, expected {check.md5.lower()}"
+            prefix = (
+                f"MD5 of the file is {actual}, not the published {check.md5.lower()} (a "
+                "recompressed copy?), so its decompressed content was verified instead: "
+            )
+        if check.content_md5 is not None:
+            actual = _content_md5(path, "decompressed")
+            if actual != check.content_md5.lower():
+                return (
+                    f"{prefix}MD5 of the decompressed content is {actual}, expected "
+                    f"{check.content_md5.lower()}"
+                )
+            return None
+        if check.content_check is not None:
+            found = _run_content_check(path, check.content_check())
+            return None if found is None else prefix + found
+    except _GZIP_ERRORS as exc:
+        return prefix + _gzip_reason(exc)
+    raise AssertionError("unreachable: FileCheck requires at least one field")
 
 
-def _may_write(directory: Path) -> bool:
-    """Whether to write in ``directory``: allowed, and not marked read-only.
+def _run_content_check(path: Path, content_check: ContentCheck) -> str | None:
+    """Stream the decompressed content of ``path`` (as is if it is not gzip) through
+    ``content_check``.
 
-    The mode bits are checked too because root may write anywhere, and a directory
-    deliberately made read-only (a shared dataset copy) should stay untouched.
+    Stops as soon as the check has its verdict (so a gzip bomb costs no more than the
+    expected size); otherwise reads to the end, where gzip verifies each member's CRC-32
+    and length (raising _GZIP_ERRORS if they do not match).
     """
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        with stream:
+            while chunk := stream.read(_CHUNK):
+                if not content_check.update(chunk):
+                    break
+    return content_check.problem()
+
+
+def _remember(path: Path, rule: _Rule) -> None:
+    """Record that ``path`` (as it is now) is the expected file, in memory and in the
+    user's cache directory (never next to the file)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, rule.key)
+    _verified.add(key)
+    record = {"path": key[0], "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **rule.record}
+    # An unwritable cache only means verifying again next time, which is slower.
+    with contextlib.suppress(OSError):
+        record_path = _record_path(key[0])
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(record_path, json.dumps(record).encode())
+
+
+def _record_matches(key: tuple[str, int, int, str], rule: _Rule) -> bool:
     try:
-        writable_bits = directory.stat().st_mode & 0o222
-    except OSError:
-        return False
-    return bool(writable_bits) and os.access(directory, os.W_OK)
-
-
-def _sidecar_matches(path: Path, key: tuple[str, int, int, str, str]) -> bool:
-    try:
-        record = json.loads(_sidecar(path).read_text())
-        return (record["size"], record["mtime_ns"], record["md5"], record["md5_of"]) == key[1:]
-    except (OSError, ValueError, KeyError, TypeError):
+        with open(_record_path(key[0]), "rb") as file:
+            record = json.loads(file.read(4096))
+        expected = {"path": key[0], "size": key[1], "mtime_ns": key[2], **rule.record}
+        return isinstance(record, dict) and record == expected
+    except (OSError, ValueError):
         return False
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(f".{path.name}.md5ok")
+def _record_path(resolved: str) -> Path:
+    """Where the verification record of the file at ``resolved`` (absolute) lives."""
+    name = hashlib.sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()
+    return cache_dir() / "verified" / f"{name}.json"
 
 
 def _content_md5(path: Path, md5_of: str) -> str:

@@ -503,6 +503,29 @@ def _centre_of_mass_paste(digit: np.ndarray) -> np.ndarray:
     return out
 
 
+def resize_to(gray: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A grayscale picture resized to exactly ``height`` x ``width`` (Lanczos), for models
+    that take images other than MNIST's 28x28 digits: no cropping, centring or inversion,
+    only the size changes (an image already of that size is returned as it is).
+
+    Args:
+        gray: 2-D array of real numbers in [0, 1], as returned by :func:`load_image`.
+
+    Returns:
+        float32 array of shape (height, width), values in [0, 1].
+
+    Raises:
+        ImageError: ``gray`` is not a 2-D array of finite numbers in [0, 1].
+        ValueError: ``height`` or ``width`` is not positive.
+    """
+    if int(height) < 1 or int(width) < 1:
+        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    image = _validate_gray(gray)
+    if image.shape == (height, width):
+        return image.astype(np.float32, copy=False)
+    return _resize(image, int(width), int(height))
+
+
 # --------------------------------------------------------------------------- one-shot
 
 

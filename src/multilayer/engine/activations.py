@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
+from multilayer.engine.checks import finite
 from multilayer.engine.registry import Config, Registry
 
 
@@ -80,7 +81,7 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.2) -> None:
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = finite(negative_slope, "LeakyReLU: negative_slope")
 
     def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         # max(z, a*z) equals leaky ReLU for 0 <= a <= 1.
@@ -102,7 +103,7 @@ class ELU(Activation):
     name = "elu"
 
     def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = float(alpha)
+        self.alpha = finite(alpha, "ELU: alpha")
 
     def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         below = z <= 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 _FLOATX = "float32"
 _SUPPORTED = ("float32", "float64")
@@ -22,7 +23,7 @@ def set_floatx(dtype: str) -> None:
     _FLOATX = name
 
 
-def resolve_dtype(dtype: str | np.dtype | None) -> np.dtype:
+def resolve_dtype(dtype: DTypeLike | None) -> np.dtype:
     """``dtype`` as a NumPy float dtype, or the current `floatx` when it is None."""
     if dtype is None:
         return np.dtype(_FLOATX)

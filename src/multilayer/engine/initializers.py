@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 from numpy.typing import DTypeLike
 
+from multilayer.engine.checks import finite
 from multilayer.engine.random import global_generator
 from multilayer.engine.registry import Config, Registry
 
@@ -77,7 +78,8 @@ class RandomNormal(Initializer):
     name = "random_normal"
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05) -> None:
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean = finite(mean, "RandomNormal: mean")
+        self.stddev = finite(stddev, "RandomNormal: stddev")
 
     def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.normal(self.mean, self.stddev, shape)
@@ -90,7 +92,8 @@ class RandomUniform(Initializer):
     name = "random_uniform"
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05) -> None:
-        self.minval, self.maxval = float(minval), float(maxval)
+        self.minval = finite(minval, "RandomUniform: minval")
+        self.maxval = finite(maxval, "RandomUniform: maxval")
 
     def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.minval, self.maxval, shape)

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from multilayer.engine import schedules
+from multilayer.engine.checks import finite, finite_or_none
 from multilayer.engine.registry import Config, Registry
 
 #: a learning rate: a number, or a schedule called with the step count
@@ -43,16 +44,16 @@ class Optimizer:
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
         weight_decay: float | None = None,
-    ):
+    ) -> None:
         if clipnorm is not None and global_clipnorm is not None:
             raise ValueError("give at most one of clipnorm and global_clipnorm")
         for argument, value in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm)):
-            if value is not None and not value > 0:
+            if value is not None and not finite(value, argument) > 0:
                 raise ValueError(f"{argument} must be > 0, got {value!r}")
         self._learning_rate = self._check_learning_rate(learning_rate)
         self.clipnorm = clipnorm
         self.global_clipnorm = global_clipnorm
-        self.weight_decay = weight_decay
+        self.weight_decay = finite_or_none(weight_decay, "weight_decay")
         self.iterations = 0
         self.state: dict[str, np.ndarray] = {}
         self._segments: list[slice] = []
@@ -65,6 +66,7 @@ class Optimizer:
             isinstance(value, bool)
             or not isinstance(value, (int, float, np.floating))
             or not value > 0
+            or not math.isfinite(value)
         ):
             raise ValueError(
                 f"learning_rate must be a positive number or a schedule, got {value!r}"
@@ -238,7 +240,9 @@ class Adam(Optimizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1 = finite(beta_1, "Adam: beta_1")
+        self.beta_2 = finite(beta_2, "Adam: beta_2")
+        self.epsilon = finite(epsilon, "Adam: epsilon")
         self.amsgrad = bool(amsgrad)
         self.slots = ("m", "v", "v_max") if self.amsgrad else ("m", "v")
 
@@ -311,7 +315,9 @@ class RMSprop(Optimizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate, **kwargs)
-        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.rho = finite(rho, "RMSprop: rho")
+        self.momentum = finite(momentum, "RMSprop: momentum")
+        self.epsilon = finite(epsilon, "RMSprop: epsilon")
         self.centered = bool(centered)
         self.slots = (
             ("v",)
@@ -375,8 +381,10 @@ class Adagrad(Optimizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate, **kwargs)
-        self.initial_accumulator_value = float(initial_accumulator_value)
-        self.epsilon = float(epsilon)
+        self.initial_accumulator_value = finite(
+            initial_accumulator_value, "Adagrad: initial_accumulator_value"
+        )
+        self.epsilon = finite(epsilon, "Adagrad: epsilon")
 
     def _init_state(self) -> None:
         self.state["accumulator"].fill(self.initial_accumulator_value)
@@ -418,12 +426,9 @@ def get(identifier: str | Optimizer | Config) -> Optimizer:
 
 
 def serialize(optimizer: Optimizer) -> Config:
-    """``{"name": ..., "config": ...}``: the optimizer's older config shape, still written
-    here because ``models/checkpoint.py`` reads ``["name"]`` from it (the model core is being
-    rewritten in parallel). New code uses ``REGISTRY.serialize`` (``{"class_name": ...,
-    "config": ...}``); `get` and `deserialize` read both.
-    """
-    return {"name": optimizer.name, "config": optimizer.get_config()}
+    """``{"class_name": ..., "config": ...}``, the one config shape (`get` and `deserialize`
+    also read the older ``{"name": ..., "config": ...}`` of files written before it)."""
+    return REGISTRY.serialize(optimizer)
 
 
 def deserialize(config: str | Config) -> Optimizer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from multilayer.engine.checks import finite
 from multilayer.engine.registry import Config, Registry
 
 
@@ -13,7 +14,8 @@ class Regularizer:
     name = "l1_l2"
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
-        self.l1, self.l2 = float(l1), float(l2)
+        self.l1 = finite(l1, "regularizer: l1")
+        self.l2 = finite(l2, "regularizer: l2")
         if self.l1 < 0 or self.l2 < 0:
             raise ValueError(f"regularization factors must be >= 0, got l1={l1}, l2={l2}")
 

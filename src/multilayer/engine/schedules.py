@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from multilayer.engine.checks import finite, finite_or_none
 from multilayer.engine.registry import Config, Registry, positive_int
 
 
@@ -34,9 +35,9 @@ class ExponentialDecay(LearningRateSchedule):
         decay_rate: float,
         staircase: bool = False,
     ) -> None:
-        self.initial_learning_rate = float(initial_learning_rate)
+        self.initial_learning_rate = finite(initial_learning_rate, "initial_learning_rate")
         self.decay_steps = positive_int(decay_steps, "ExponentialDecay: decay_steps")
-        self.decay_rate = float(decay_rate)
+        self.decay_rate = finite(decay_rate, "decay_rate")
         self.staircase = bool(staircase)
 
     def __call__(self, step: int) -> float:
@@ -62,7 +63,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
                 f"PiecewiseConstantDecay: boundaries must be increasing, got {boundaries}"
             )
         self.boundaries = [int(b) for b in boundaries]
-        self.values = [float(v) for v in values]
+        self.values = [finite(v, "PiecewiseConstantDecay: values") for v in values]
 
     def __call__(self, step: int) -> float:
         for boundary, value in zip(self.boundaries, self.values, strict=False):
@@ -88,10 +89,10 @@ class CosineDecay(LearningRateSchedule):
         warmup_target: float | None = None,
         warmup_steps: int = 0,
     ) -> None:
-        self.initial_learning_rate = float(initial_learning_rate)
+        self.initial_learning_rate = finite(initial_learning_rate, "initial_learning_rate")
         self.decay_steps = positive_int(decay_steps, "CosineDecay: decay_steps")
-        self.alpha = float(alpha)
-        self.warmup_target = None if warmup_target is None else float(warmup_target)
+        self.alpha = finite(alpha, "alpha")
+        self.warmup_target = finite_or_none(warmup_target, "warmup_target")
         self.warmup_steps = int(warmup_steps)
 
     def __call__(self, step: int) -> float:
@@ -125,11 +126,11 @@ class OneCycle(LearningRateSchedule):
             raise ValueError(f"OneCycle: total_steps must be > 1, got {total_steps!r}")
         if not 0.0 < pct_start < 1.0:
             raise ValueError(f"OneCycle: pct_start must be in (0, 1), got {pct_start!r}")
-        self.max_learning_rate = float(max_learning_rate)
+        self.max_learning_rate = finite(max_learning_rate, "max_learning_rate")
         self.total_steps = int(total_steps)
-        self.pct_start = float(pct_start)
-        self.div_factor = float(div_factor)
-        self.final_div_factor = float(final_div_factor)
+        self.pct_start = finite(pct_start, "pct_start")
+        self.div_factor = finite(div_factor, "div_factor")
+        self.final_div_factor = finite(final_div_factor, "final_div_factor")
 
     def __call__(self, step: int) -> float:
         initial = self.max_learning_rate / self.div_factor

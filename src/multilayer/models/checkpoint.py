@@ -22,9 +22,11 @@ Resuming restores all of that, so the resumed run draws the same shuffles and dr
 and makes the same updates as an uninterrupted one: the final weights are bitwise identical
 (same machine, same thread count; see docs/reliability.md).
 
-Files are named ``checkpoint-{optimizer step:09d}.safetensors`` in the run directory; the
-newest `CheckpointConfig.keep` are kept. Reading falls back from the newest file to older
-ones when a file is damaged.
+Files are named ``checkpoint-{optimizer step:09d}.safetensors`` in the run directory, and
+each holds the id of the run that wrote it (header ``run_id``; a resumed run keeps the id).
+Pruning keeps the newest `CheckpointConfig.keep` of the current run's own files and never
+touches others; a new run refuses a directory that already holds checkpoints. Reading falls
+back from the newest file to older ones when a file is damaged.
 """
 
 from __future__ import annotations
@@ -32,23 +34,40 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import signal
 import sys
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from multilayer.errors import ModelFileError, TrainingError
+from multilayer.models import file_checks
 from multilayer.models.saving import header_json, model_tensors, read_checked
 from multilayer.utils.files import atomic_write_bytes
 
+if TYPE_CHECKING:
+    from multilayer.engine.optimizers import Optimizer
+
 FORMAT = "multilayer.checkpoint"
 FORMAT_VERSION = "1"
-_METADATA_KEYS = {"format", "format_version", "model", "compile", "state", "run", "sha256"}
+_METADATA_KEYS = {
+    "format",
+    "format_version",
+    "model",
+    "compile",
+    "state",
+    "run",
+    "run_id",
+    "sha256",
+}
 _STATE_KEYS = {
     "epoch",
     "step",
@@ -67,6 +86,7 @@ _STATE_KEYS = {
 }
 _NAME = re.compile(r"^checkpoint-(\d{9,})\.safetensors$")
 _ORDER = "fit.order"
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 #: Unit suffixes of `parse_every`: "5" or "5e" is every 5 epochs, "200s" every 200 steps.
 _EVERY = re.compile(r"^\s*(\d+)\s*(e|epochs?|s|steps?)?\s*$", re.IGNORECASE)
 
@@ -94,10 +114,13 @@ class CheckpointConfig:
         every: write a checkpoint every ``every`` units (a positive integer), and at the end
             of training; None: only when Ctrl-C interrupts training.
         unit: ``"epoch"`` or ``"step"`` (one optimizer step = one batch).
-        keep: how many of the newest checkpoints to keep (>= 1; 2 or more lets a resume fall
-            back to an older file if the newest is damaged).
+        keep: how many of this run's newest checkpoints to keep (>= 1; 2 or more lets a
+            resume fall back to an older file if the newest is damaged). Files of other runs
+            are never deleted.
         resume: continue from the newest valid checkpoint in ``directory`` if there is one
-            (training starts from scratch when there is none).
+            (training starts from scratch when there is none). Without it, ``fit`` refuses
+            a directory that already holds checkpoints (TrainingError): one run per
+            directory, so a later resume cannot continue the wrong run.
         run: JSON-serialisable dict stored in each checkpoint for the caller (the CLI keeps
             its arguments there).
         resume_hint: how to resume, printed when Ctrl-C interrupts training.
@@ -152,6 +175,8 @@ class TrainingState:
     ``order`` is that epoch's sample order when ``step > 0`` (None at an epoch boundary);
     ``loss_sum``/``seen`` and ``metrics`` (each metric's ``get_state()``, a JSON-able dict;
     files written before read ``[total, count]``) are the partial epoch's running sums.
+    ``segments`` are the training seconds of each segment of the run (the first ``fit``,
+    then one per resume), the last one up to this checkpoint.
     """
 
     epoch: int
@@ -165,6 +190,7 @@ class TrainingState:
     batch_size: int = 32
     n_samples: int = 0
     shuffle: bool = True
+    segments: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -181,6 +207,7 @@ class Checkpoint:
     optimizer_iterations: int
     rng: dict
     layer_rngs: dict[str, dict]
+    run_id: str | None = None
 
 
 def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
@@ -235,12 +262,18 @@ def _layer_rngs(model) -> dict[str, dict]:
 
 
 def write_checkpoint(
-    model, directory: str | os.PathLike, state: TrainingState, run=None, path=None
+    model,
+    directory: str | os.PathLike,
+    state: TrainingState,
+    run=None,
+    path=None,
+    run_id: str | None = None,
 ) -> Path:
     """Write ``model``'s full training state to a new checkpoint file in ``directory``.
 
     Returns:
         the path written: ``path`` if given, else ``checkpoint-{optimizer step}.safetensors``.
+        ``run_id`` (32 hex digits) marks the checkpoints of one training run.
 
     Raises:
         OSError: the directory cannot be created or written, or the disk is full; the
@@ -274,6 +307,7 @@ def write_checkpoint(
         "batch_size": state.batch_size,
         "n_samples": state.n_samples,
         "shuffle": state.shuffle,
+        "segments": [float(seconds) for seconds in state.segments],
         "optimizer": optimizer_module.serialize(optimizer),
         "optimizer_iterations": optimizer.iterations,
         "rng": model.rng.bit_generator.state,
@@ -288,6 +322,8 @@ def write_checkpoint(
         "run": json.dumps(run or {}),
         "sha256": _digest(tensors),
     }
+    if run_id is not None:
+        metadata["run_id"] = run_id
     path = Path(path) if path is not None else checkpoint_path(directory, optimizer.iterations)
     return atomic_write_bytes(path, st_numpy.save(tensors, metadata=metadata))
 
@@ -306,52 +342,147 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if metadata.get("sha256") != _digest(tensors):
         raise ModelFileError(f"{path}: the tensor data does not match its checksum (damaged file)")
     info = header_json(metadata, "state", path)
-    if not isinstance(info, dict) or set(info) != _STATE_KEYS:
+    # "segments" (training time per segment) is absent from files of earlier versions.
+    if not isinstance(info, dict) or set(info) - {"segments"} != _STATE_KEYS:
         raise ModelFileError(f"{path}: the training state is malformed")
     model_config = header_json(metadata, "model", path)
     compile_config = header_json(metadata, "compile", path)
     run = header_json(metadata, "run", path) if "run" in metadata else {}
+    if not isinstance(model_config, dict) or not isinstance(run, dict):
+        raise ModelFileError(f"{path}: the header entries 'model' and 'run' must be JSON objects")
+    file_checks.check_finite_json(run, path, "run")
+    compile_config = file_checks.compile_config(compile_config, path)
+    run_id = metadata.get("run_id")
+    if run_id is not None and not _RUN_ID.match(run_id):
+        raise ModelFileError(f"{path}: the run id {run_id!r} is not 32 hexadecimal digits")
+    for name, value in tensors.items():
+        if name != _ORDER and not np.all(np.isfinite(value)):
+            raise ModelFileError(f"{path}: tensor {name!r} contains NaN or infinite values")
     order = tensors.pop(_ORDER, None)
     try:
-        state = TrainingState(
-            epoch=_count(info["epoch"]),
-            step=_count(info["step"]),
-            order=order,
-            loss_sum=float(info["loss_sum"]),
-            seen=_count(info["seen"]),
-            metrics=[_metric_state(m) for m in info["metrics"]],
-            history={str(k): [_logged(v) for v in values] for k, values in info["history"].items()},
-            history_epochs=[_count(e) for e in info["history_epochs"]],
-            batch_size=_count(info["batch_size"]),
-            n_samples=_count(info["n_samples"]),
-            shuffle=bool(info["shuffle"]),
-        )
-        iterations = _count(info["optimizer_iterations"])
-    except (TypeError, ValueError, AttributeError) as error:
+        state, iterations = _training_state(info, order, path)
+    except ModelFileError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as error:
         raise ModelFileError(f"{path}: the training state is malformed ({error})") from None
-    if (state.step > 0) != (order is not None) or (
-        order is not None and order.shape != (state.n_samples,)
-    ):
-        raise ModelFileError(f"{path}: the partial epoch's sample order is missing or malformed")
     return Checkpoint(
         path=path,
         state=state,
         model_config=model_config,
         compile_config=compile_config,
-        run=run if isinstance(run, dict) else {},
+        run=run,
         tensors=tensors,
         optimizer_config=info["optimizer"],
         optimizer_iterations=iterations,
         rng=info["rng"],
         layer_rngs=info["layer_rngs"],
+        run_id=run_id,
     )
+
+
+def _seconds(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+        raise ValueError(f"expected a duration in seconds, got {value!r}")
+    return float(value)
+
+
+def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
+    """Check every field of a checkpoint's ``state`` header (types, ranges, and that they
+    hold together) and build the `TrainingState`; ModelFileError or ValueError otherwise."""
+    batch_size, n_samples = _count(info["batch_size"]), _count(info["n_samples"])
+    epoch, step, seen = _count(info["epoch"]), _count(info["step"]), _count(info["seen"])
+    if (step > 0) != (order is not None):
+        raise ModelFileError(f"{path}: the partial epoch's sample order is missing or malformed")
+    if batch_size == 0 or n_samples == 0:
+        raise ValueError("batch_size and n_samples must be positive")
+    if not isinstance(info["shuffle"], bool):
+        raise ValueError(f"shuffle must be true or false, got {info['shuffle']!r}")
+    steps = -(-n_samples // batch_size)
+    if step > steps or seen != min(step * batch_size, n_samples):
+        raise ValueError(
+            f"step {step} and {seen} samples seen do not fit {n_samples} samples in batches "
+            f"of {batch_size}"
+        )
+    loss_sum = _number(info["loss_sum"])
+    metrics = info["metrics"]
+    if not isinstance(metrics, list) or (step == 0 and (metrics or loss_sum)):
+        raise ValueError("metrics must be a list (empty at an epoch boundary)")
+    metrics = [_metric_state(m) for m in metrics]
+    history, epochs = info["history"], info["history_epochs"]
+    if not isinstance(history, dict) or not isinstance(epochs, list):
+        raise ValueError("history must be an object and history_epochs a list")
+    epochs = [_count(e) for e in epochs]
+    if epochs != sorted(set(epochs)) or (epochs and epochs[-1] >= epoch):
+        raise ValueError("history_epochs must be increasing epochs before the current one")
+    for key, values in history.items():
+        if not isinstance(values, list) or len(values) != len(epochs):
+            raise ValueError(f"history {key!r} must hold one number per epoch")
+    history = {key: [_logged(v) for v in values] for key, values in history.items()}
+    if _optimizer_name(info["optimizer"]) is None:
+        raise ValueError("optimizer must be an object with a name")
+    if not isinstance(info["optimizer"].get("config", {}), dict):
+        raise ValueError("optimizer config must be an object")
+    file_checks.check_finite_json(info["optimizer"], path, "state.optimizer")
+    if not isinstance(info["rng"], dict) or not isinstance(info["layer_rngs"], dict):
+        raise ValueError("rng and layer_rngs must be objects")
+    for key, value in info["layer_rngs"].items():
+        if not key.isdecimal() or not isinstance(value, dict):
+            raise ValueError(f"layer_rngs must map layer indices to objects, got key {key!r}")
+    if order is not None:
+        order = file_checks.sample_order(order, n_samples, info["shuffle"], path)
+    state = TrainingState(
+        epoch=epoch,
+        step=step,
+        order=order,
+        loss_sum=loss_sum,
+        seen=seen,
+        metrics=metrics,
+        history=history,
+        history_epochs=epochs,
+        batch_size=batch_size,
+        n_samples=n_samples,
+        shuffle=info["shuffle"],
+        segments=[_seconds(v) for v in info.get("segments", [])],
+    )
+    return state, _count(info["optimizer_iterations"])
+
+
+def _optimizer_name(config: object) -> str | None:
+    """The optimizer a saved config names: ``class_name`` of ``{"class_name": "Adam",
+    "config": {...}}`` (the registry's shape), or ``name`` of the older ``{"name": "adam",
+    "config": {...}}`` that checkpoints written before it hold; None if it names none."""
+    if not isinstance(config, dict):
+        return None
+    name = config.get("class_name", config.get("name"))
+    return name if isinstance(name, str) else None
+
+
+def _optimizer_class(config: object) -> type[Optimizer] | None:
+    """The registered optimizer class a saved config names (either shape), or None."""
+    from multilayer.engine import optimizers as optimizer_module
+
+    name = _optimizer_name(config)
+    if name is None:
+        return None
+    try:
+        return optimizer_module.REGISTRY.lookup(name)
+    except ValueError:
+        return None
+
+
+def _number(value, finite: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {value!r}")
+    if finite and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return float(value)
 
 
 def _logged(value) -> float | list[float]:
     """A history entry: a number, or a list of numbers (a metric per class or threshold)."""
     if isinstance(value, list):
-        return [float(v) for v in value]
-    return float(value)
+        return [_number(v, finite=False) for v in value]
+    return _number(value, finite=False)
 
 
 def _metric_state(value) -> dict:
@@ -360,7 +491,7 @@ def _metric_state(value) -> dict:
     if isinstance(value, dict):
         return value
     if isinstance(value, list) and len(value) == 2:
-        return {"total": float(value[0]), "count": _count(value[1])}
+        return {"total": _number(value[0]), "count": _count(value[1])}
     raise ValueError(f"expected a metric state, got {value!r}")
 
 
@@ -374,8 +505,19 @@ def model_from_checkpoint(checkpoint: Checkpoint):
     """A new, compiled `Sequential` with the checkpoint's architecture and full state."""
     from multilayer.models.sequential import Sequential
 
+    path = checkpoint.path
+    config = file_checks.model_config(checkpoint.model_config, path)
+    expected = file_checks.parameter_shapes(config, path)  # before allocating anything
+    declared = {
+        name: (value.shape, {4: "F32", 8: "F64"}.get(value.dtype.itemsize, str(value.dtype)))
+        for name, value in checkpoint.tensors.items()
+        if not name.startswith("optimizer.") and value.dtype.kind == "f"
+    }
+    file_checks.check_declared_tensors(
+        expected, declared, file_checks.model_dtype(config, path), path
+    )
     try:
-        model = Sequential.from_config(checkpoint.model_config)
+        model = Sequential.from_config(config)
         model.build()
         config = checkpoint.compile_config or {}
         model.compile(optimizer=config["optimizer"], loss=config["loss"], metrics=config["metrics"])
@@ -411,10 +553,23 @@ def restore(model, checkpoint: Checkpoint) -> None:
                 f"the model needs shape {target.shape} and dtype {target.dtype}"
             )
     saved = checkpoint.optimizer_config or {}
-    if saved.get("name") != optimizer.name:
+    if _optimizer_class(saved) is not type(optimizer):
         raise ModelFileError(
-            f"{path}: the checkpoint was trained with optimizer {saved.get('name')!r}, this "
-            f"model is compiled with {optimizer.name!r}"
+            f"{path}: the checkpoint was trained with optimizer {_optimizer_name(saved)!r}, "
+            f"this model is compiled with {type(optimizer).__name__!r}"
+        )
+    # A callback may have changed a constant learning rate: the saved one goes on. (A saved
+    # schedule is the model's own, rebuilt from the compile configuration.)
+    learning_rate = saved.get("config", {}).get("learning_rate")
+    if optimizer.schedule is not None or learning_rate is None or isinstance(learning_rate, dict):
+        learning_rate = None
+    elif (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, (int, float))
+        or not 0 < learning_rate < math.inf
+    ):
+        raise ModelFileError(
+            f"{path}: the saved learning rate {learning_rate!r} is not a positive finite number"
         )
     layer_rngs = {int(k): v for k, v in checkpoint.layer_rngs.items()}
     try:
@@ -426,9 +581,8 @@ def restore(model, checkpoint: Checkpoint) -> None:
     for name, target in expected.items():
         target[...] = checkpoint.tensors[name]
     optimizer.iterations = checkpoint.optimizer_iterations
-    learning_rate = saved.get("config", {}).get("learning_rate")
-    if optimizer.schedule is None and isinstance(learning_rate, (int, float)):
-        optimizer.learning_rate = learning_rate  # a callback may have changed it
+    if learning_rate is not None:
+        optimizer.learning_rate = learning_rate
 
 
 def _set_generator(generator: np.random.Generator, state: dict) -> None:
@@ -438,6 +592,30 @@ def _set_generator(generator: np.random.Generator, state: dict) -> None:
             f"{type(generator.bit_generator).__name__!r}"
         )
     generator.bit_generator.state = state
+
+
+def read_run_id(path: Path) -> str | None:
+    """The run id in a checkpoint's header (None for files without one or unreadable)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            run_id = (handle.metadata() or {}).get("run_id")
+    except Exception:  # a damaged file belongs to no run
+        return None
+    return run_id if isinstance(run_id, str) and _RUN_ID.match(run_id) else None
+
+
+def prune(written: list[Path], latest: Path, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest of a run's own checkpoint files and return those
+    kept, oldest first. ``written`` lists the run's files oldest first; ``latest`` was just
+    written. Files of other runs, or damaged ones, are never touched, however high their
+    step numbers: the checkpoints just written always survive."""
+    files = [path for path in written if path != latest] + [latest]
+    for old in files[:-keep]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return files[-keep:]
 
 
 # -- the fit loop's helper --------------------------------------------------------------------------
@@ -455,6 +633,13 @@ class Checkpointer:
         self.interrupted = False
         self.last_path: Path | None = None
         self._last_written_step: int | None = None
+        #: this run's id, written into each of its checkpoints; a resume adopts the old one
+        self.run_id = uuid.uuid4().hex
+        #: this run's checkpoint files, oldest first: the only ones pruning may delete
+        self.written: list[Path] = []
+        # Training time: this segment's start, and the segments before it (on resume).
+        self._started = time.perf_counter()
+        self._previous_segments: list[float] = []
 
     # when
     def due_after_step(self) -> bool:
@@ -482,19 +667,16 @@ class Checkpointer:
 
     # what
     def save(self, state: TrainingState) -> Path:
-        """Write a checkpoint and prune old ones."""
+        """Write a checkpoint (with the training time of every segment so far) and prune old
+        ones."""
+        state.segments = [*self._previous_segments, time.perf_counter() - self._started]
         iterations = self.model.optimizer.iterations
         self.last_path = write_checkpoint(
-            self.model, self.config.directory, state, run=self.config.run
+            self.model, self.config.directory, state, run=self.config.run, run_id=self.run_id
         )
         self._last_written_step = iterations
-        self._prune()
+        self.written = prune(self.written, self.last_path, self.config.keep)
         return self.last_path
-
-    def _prune(self) -> None:
-        for old in list_checkpoints(self.config.directory)[self.config.keep :]:
-            with contextlib.suppress(OSError):
-                old.unlink()
 
     def restore(self, batch_size: int, n_samples: int, shuffle: bool) -> TrainingState | None:
         """Load the newest valid checkpoint into the model, or None if there is none.
@@ -504,18 +686,19 @@ class Checkpointer:
                 number of training samples or shuffle setting (resuming would not repeat it).
         """
         if not self.config.resume:
+            self._refuse_used_directory()
             return None
         self._remove_temporaries()
         checkpoint = latest_checkpoint(self.config.directory)
-        if checkpoint is None:
-            return None
-        # Set damaged newer files aside: left in place they would sort as "newest" and
-        # pruning would delete the good checkpoints this run writes.
+        # Set damaged newer files aside (all of them if none is valid): left in place they
+        # would sort as "newest", and a later resume would try them again.
         for path in list_checkpoints(self.config.directory):
-            if path == checkpoint.path:
+            if checkpoint is not None and path == checkpoint.path:
                 break
             with contextlib.suppress(OSError):
                 path.rename(path.with_name(path.name + ".damaged"))
+        if checkpoint is None:
+            return None
         state = checkpoint.state
         for name, saved, now in (
             ("batch_size", state.batch_size, batch_size),
@@ -540,9 +723,29 @@ class Checkpointer:
             except ValueError as error:
                 raise TrainingError(f"cannot resume from {checkpoint.path}: {error}") from None
         restore(self.model, checkpoint)
+        self._previous_segments = list(state.segments)
         self.last_path = checkpoint.path
         self._last_written_step = checkpoint.optimizer_iterations
+        # The resumed run goes on under its id; its older files are its own to prune.
+        self.run_id = checkpoint.run_id or self.run_id
+        self.written = [
+            path
+            for path in reversed(list_checkpoints(self.config.directory))
+            if read_run_id(path) == checkpoint.run_id
+        ]
         return state
+
+    def _refuse_used_directory(self) -> None:
+        """A new run never shares a directory with another run's checkpoints: a later
+        resume could not tell them apart."""
+        found = list_checkpoints(self.config.directory)
+        if found:
+            shown = ", ".join(path.name for path in found[:3]) + (", ..." if len(found) > 3 else "")
+            raise TrainingError(
+                f"{self.config.directory} already holds checkpoints of another run ({shown}): "
+                "continue that run with resume=True, or delete them or choose another "
+                "directory to start a new one"
+            )
 
     def _remove_temporaries(self) -> None:
         """Delete temporary files left by a write that was killed before its rename."""
@@ -575,8 +778,9 @@ class Checkpointer:
     def interrupt(self, state: TrainingState) -> TrainingInterrupted:
         """Write a checkpoint and return the exception that stops `fit` (print the hint)."""
         iterations = self.model.optimizer.iterations
-        fresh = self._last_written_step == iterations and self.last_path is not None
-        path = self.last_path if fresh else self.save(state)
+        path = self.last_path
+        if path is None or self._last_written_step != iterations:  # not written at this step
+            path = self.save(state)
         hint = self.config.resume_hint or (
             f"model.fit(..., checkpoint=CheckpointConfig({str(self.config.directory)!r}, "
             "resume=True))"

@@ -26,8 +26,16 @@ def format_logs(logs: dict) -> str:
     return " - ".join(f"{key}: {_format(value)}" for key, value in logs.items())
 
 
-def _rich_progress():
+def _rich_progress(stream, epochs: int, steps: int):
+    """A rich Progress on ``stream`` for the epoch being trained, or None without rich.
+
+    Only the running epoch has a live row; its fixed columns never shrink, and the metrics
+    (the only column that may be cut, with an ellipsis) come last, so at 80 columns the row
+    still reads ``Epoch 2/4 37/106 ━━━━ 0:00:01 24ms/step loss: ...``. Finished epochs are
+    printed as whole lines above it (see `ProgressLogger.on_epoch_end`).
+    """
     try:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -35,16 +43,35 @@ def _rich_progress():
             TextColumn,
             TimeElapsedColumn,
         )
+        from rich.table import Column
     except ImportError:
         return None
+
+    def fixed(width: int) -> Column:
+        return Column(width=width, no_wrap=True)
+
     return Progress(
-        TextColumn("[bold]{task.description}"),
-        MofNCompleteColumn(),
-        BarColumn(),
+        TextColumn("[bold]{task.description}", table_column=fixed(len(f"Epoch {epochs}/{epochs}"))),
+        MofNCompleteColumn(table_column=fixed(2 * len(str(steps)) + 1)),
+        BarColumn(bar_width=20),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[step_time]}"),
-        TextColumn("{task.fields[metrics]}"),
-        transient=False,
+        TextColumn("{task.fields[step_time]}", table_column=fixed(10)),
+        TextColumn(
+            "{task.fields[metrics]}",
+            markup=False,
+            table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1),
+        ),
+        console=Console(file=stream, highlight=False),
+        transient=True,
+    )
+
+
+def epoch_line(epoch: int, epochs: int, seen: int, steps: int, elapsed: float, logs) -> str:
+    """The line a finished epoch leaves: ``Epoch 1/4 - 106/106 - 5.1s - 48ms/step - loss: ...``."""
+    per_step = elapsed / max(seen, 1)
+    return (
+        f"Epoch {epoch + 1}/{epochs} - {seen}/{steps} - {elapsed:.1f}s - "
+        f"{per_step * 1e3:.0f}ms/step - {format_logs(logs or {})}"
     )
 
 
@@ -56,7 +83,7 @@ class ProgressLogger(Callback):
         self.epochs, self.steps, self.verbose = epochs, steps, verbose
         self.stream = stream or sys.stdout
         live = verbose == 1 and getattr(self.stream, "isatty", lambda: False)()
-        self.progress = _rich_progress() if live else None
+        self.progress = _rich_progress(self.stream, epochs, steps) if live else None
 
     def on_train_begin(self, logs=None):
         if self.progress is not None:
@@ -83,21 +110,14 @@ class ProgressLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         elapsed = time.perf_counter() - self.epoch_start
-        per_step = elapsed / max(self.seen, 1)
+        line = epoch_line(epoch, self.epochs, self.seen, self.steps, elapsed, logs)
         if self.progress is not None:
-            self.progress.update(
-                self.task,
-                completed=self.seen,
-                metrics=format_logs(logs or {}),
-                step_time=f"{per_step * 1e3:.0f}ms/step",
-            )
+            # The finished epoch leaves one whole line (wrapped, never cut) above the live
+            # row, which then starts over for the next epoch.
+            self.progress.remove_task(self.task)
+            self.progress.console.print(line, markup=False, highlight=False)
             return
-        print(
-            f"Epoch {epoch + 1}/{self.epochs} - {self.seen}/{self.steps} - {elapsed:.1f}s - "
-            f"{per_step * 1e3:.0f}ms/step - {format_logs(logs or {})}",
-            file=self.stream,
-            flush=True,
-        )
+        print(line, file=self.stream, flush=True)
 
     def on_train_end(self, logs=None):
         if self.progress is not None:

@@ -4,17 +4,21 @@ file reads numbers and JSON, and runs no code from it.
 
 Tensor names: ``layers.{index}.{kernel|bias}`` and, when the optimizer is saved,
 ``optimizer.{slot}`` (e.g. ``optimizer.m``). Header metadata keys: ``format``,
-``format_version``, ``model``, ``compile``, ``optimizer_iterations``, ``training``.
+``format_version``, ``model``, ``compile``, ``optimizer_iterations``, ``training`` and
+``input`` (the model's `InputScale`: which pixel values it takes; absent from older files).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from multilayer.errors import ModelFileError
+from multilayer.models import file_checks
+from multilayer.models.input_scale import InputScale
 from multilayer.utils.files import atomic_write_bytes
 
 FORMAT = "multilayer.model"
@@ -26,6 +30,7 @@ _METADATA_KEYS = {
     "compile",
     "optimizer_iterations",
     "training",
+    "input",
 }
 
 
@@ -65,6 +70,8 @@ def save_model(
             training if training is not None else getattr(model, "training_info", {}) or {}
         ),
     }
+    if model.input_scale is not None:
+        metadata["input"] = json.dumps(model.input_scale.to_dict())
     if model.loss is not None:
         metadata["compile"] = json.dumps(model._compile_config)
         if include_optimizer and getattr(model, "_optimizer_built", False):
@@ -77,48 +84,94 @@ def save_model(
     return atomic_write_bytes(filepath, data)
 
 
-def read_file(filepath) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    """The header metadata and every tensor of a safetensors file, or ModelFileError."""
+def read_file(filepath, check=None) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """The header metadata and every tensor of a safetensors file, or ModelFileError.
+
+    ``check(metadata, declared)``, if given, runs before any tensor data is read, with
+    ``declared`` mapping each tensor name to its declared (shape, safetensors dtype name).
+    """
     _, safe_open = _safetensors()
     path = Path(filepath)
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
     if path.is_dir():
         raise ModelFileError(f"{path} is a directory, not a model file")
+    _check_header_size(path)
     try:
-        with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+        handle = safe_open(str(path), framework="numpy")
     except Exception as error:  # the library raises several types for a bad file
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelFileError(f"{path} is not a valid .safetensors model file ({reason})") from None
+        raise _not_safetensors(path, error) from None
+    with handle:
+        try:
+            metadata = handle.metadata() or {}
+            declared = {
+                key: (tuple(handle.get_slice(key).get_shape()), handle.get_slice(key).get_dtype())
+                for key in handle.keys()  # noqa: SIM118 - not a dict
+            }
+        except Exception as error:
+            raise _not_safetensors(path, error) from None
+        if check is not None:
+            check(metadata, declared)
+        try:
+            tensors = {key: handle.get_tensor(key) for key in declared}
+        except Exception as error:
+            raise _not_safetensors(path, error) from None
     return metadata, tensors
+
+
+def _not_safetensors(path: Path, error: Exception) -> ModelFileError:
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return ModelFileError(f"{path} is not a valid .safetensors model file ({reason})")
+
+
+def _check_header_size(path: Path) -> None:
+    """Refuse a header longer than `file_checks.MAX_HEADER_BYTES` before it is parsed."""
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+    if len(prefix) == 8:
+        length = int.from_bytes(prefix, "little")
+        if length > file_checks.MAX_HEADER_BYTES:
+            raise ModelFileError(
+                f"{path} is not a valid .safetensors model file (its header claims {length} "
+                f"bytes, more than the limit of {file_checks.MAX_HEADER_BYTES})"
+            )
 
 
 def read_checked(
-    path: Path, format_name: str, version: str, allowed_keys: set[str], what: str
+    path: Path,
+    format_name: str,
+    version: str,
+    allowed_keys: set[str],
+    what: str,
+    check=None,
 ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    """`read_file`, then refuse a header of another format or version, or with unknown keys."""
-    metadata, tensors = read_file(path)
-    if metadata.get("format") != format_name:
-        raise ModelFileError(
-            f"{path} is a safetensors file but not a multilayer {what} (no 'format: {format_name}' in its header)"
-        )
-    if metadata.get("format_version") != version:
-        raise ModelFileError(
-            f"{path}: unsupported {what} format version {metadata.get('format_version')!r} (this version reads {version})"
-        )
-    unexpected = set(metadata) - allowed_keys
-    if unexpected:
-        raise ModelFileError(f"{path}: unexpected header entries {sorted(unexpected)}")
-    return metadata, tensors
+    """`read_file`, then refuse a header of another format or version, or with unknown keys
+    (before the tensor data is read); then ``check`` as in `read_file`."""
+
+    def check_header(metadata: dict, declared: dict) -> None:
+        if metadata.get("format") != format_name:
+            raise ModelFileError(
+                f"{path} is a safetensors file but not a multilayer {what} (no 'format: {format_name}' in its header)"
+            )
+        if metadata.get("format_version") != version:
+            raise ModelFileError(
+                f"{path}: unsupported {what} format version {metadata.get('format_version')!r} (this version reads {version})"
+            )
+        unexpected = set(metadata) - allowed_keys
+        if unexpected:
+            raise ModelFileError(f"{path}: unexpected header entries {sorted(unexpected)}")
+        if check is not None:
+            check(metadata, declared)
+
+    return read_file(path, check_header)
 
 
 def header_json(metadata: dict, key: str, path) -> object:
     """The header entry ``key`` parsed as JSON, or ModelFileError naming the file and key."""
     try:
         return json.loads(metadata[key])
-    except (KeyError, json.JSONDecodeError, TypeError) as error:
+    except (KeyError, ValueError, TypeError, RecursionError) as error:
+        # ValueError: not JSON, or an integer of thousands of digits; RecursionError: nesting
         raise ModelFileError(
             f"{path}: header entry {key!r} is missing or not valid JSON ({error})"
         ) from None
@@ -135,12 +188,46 @@ def load_model(filepath, compile: bool = True):
     from multilayer.models.sequential import Sequential
 
     path = Path(filepath)
-    metadata, tensors = read_checked(path, FORMAT, FORMAT_VERSION, _METADATA_KEYS, "model")
-    config = header_json(metadata, "model", path)
+    parsed: dict = {}
+
+    def check_architecture(metadata: dict, declared: dict) -> None:
+        # Everything the header declares is checked against the tensors' declared shapes
+        # and the limits before any tensor is read or any parameter allocated.
+        config = file_checks.model_config(header_json(metadata, "model", path), path)
+        expected = file_checks.parameter_shapes(config, path)
+        weights = {k: v for k, v in declared.items() if not k.startswith("optimizer.")}
+        file_checks.check_declared_tensors(
+            expected, weights, file_checks.model_dtype(config, path), path
+        )
+        size = sum(math.prod(shape) for shape in expected.values())
+        for name, (shape, dtype) in declared.items():
+            if name.startswith("optimizer.") and (
+                tuple(shape) != (size,) or dtype not in ("F32", "F64")
+            ):
+                raise ModelFileError(
+                    f"{path}: optimizer state {name.removeprefix('optimizer.')!r} is missing or has "
+                    f"the wrong shape or dtype ({tuple(shape)} {dtype}; the model has {size} parameters)"
+                )
+        parsed["model"] = config
+        if "training" in metadata:
+            parsed["training"] = file_checks.training_info(
+                header_json(metadata, "training", path), path
+            )
+        if "input" in metadata:
+            try:
+                parsed["input"] = InputScale.from_dict(header_json(metadata, "input", path))
+            except ValueError as error:
+                raise ModelFileError(f"{path}: invalid header entry 'input': {error}") from None
+        if "compile" in metadata:
+            parsed["compile"] = file_checks.compile_config(
+                header_json(metadata, "compile", path), path
+            )
+
+    metadata, tensors = read_checked(
+        path, FORMAT, FORMAT_VERSION, _METADATA_KEYS, "model", check_architecture
+    )
     try:
-        if not isinstance(config, dict):
-            raise ValueError("the model configuration must be a JSON object")
-        model = Sequential.from_config(config)
+        model = Sequential.from_config(parsed["model"])
         model.build()
     except (ValueError, TypeError) as error:
         raise ModelFileError(f"{path}: invalid model configuration: {error}") from None
@@ -165,9 +252,10 @@ def load_model(filepath, compile: bool = True):
     for name, target in expected.items():
         target[...] = weight_tensors[name]
 
-    model.training_info = header_json(metadata, "training", path) if "training" in metadata else {}
-    if compile and "compile" in metadata:
-        compile_config = header_json(metadata, "compile", path)
+    model.training_info = parsed.get("training", {})
+    model.input_scale = parsed.get("input")
+    if compile and "compile" in parsed:
+        compile_config = parsed["compile"]
         try:
             model.compile(
                 optimizer=compile_config["optimizer"],
@@ -189,6 +277,10 @@ def _restore_optimizer(model, tensors: dict[str, np.ndarray], metadata: dict, pa
         if value is None or value.shape != target.shape or value.dtype != target.dtype:
             raise ModelFileError(
                 f"{path}: optimizer state {slot!r} is missing or has the wrong shape or dtype"
+            )
+        if not np.all(np.isfinite(value)):
+            raise ModelFileError(
+                f"{path}: optimizer state {slot!r} contains NaN or infinite values"
             )
         target[...] = value
     try:

@@ -32,6 +32,7 @@ from multilayer.models.checkpoint import (
     TrainingInterrupted,
     TrainingState,
 )
+from multilayer.models.input_scale import InputScale
 from multilayer.models.progress import ProgressLogger, format_logs
 
 #: Batch size used by evaluate / predict / validation when none is given. Larger batches are
@@ -69,6 +70,10 @@ class Sequential:
         self.metrics: list = []
         self.stop_training = False
         self.history: History | None = None
+        #: The pixel values the model takes (saved with it); None when not recorded.
+        self.input_scale: InputScale | None = None
+        #: How the model was trained (recipe, dataset, seed, test metrics...), saved with it.
+        self.training_info: dict = {}
         for layer in layers or []:
             self.add(layer)
 
@@ -281,6 +286,8 @@ class Sequential:
         self._require_compiled("fit")
         batch_size = validation.positive_int(32 if batch_size is None else batch_size, "batch_size")
         epochs = validation.positive_int(epochs, "epochs")
+        initial_epoch = validation.non_negative_int(initial_epoch, "initial_epoch")
+        callbacks = validation.check_callbacks(callbacks)
         verbose = 1 if verbose == "auto" else verbose
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
@@ -305,10 +312,11 @@ class Sequential:
             history = History()
         self.history = history
         extra = [ProgressLogger(epochs, steps, verbose)] if verbose else []
-        callback_list = CallbackList([history, *(callbacks or []), *extra], self)
+        callback_list = CallbackList([history, *callbacks, *extra], self)
         self.stop_training = False
-        x_batch = np.empty((batch_size, *x.shape[1:]), dtype=x.dtype)
-        y_batch = np.empty((batch_size, *y.shape[1:]), dtype=y.dtype)
+        rows = min(batch_size, len(x))  # batch_size may exceed the data: no larger buffers
+        x_batch = np.empty((rows, *x.shape[1:]), dtype=x.dtype)
+        y_batch = np.empty((rows, *y.shape[1:]), dtype=y.dtype)
 
         def training_state(epoch, step, order, loss_sum, seen) -> TrainingState:
             # Everything a resumed run needs to repeat this one exactly (see checkpoint.py).
@@ -448,7 +456,7 @@ class Sequential:
     ):
         """Loss and metrics on ``(x, y)``: a list ``[loss, *metrics]`` (or a dict)."""
         self._require_compiled("evaluate")
-        batch_size = validation.positive_int(batch_size or INFERENCE_BATCH_SIZE, "batch_size")
+        batch_size = validation.inference_batch_size(batch_size, INFERENCE_BATCH_SIZE)
         x, y = self._check_data(x, y)
         results = self._evaluate_arrays(x, y, batch_size)
         if verbose:  # "auto" counts as 1, as in Keras
@@ -464,7 +472,7 @@ class Sequential:
         self._ensure_built(x)
         validation.check_input_shape(x, self.input_shape)
         validation.check_finite(x, "x")
-        batch_size = validation.positive_int(batch_size or INFERENCE_BATCH_SIZE, "batch_size")
+        batch_size = validation.inference_batch_size(batch_size, INFERENCE_BATCH_SIZE)
         outputs = np.empty((len(x), *self.output_shape), dtype=self.dtype)
         for batch in self._batches(len(x), batch_size):
             outputs[batch] = self._forward(x[batch], training=False)

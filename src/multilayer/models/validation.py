@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from multilayer.engine.registry import positive_int  # noqa: F401 - used as validation.positive_int
+from multilayer.engine.registry import positive_int
 
 
 def as_array(value, argument: str) -> np.ndarray:
@@ -18,6 +18,11 @@ def as_array(value, argument: str) -> np.ndarray:
         ) from None
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise TypeError(f"{argument} must hold numbers, got an array of dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(
+            f"{argument} must hold real numbers, got complex values (dtype {array.dtype}); "
+            f"pass {argument}.real or abs({argument}) if that is what you mean"
+        )
     if array.ndim == 0:
         raise ValueError(f"{argument} must be an array of samples, got a scalar")
     if len(array) == 0:
@@ -111,3 +116,34 @@ def prepare_targets(
             f"{argument} must hold targets in [0, 1] for {loss.name}, found values outside"
         )
     return np.ascontiguousarray(y, dtype=dtype)
+
+
+def non_negative_int(value: object, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{argument} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def inference_batch_size(batch_size: int | None, default: int) -> int:
+    """``batch_size`` of evaluate / predict: ``default`` when None, else a positive integer
+    (0 is refused, not taken as "the default")."""
+    return positive_int(default if batch_size is None else batch_size, "batch_size")
+
+
+def check_callbacks(callbacks) -> list:
+    """``callbacks`` as a list of `Callback` objects, or a TypeError naming what was given."""
+    from multilayer.models.callbacks import Callback
+
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise TypeError(
+            f"callbacks must be a list of Callback objects, got {type(callbacks).__name__}"
+        )
+    for index, callback in enumerate(callbacks):
+        if not isinstance(callback, Callback):
+            raise TypeError(
+                f"callbacks[{index}] must be a Callback object (multilayer.callbacks), "
+                f"got {type(callback).__name__}: {callback!r}"
+            )
+    return list(callbacks)

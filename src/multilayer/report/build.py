@@ -4,7 +4,7 @@ A report is built from a run directory (`multilayer.runs.RunDir`): history.json 
 learning curves, config.json and metrics.json the tables, and the model, run on the test
 set, gives the confusion matrix, per-class precision and recall, the most confident
 mistakes, and the first layer's weights. Whatever is missing (no history, no test data, a
-first layer that does not take 28x28 images) leaves a note in the page instead of failing
+first layer whose inputs are not one image) leaves a note in the page instead of failing
 the whole report.
 """
 
@@ -35,7 +35,7 @@ WEIGHT_UNITS = 64
 class TestData:
     """Test images and labels to evaluate the run's model on.
 
-    ``x``: (n, 28, 28) pixels 0..255 (uint8 as stored); ``y``: (n,) integer labels;
+    ``x``: (n, height, width) pixels 0..255 (uint8 as stored); ``y``: (n,) integer labels;
     ``class_names``: one name per class (default: "0", "1", ...).
     """
 
@@ -54,19 +54,16 @@ def _dataset_name(config: dict | None) -> str:
     return str(value)
 
 
-def _load_builtin(name: str) -> TestData | None:
-    """The test split of a built-in dataset, or None if it is not one / not available."""
-    from multilayer.datasets import BUILTIN
+def _load_test_data(name: str) -> TestData | None:
+    """The test split of the run's dataset (built-in or .npz), or None if unavailable."""
+    from multilayer.datasets import load_dataset
 
-    module = BUILTIN.get(name)
-    if module is None:
-        return None
     try:
-        _, (x_test, y_test) = module.load_data()
-    except DatasetNotFoundError as error:
+        data = load_dataset(name)
+    except (DatasetNotFoundError, FileNotFoundError) as error:
         log.warning("report without test-set figures: %s", error)
         return None
-    return TestData(x_test, y_test, tuple(module.CLASS_NAMES))
+    return TestData(data.x_test, data.y_test, data.class_names)
 
 
 def _headline(metrics: dict | None, history: dict | None) -> list[tuple[str, str]]:
@@ -119,13 +116,13 @@ def write_report(
 
     Raises:
         FileNotFoundError: ``run_dir`` does not exist.
+        NotADirectoryError: ``run_dir`` is a file.
+        DataError: ``run_dir`` is a directory but not a run (see `RunDir.require`).
         DataError: config.json, history.json or metrics.json is not valid JSON.
         ModelFileError: the run's model file is invalid.
         ImportError: matplotlib is missing (``pip install 'multilayer[plots]'``).
     """
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise FileNotFoundError(f"{run.path}: no such run directory")
+    run = RunDir(run_dir).require()  # before anything is written into it
     config, metrics, history = run.config, run.metrics, run.history
     if model is None and run.has_model():
         model = run.load_model(compile=False)
@@ -137,14 +134,15 @@ def write_report(
         sections.append(Section("Model", note=f"{run.path} has no model file."))
     else:
         if test_data is None:
-            test_data = _load_builtin(run.dataset_argument)
+            test_data = _load_test_data(run.dataset_argument)
         if test_data is None:
             sections.append(
                 Section("Test set", note="The test data is not available: no test-set figures.")
             )
         else:
             sections.extend(_test_sections(out, model, test_data, misclassified))
-        sections.append(_weights_section(out, model, weight_units))
+        shape = None if test_data is None else tuple(np.shape(test_data.x)[1:])
+        sections.append(_weights_section(out, model, weight_units, shape))
 
     title = f"Run report: {run.path.name}"
     dataset = _dataset_name(config)
@@ -239,7 +237,20 @@ def _test_sections(out: Path, model, data: TestData, count: int) -> list[Section
     return sections
 
 
-def _weights_section(out: Path, model, units: int) -> Section:
+def _image_shape(model, inputs: int, data_shape: tuple[int, ...] | None) -> tuple[int, int] | None:
+    """The (height, width) of the images behind ``inputs`` first-layer inputs, if known."""
+    candidates = [data_shape, tuple(model.input_shape)]
+    if inputs == 784:
+        candidates.append((28, 28))
+    for shape in candidates:
+        if shape is not None and len(shape) == 2 and shape[0] * shape[1] == inputs:
+            return int(shape[0]), int(shape[1])
+    return None
+
+
+def _weights_section(
+    out: Path, model, units: int, data_shape: tuple[int, ...] | None = None
+) -> Section:
     from multilayer.inference import first_dense
 
     title = "First-layer weights"
@@ -247,16 +258,22 @@ def _weights_section(out: Path, model, units: int) -> Section:
     if layer is None:
         return Section(title, note="The model has no Dense layer.")
     kernel = layer.weights["kernel"]
-    if kernel.shape[0] != 784:
+    shape = _image_shape(model, kernel.shape[0], data_shape)
+    if shape is None:
         return Section(
-            title, note=f"The first Dense layer takes {kernel.shape[0]} inputs, not a 28x28 image."
+            title,
+            note=f"The first Dense layer takes {kernel.shape[0]} inputs, not one image.",
         )
     shown = min(units, kernel.shape[1])
     return Section(
         title,
         f"The incoming weights of the first {shown} of {kernel.shape[1]} units of "
-        f"{layer.name!r}, each drawn as a 28x28 image: red pixels excite the unit, blue ones "
-        "inhibit it.",
-        _save(out, "first_layer_weights.png", plots.first_layer_weights_figure(kernel, units)),
+        f"{layer.name!r}, each drawn as a {shape[0]}x{shape[1]} image: red pixels excite "
+        "the unit, blue ones inhibit it.",
+        _save(
+            out,
+            "first_layer_weights.png",
+            plots.first_layer_weights_figure(kernel, units, image_shape=shape),
+        ),
         "first_layer_weights.png",
     )

@@ -127,7 +127,7 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str]) -> F
 
 
 def _mosaic(tiles: np.ndarray, columns: int, gap: int, label_space: int = 0) -> np.ndarray:
-    """Tiles (n, 28, 28) laid out in a grid, NaN between them (drawn as the background).
+    """Tiles (n, height, width) laid out in a grid, NaN between them (drawn as the background).
 
     One ``imshow`` of a mosaic renders in milliseconds; a grid of 64 matplotlib axes takes
     seconds, so the tiled figures below are single images.
@@ -153,14 +153,20 @@ def misclassified_figure(
     """A grid of wrongly classified images, each labelled "true → predicted" and confidence.
 
     Args:
-        images: (n, 28, 28) or (n, 784) pixels (any numeric scale; drawn white ink on black).
+        images: (n, height, width) pixels, or (n, 784) for 28x28 images (any numeric scale;
+            drawn white ink on black).
         true, predicted: (n,) class indices.
         confidence: (n,) probability the model gave to ``predicted``.
     """
     n = len(images)
     if n == 0:
         raise ValueError("no misclassified images to draw")
-    tiles = np.asarray(images, dtype=np.float64).reshape(n, 28, 28)
+    tiles = np.asarray(images, dtype=np.float64)
+    if tiles.ndim == 2 and tiles.shape[1] == 784:
+        tiles = tiles.reshape(n, 28, 28)
+    if tiles.ndim != 3:
+        raise ValueError(f"expected images of shape (n, height, width), got {tiles.shape}")
+    height, width = tiles.shape[1:]
     tiles = tiles / max(float(tiles.max()), 1e-12)
     columns, gap, label = min(8, n), 6, 18
     mosaic = _mosaic(tiles, columns, gap, label)
@@ -172,8 +178,8 @@ def misclassified_figure(
     ax.set_facecolor("white")
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     for index in range(n):
-        x = (index % columns) * (28 + gap) + 14
-        y = (index // columns) * (28 + gap + label) + label / 2
+        x = (index % columns) * (width + gap) + width / 2
+        y = (index // columns) * (height + gap + label) + label / 2
         ax.text(
             x,
             y,
@@ -210,24 +216,28 @@ def precision_recall_figure(
     return figure
 
 
-def first_layer_weights_figure(kernel: np.ndarray, max_units: int = 64) -> Figure:
-    """The first Dense layer's incoming weights, one 28x28 image per unit.
+def first_layer_weights_figure(
+    kernel: np.ndarray, max_units: int = 64, image_shape: tuple[int, int] = (28, 28)
+) -> Figure:
+    """The first Dense layer's incoming weights, one image per unit.
 
     Args:
-        kernel: (784, units) weight matrix of the first Dense layer.
+        kernel: (height * width, units) weight matrix of the first Dense layer.
         max_units: draw at most this many units (the first ones), in rows of 8.
+        image_shape: (height, width) of the input images.
 
     Each image is scaled by its own largest absolute weight (red positive, blue negative), so
     the pattern each unit responds to is visible whatever its weights' magnitude.
 
     Raises:
-        ValueError: the kernel does not have 784 rows (the input is not a 28x28 image).
+        ValueError: the kernel does not have height * width rows.
     """
     kernel = np.asarray(kernel, dtype=np.float64)
-    if kernel.ndim != 2 or kernel.shape[0] != 784:
-        raise ValueError(f"expected a (784, units) kernel, got shape {kernel.shape}")
+    height, width = image_shape
+    if kernel.ndim != 2 or kernel.shape[0] != height * width:
+        raise ValueError(f"expected a ({height * width}, units) kernel, got shape {kernel.shape}")
     n = min(kernel.shape[1], max_units)
-    tiles = kernel[:, :n].T.reshape(n, 28, 28)
+    tiles = kernel[:, :n].T.reshape(n, height, width)
     tiles = tiles / np.maximum(np.abs(tiles).max(axis=(1, 2), keepdims=True), 1e-12)
     columns = min(8, n)
     mosaic = _mosaic(tiles, columns, gap=3)

@@ -174,10 +174,16 @@ async function post(request) {
         showPrediction(data);
         setStatus("Keep drawing, or clear and try another digit.");
       } else {
+        // The previous answer and 28x28 image belong to another picture: do not leave them up.
+        showEmpty();
         setStatus(typeof data.detail === "string" ? data.detail : "The server refused the image.", true);
       }
     }
   } catch (error) {
+    if (request.id > shown) {
+      shown = request.id;
+      showEmpty();
+    }
     setStatus(`Cannot reach the server: ${error}`, true);
   } finally {
     inFlight = false;

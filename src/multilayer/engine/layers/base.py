@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import DTypeLike
 
+from multilayer.engine.config import resolve_dtype
 from multilayer.engine.parameters import ParameterSpec
 from multilayer.engine.registry import Config
 
@@ -52,8 +53,12 @@ class Layer:
         dtype: DTypeLike | None = None,
         trainable: bool = True,
     ) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"a layer name must be a non-empty string, got {name!r}")
+        if not isinstance(trainable, bool):
+            raise TypeError(f"trainable must be True or False, got {trainable!r}")
         self.name = name or _default_name(type(self).__name__)
-        self.dtype = None if dtype is None else np.dtype(dtype)
+        self.dtype = None if dtype is None else resolve_dtype(dtype)
         self.trainable = trainable
         self.input_shape: tuple[int, ...] | None = (
             _as_shape(input_shape, "input_shape") if input_shape is not None else None

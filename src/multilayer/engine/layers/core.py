@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -9,6 +10,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from multilayer.engine import activations
+from multilayer.engine.checks import finite
 from multilayer.engine.layers.base import Layer, _as_shape
 from multilayer.engine.registry import Config
 
@@ -60,7 +62,7 @@ class Flatten(Layer):
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         self.input_shape = tuple(input_shape)
-        self.output_shape = (int(np.prod(input_shape)),)
+        self.output_shape = (math.prod(input_shape),)  # Python ints: no overflow
         self.built = True
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -82,7 +84,8 @@ class Rescaling(Layer):
 
     def __init__(self, scale: float, offset: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.scale, self.offset = float(scale), float(offset)
+        self.scale = finite(scale, "Rescaling: scale")
+        self.offset = finite(offset, "Rescaling: offset")
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         dtype = self.dtype or np.dtype("float32")

@@ -58,6 +58,8 @@ class Dense(Layer):
         super().__init__(**kwargs)
         self.units = positive_int(units, "Dense: units")
         self.activation = activations.get(activation)
+        if not isinstance(use_bias, (bool, np.bool_)):
+            raise TypeError(f"Dense: use_bias must be True or False, got {use_bias!r}")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
