@@ -791,3 +791,40 @@ def test_callbacks_mode_auto_follows_the_metric_direction(monitor, mode):
     from multilayer.callbacks import EarlyStopping
 
     assert EarlyStopping(monitor=monitor).mode == mode
+
+
+def test_a_saved_model_keeps_its_metric_objects_arguments(tmp_path):
+    from multilayer.errors import ModelFileError
+    from multilayer.models import load_model
+
+    model = _checkpointed_model()
+    model.compile(
+        optimizer="adam",
+        loss="categorical_crossentropy",
+        metrics=[metrics.AUC(curve="PR", num_thresholds=50), "precision", "acc"],
+    )
+    x, y = _checkpoint_data()
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    model.save(tmp_path / "m.safetensors")
+    loaded = load_model(tmp_path / "m.safetensors")
+    assert [m.name for m in loaded.metrics] == ["auc", "precision", "acc"]
+    assert loaded.metrics[0].get_config() == model.metrics[0].get_config()
+    assert loaded.evaluate(x, y, verbose=0) == model.evaluate(x, y, verbose=0)
+
+    # a hostile metric object in the header is a documented error
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(tmp_path / "m.safetensors"), framework="numpy") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    compile_config = json.loads(metadata["compile"])
+    compile_config["metrics"][0]["config"]["num_thresholds"] = 1
+    metadata["compile"] = json.dumps(compile_config)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=metadata)
+    with pytest.raises(
+        ModelFileError,
+        match=r"bad\.safetensors: invalid compile configuration: Argument `num_thresholds` "
+        r"must be an integer > 1\. Received: num_thresholds=1$",
+    ):
+        load_model(tmp_path / "bad.safetensors")

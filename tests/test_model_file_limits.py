@@ -210,12 +210,12 @@ def test_model_header_fields_of_the_wrong_type(saved, edit, message):
         (
             {"compile": json.dumps({"optimizer": "adam", "loss": 3, "metrics": []})},
             "invalid compile configuration: expected {'optimizer': name or object, "
-            "'loss': name or object, 'metrics': [names]}",
+            "'loss': name or object, 'metrics': [names or objects]}",
         ),
         (
             {"compile": json.dumps({"optimizer": "adam", "loss": "mse", "metrics": "accuracy"})},
             "invalid compile configuration: expected {'optimizer': name or object, "
-            "'loss': name or object, 'metrics': [names]}",
+            "'loss': name or object, 'metrics': [names or objects]}",
         ),
     ],
 )

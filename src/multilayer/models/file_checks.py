@@ -158,7 +158,8 @@ def model_dtype(config: dict, path) -> np.dtype:
 
 
 def compile_config(config, path) -> dict:
-    """The compile header: ``{"optimizer": str | dict, "loss": str | dict, "metrics": [str]}``."""
+    """The compile header: ``{"optimizer": str | dict, "loss": str | dict, "metrics": [str |
+    dict]}`` (a metric by name, or a ``{"class_name", "config"}`` object)."""
     check_finite_json(config, path, "compile")
     if (
         not isinstance(config, dict)
@@ -166,11 +167,12 @@ def compile_config(config, path) -> dict:
         or not isinstance(config["optimizer"], (str, dict))
         or not isinstance(config["loss"], (str, dict))
         or not isinstance(config["metrics"], list)
-        or not all(isinstance(m, str) for m in config["metrics"])
+        or not all(isinstance(m, (str, dict)) for m in config["metrics"])
     ):
         raise ModelFileError(
             f"{path}: invalid compile configuration: expected "
-            "{'optimizer': name or object, 'loss': name or object, 'metrics': [names]}"
+            "{'optimizer': name or object, 'loss': name or object, "
+            "'metrics': [names or objects]}"
         )
     return config
 

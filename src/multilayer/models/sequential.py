@@ -158,7 +158,12 @@ class Sequential:
         self._compile_config = {
             "optimizer": optimizer_module.serialize(self.optimizer),
             "loss": loss_module.serialize(self.loss),
-            "metrics": [m if isinstance(m, str) else m.name for m in (metrics or [])],
+            # a name as given, a Metric object with its arguments (AUC(curve="PR") must not
+            # come back as the default AUC)
+            "metrics": [
+                m if isinstance(m, str) else metric_module.serialize(resolved)
+                for m, resolved in zip(metrics or [], self.metrics, strict=True)
+            ],
         }
         self._optimizer_built = False
 
