@@ -20,8 +20,11 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multilayer import losses, metrics
+from multilayer.engine.metrics import confusion_counts
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -828,3 +831,28 @@ def test_a_saved_model_keeps_its_metric_objects_arguments(tmp_path):
         r"must be an integer > 1\. Received: num_thresholds=1$",
     ):
         load_model(tmp_path / "bad.safetensors")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 1),
+            st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0, 0.3, 0.999, float("nan")]),
+            st.floats(0.0, 3.0),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    thresholds=st.lists(st.sampled_from([0.0, 0.25, 0.3, 0.5, 0.75, 1.0]), min_size=1, max_size=4),
+)
+def test_confusion_counts_equal_a_loop_for_any_data(rows, thresholds):
+    """Ties at thresholds, NaN scores (never positive), zero weights, repeated thresholds."""
+    y = np.array([r[0] for r in rows])
+    p = np.array([r[1] for r in rows])
+    w = np.array([r[2] for r in rows])
+    counts = confusion_counts(y, p, thresholds, w)
+    for i, t in enumerate(thresholds):
+        expected = counts_by_loop(y, np.nan_to_num(p, nan=-np.inf), t, w)
+        got = (counts["tp"][i], counts["fp"][i], counts["tn"][i], counts["fn"][i])
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
