@@ -22,11 +22,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn import metrics as sklearn_metrics
 
 from multilayer import losses, metrics
 from multilayer.engine.metrics import confusion_counts
-
-sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 
 def scores(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
