@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 
 from multilayer.engine import losses as loss_module
 from multilayer.engine.checks import finite
-from multilayer.engine.registry import Config, Registry
+from multilayer.engine.registry import Config, Registry, positive_int
 
 #: what `Metric.result` returns: a number, or one per threshold / class where Keras does so
 Result = Union[float, np.ndarray]  # noqa: UP007 (an alias evaluated at run time on 3.10)
@@ -504,7 +504,7 @@ class _ConfusionMetric(_StateMetric):
         )
         default = 0.5 if top_k is None else -math.inf
         self.thresholds = _thresholds_list(thresholds, default)
-        self.top_k = None if top_k is None else _positive_int(top_k, "top_k")
+        self.top_k = None if top_k is None else positive_int(top_k, "top_k")
         if class_id is not None and (
             isinstance(class_id, bool) or not isinstance(class_id, numbers.Integral) or class_id < 0
         ):
@@ -539,12 +539,6 @@ class _ConfusionMetric(_StateMetric):
             "top_k": self.top_k,
             "class_id": self.class_id,
         }
-
-
-def _positive_int(value: object, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Precision(_ConfusionMetric):
