@@ -855,3 +855,143 @@ def test_confusion_counts_equal_a_loop_for_any_data(rows, thresholds):
         expected = counts_by_loop(y, np.nan_to_num(p, nan=-np.inf), t, w)
         got = (counts["tp"][i], counts["fp"][i], counts["tn"][i], counts["fn"][i])
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+# -- the metrics through the functional Model's Trainer, loop state and BackupAndRestore --------
+
+
+def test_a_checkpoint_with_old_total_count_pairs_still_resumes(tmp_path):
+    """Checkpoints written before metric states were dicts hold ``[total, count]`` per
+    metric; a resume reads them into the same running means."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    from multilayer.layers import Dense
+    from multilayer.models import Sequential
+    from multilayer.models.checkpoint import CheckpointConfig, list_checkpoints
+
+    def model(seed=5):
+        m = Sequential([Dense(8, activation="relu"), Dense(3, activation="softmax")], seed=seed)
+        m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["acc", "mse"])
+        return m
+
+    x, y = _checkpoint_data()
+    expected = model().fit(x, y, epochs=2, batch_size=32, verbose=0)
+    model().fit(
+        x, y, epochs=2, batch_size=32, verbose=0,
+        checkpoint=CheckpointConfig(tmp_path, every=3, unit="step", keep=10),
+    )  # fmt: skip
+    for path in list_checkpoints(tmp_path)[:2]:
+        path.unlink()
+    path = list_checkpoints(tmp_path)[0]
+    with safe_open(str(path), framework="numpy") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    state = json.loads(metadata["state"])
+    assert state["step"] > 0 and all(set(m) == {"total", "count"} for m in state["metrics"])
+    state["metrics"] = [[m["total"], m["count"]] for m in state["metrics"]]  # the old form
+    metadata["state"] = json.dumps(state)
+    save_file(tensors, str(path), metadata=metadata)
+    resumed = model(seed=99).fit(
+        x, y, epochs=2, batch_size=32, verbose=0,
+        checkpoint=CheckpointConfig(tmp_path, every=3, unit="step", resume=True),
+    )  # fmt: skip
+    assert resumed.history == expected.history
+
+
+def _two_output_model(seed=0):
+    import multilayer as keras
+    from multilayer.layers import Dense
+    from multilayer.models import Model
+
+    inputs = keras.Input(shape=(5,))
+    hidden = Dense(8, activation="relu")(inputs)
+    model = Model(
+        inputs,
+        [Dense(3, activation="softmax", name="cls")(hidden), Dense(1, name="reg")(hidden)],
+        seed=seed,
+    )
+    model.compile(
+        optimizer="adam",
+        loss=["categorical_crossentropy", "mse"],
+        metrics={
+            "cls": [metrics.AUC(curve="PR"), "acc", metrics.F1Score(average=None)],
+            "reg": ["RootMeanSquaredError", metrics.R2Score()],
+        },
+    )
+    return model
+
+
+def _two_output_data():
+    x, y = _checkpoint_data()
+    return x, [y, (x[:, 3] - x[:, 4])[:, None].astype(np.float32)]
+
+
+def test_multi_output_compile_takes_metric_objects_and_names_per_output():
+    model = _two_output_model()
+    x, ys = _two_output_data()
+    history = model.fit(x, ys, epochs=1, batch_size=32, verbose=0)
+    assert list(history.history) == [
+        "loss", "cls_loss", "reg_loss", "cls_auc", "cls_acc", "cls_f1_score",
+        "reg_RootMeanSquaredError", "reg_r2_score",
+    ]  # fmt: skip
+    assert len(history.history["cls_f1_score"][0]) == 3  # one per class
+    assert model.metrics[0].curve == "PR"
+    assert model.compile_config["metrics"] == [
+        [
+            metrics.serialize(metrics.AUC(curve="PR")),
+            "acc",
+            metrics.serialize(metrics.F1Score(average=None)),
+        ],
+        ["RootMeanSquaredError", metrics.serialize(metrics.R2Score())],
+    ]
+    results = model.evaluate(x, ys, verbose=0, return_dict=True)
+    auc = metrics.AUC(curve="PR")
+    auc.update_state(ys[0], model.predict(x)[0])
+    assert results["cls_auc"] == pytest.approx(auc.result(), rel=1e-6)
+
+
+def test_multi_output_metric_objects_survive_save_and_load(tmp_path):
+    from multilayer.models import load_model
+
+    model = _two_output_model()
+    x, ys = _two_output_data()
+    model.fit(x, ys, epochs=1, batch_size=50, verbose=0)
+    model.save(tmp_path / "m.safetensors")
+    loaded = load_model(tmp_path / "m.safetensors")
+    assert loaded.compile_config == model.compile_config
+    before = model.evaluate(x, ys, verbose=0, return_dict=True)
+    after = loaded.evaluate(x, ys, verbose=0, return_dict=True)
+    assert list(after) == list(before)
+    assert all(np.array_equal(after[key], before[key]) for key in before)
+    assert loaded.metrics[0].curve == "PR"
+
+
+def test_backup_and_restore_resumes_multi_output_array_metrics_exactly(tmp_path):
+    from multilayer.callbacks import Callback
+    from multilayer.models.backup import BackupAndRestore
+    from multilayer.models.checkpoint import list_checkpoints, read_checkpoint
+
+    class Kill(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.trained_model().optimizer.iterations == 11:  # after the backup at 10
+                raise KeyboardInterrupt
+
+    x, ys = _two_output_data()
+    expected = _two_output_model().fit(x, ys, epochs=3, batch_size=32, verbose=0).history
+    backup = tmp_path / "backup"
+    with pytest.raises(KeyboardInterrupt):
+        _two_output_model().fit(
+            x, ys, epochs=3, batch_size=32, verbose=0,
+            callbacks=[Kill(), BackupAndRestore(backup, save_freq=5)],
+        )  # fmt: skip
+    state = read_checkpoint(list_checkpoints(backup)[0]).state
+    assert state.step == 3  # 10 steps: 7 in epoch 1, checkpoint after step 10 = epoch 2 step 3
+    # per-output loss means, then every metric's whole state (AUC's confusion counts)
+    assert [sorted(m) for m in state.metrics[:2]] == [["count", "total"]] * 2
+    assert sorted(state.metrics[2]) == ["fn", "fp", "tn", "tp"]
+    assert len(state.metrics[2]["tp"]) == 200  # AUC(curve="PR"): one count per threshold
+    resumed = _two_output_model(seed=7).fit(
+        x, ys, epochs=3, batch_size=32, verbose=0, callbacks=[BackupAndRestore(backup)]
+    )
+    assert resumed.history == expected

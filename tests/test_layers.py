@@ -12,6 +12,7 @@ from multilayer.layers import (
     Dropout,
     Flatten,
     Input,
+    InputLayer,
     Rescaling,
     deserialize,
     serialize,
@@ -144,7 +145,7 @@ def test_input_requires_a_shape():
         lambda: Dropout(0.3, seed=4),
         lambda: Rescaling(0.5, offset=1.0),
         lambda: Flatten(),
-        lambda: Input(shape=(3, 4)),
+        lambda: InputLayer(shape=(3, 4)),
     ],
 )
 def test_layer_config_round_trip(layer):

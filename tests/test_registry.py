@@ -133,6 +133,10 @@ SAMPLES = {
         ),
         layer_module.Activation("softmax"),
         layer_module.Dropout(0.3, seed=4),
+        layer_module.Add(name="sum"),
+        layer_module.Average(),
+        layer_module.Multiply(),
+        layer_module.Concatenate(axis=-2),
     ],
 }
 
@@ -349,8 +353,8 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
         (
             lambda: layer_module.deserialize({"class_name": "Dens", "config": {}}),
             ValueError,
-            "Unknown layer type 'Dens'. Did you mean 'Dense'? Known: Activation, Dense, "
-            "Dropout, Flatten, InputLayer, Rescaling.",
+            "Unknown layer type 'Dens'. Did you mean 'Dense'? Known: Activation, Add, Average, "
+            "Concatenate, Dense, Dropout, Flatten, InputLayer, Multiply, Rescaling.",
         ),
         (
             lambda: metrics.deserialize({"name": "mse"}),

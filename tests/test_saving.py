@@ -65,7 +65,7 @@ def test_reloaded_model_has_the_same_config_and_compile_config(saved):
     model, path = saved
     restored = load_model(path)
     assert restored.get_config() == model.get_config()
-    assert restored._compile_config == model._compile_config
+    assert restored.compile_config == model.compile_config
     assert restored.loss.name == "sparse_categorical_crossentropy"
     assert [m.name for m in restored.metrics] == ["accuracy"]
     assert type(restored.optimizer) is RMSprop

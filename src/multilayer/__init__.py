@@ -9,6 +9,12 @@ runs Keras MLP code::
     model = keras.Sequential([Dense(512, activation="relu", input_shape=(784,)),
                               Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+
+or, with the functional API::
+
+    inputs = keras.Input(shape=(784,))
+    outputs = Dense(10, activation="softmax")(Dense(512, activation="relu")(inputs))
+    model = keras.Model(inputs, outputs)
 """
 
 from multilayer import (
@@ -26,11 +32,12 @@ from multilayer import (
 )
 from multilayer._version import __version__
 from multilayer.engine.layers import Input
-from multilayer.models import Sequential, load_model
+from multilayer.models import Model, Sequential, load_model
 from multilayer.perceptron import Perceptron
 
 __all__ = [
     "Input",
+    "Model",
     "__version__",
     "Perceptron",
     "Sequential",

@@ -147,7 +147,8 @@ def evaluate_model(model: Sequential, dataset) -> dict:
         )
     x = model_inputs(model, dataset.x_test, pixel_max=255)
     loss = None
-    if model.loss is not None:
+    # A list of losses belongs to a model of several outputs; a Sequential has one.
+    if model.loss is not None and not isinstance(model.loss, list):
         # Models trained the tutorial's way use one-hot targets, mlp train's use labels.
         targets = (
             to_categorical(dataset.y_test, outputs)

@@ -3,6 +3,7 @@
 Usage::
 
     python kill_resume_train.py RUN_DIR OUT_PREFIX [--no-checkpoint] [--pause PHASE:K]
+                                [--functional]
 
 It trains a 32-64-10 MLP with dropout (so the random generator matters) on fixed synthetic
 data for 4 epochs of 38 batches, writing a checkpoint every 10 optimizer steps into RUN_DIR
@@ -10,6 +11,9 @@ and resuming from the newest valid one if there is any. After every batch it pri
 ``step N`` (N = optimizer steps done) so a test can kill it at a known point. At the end it
 writes OUT_PREFIX.weights.npy (the flat parameter vector) and OUT_PREFIX.history.json, and
 prints ``DONE``. Ctrl-C (SIGINT) makes fit write a checkpoint; the script then exits with 130.
+
+``--functional`` trains a functional model with two branches instead (the same 32-64-10
+stack with dropout, plus a skip path Dense(8) from the input, joined by Concatenate).
 
 ``--pause PHASE:K`` freezes the K-th checkpoint write (counting from 1 in this process)
 and prints ``PAUSED PHASE``, so the test can SIGKILL it in the middle of the write:
@@ -28,10 +32,11 @@ from pathlib import Path
 import numpy as np
 
 import multilayer.utils.files as files_module
-from multilayer.engine.layers import Dense, Dropout, Input
+from multilayer.engine.layers import Concatenate, Dense, Dropout, Input
 from multilayer.models import checkpoint as checkpoint_module
 from multilayer.models.callbacks import Callback
 from multilayer.models.checkpoint import CheckpointConfig, TrainingInterrupted
+from multilayer.models.functional import Model
 from multilayer.models.sequential import Sequential
 
 EPOCHS, BATCH, SAMPLES, STEP_DELAY = 4, 32, 1200, 0.004
@@ -110,15 +115,21 @@ def main(argv: list[str]) -> int:
     data = np.random.default_rng(0)
     x = data.normal(size=(SAMPLES, 32)).astype("float32")
     y = (x[:, :10].argmax(axis=1) + (x[:, 10] > 1)) % 10
-    model = Sequential(
-        [
-            Input(shape=(32,)),
-            Dense(64, activation="relu"),
-            Dropout(0.25),
-            Dense(10, activation="softmax"),
-        ],
-        seed=7,
-    )
+    if "--functional" in argv:
+        inputs = Input(shape=(32,))
+        deep = Dropout(0.25)(Dense(64, activation="relu")(inputs))
+        joined = Concatenate()([deep, Dense(8, activation="tanh")(inputs)])
+        model = Model(inputs, Dense(10, activation="softmax")(joined), seed=7)
+    else:
+        model = Sequential(
+            [
+                Input(shape=(32,)),
+                Dense(64, activation="relu"),
+                Dropout(0.25),
+                Dense(10, activation="softmax"),
+            ],
+            seed=7,
+        )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     checkpoint = None
     if "--no-checkpoint" not in argv:

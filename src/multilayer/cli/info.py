@@ -19,7 +19,7 @@ def describe(model, model_file: Path, run) -> dict:
         "input_shape": list(model.input_shape),
         "output_shape": list(model.output_shape),
         "architecture": model.get_config(),
-        "compile": getattr(model, "_compile_config", None),
+        "compile": model.compile_config,
         "training_info": model.training_info,
         "input_scale": None if model.input_scale is None else model.input_scale.to_dict(),
     }

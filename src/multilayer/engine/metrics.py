@@ -140,6 +140,17 @@ class Metric:
         return {"name": self.name}
 
 
+class Mean(Metric):
+    """The running mean of values given with `update_state(value, count)` (e.g. a batch's
+    mean loss, weighted by the batch size)."""
+
+    default_name = "mean"
+
+    def update_state(self, value: float, count: int = 1) -> None:  # type: ignore[override]
+        self._total += float(value) * count
+        self._count += int(count)
+
+
 def _labels(y: np.ndarray) -> np.ndarray:
     return y.reshape(-1) if y.ndim <= 1 or y.shape[-1] == 1 else y.argmax(axis=-1)
 

@@ -56,6 +56,8 @@ class Optimizer:
         self.weight_decay = finite_or_none(weight_decay, "weight_decay")
         self.iterations = 0
         self.state: dict[str, np.ndarray] = {}
+        #: whether `build` allocated the state for a parameter vector
+        self.built = False
         self._segments: list[slice] = []
 
     @staticmethod
@@ -103,6 +105,7 @@ class Optimizer:
         self._init_state()
         self._scratch = np.empty(size, dtype=dtype)
         self._segments = list(segments or [slice(0, size)])
+        self.built = True
 
     def _init_state(self) -> None:
         pass
@@ -140,6 +143,48 @@ class Optimizer:
         """Update ``p`` in place from ``g`` (flat vectors of the same length); ``state`` holds
         the slots, ``tmp`` is scratch of that length, ``t`` the 1-based step number."""
         raise NotImplementedError
+
+    # -- state ----------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        """What the optimizer has learned, besides its configuration: the step count, the
+        learning rate when it is a number (a callback may have changed it) and the state
+        vectors (``slots``: views, not copies)."""
+        lr = self._learning_rate
+        return {
+            "iterations": self.iterations,
+            "learning_rate": None if callable(lr) else lr,
+            "slots": dict(self.state),
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Restore what `get_state` returned (the optimizer must be built for the same size).
+
+        Raises:
+            ValueError: slots missing or of the wrong shape or dtype, a negative step count.
+        """
+        slots = state.get("slots", {})
+        if set(slots) != set(self.state):
+            raise ValueError(
+                f"optimizer state has slots {sorted(slots)}, {self.name} needs {sorted(self.state)}"
+            )
+        for slot, target in self.state.items():
+            value = np.asarray(slots[slot])
+            if value.shape != target.shape or value.dtype != target.dtype:
+                raise ValueError(
+                    f"optimizer state {slot!r} has shape {value.shape} and dtype {value.dtype}, "
+                    f"expected {target.shape} and {target.dtype}"
+                )
+        iterations = state.get("iterations", 0)
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+            raise ValueError(
+                f"optimizer iterations must be a non-negative integer, got {iterations!r}"
+            )
+        for slot, target in self.state.items():
+            target[...] = slots[slot]
+        self.iterations = iterations
+        learning_rate = state.get("learning_rate")
+        if self.schedule is None and isinstance(learning_rate, (int, float)):
+            self.learning_rate = learning_rate
 
     # -- description ----------------------------------------------------------------------
     def get_config(self) -> Config:

@@ -35,3 +35,24 @@ def new_generator(seed: int | None = None) -> np.random.Generator:
     if seed is None:
         seed = int(_global.integers(0, 2**63 - 1))
     return np.random.default_rng(seed)
+
+
+def generator_state(generator: np.random.Generator) -> dict:
+    """The state of ``generator`` as a JSON-serialisable dict (numpy's ``bit_generator.state``)."""
+    return dict(generator.bit_generator.state)
+
+
+def set_generator_state(generator: np.random.Generator, state: dict) -> None:
+    """Put a `generator_state` dict back into ``generator``, after checking its type.
+
+    Raises:
+        ValueError: not a state of this kind of generator, or a malformed one.
+    """
+    expected = type(generator.bit_generator).__name__
+    if not isinstance(state, dict) or state.get("bit_generator") != expected:
+        found = state.get("bit_generator") if isinstance(state, dict) else state
+        raise ValueError(f"generator type {found!r} differs from {expected!r}")
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"invalid {expected} generator state ({error})") from None

@@ -8,20 +8,40 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from multilayer.engine import metrics as metric_module
 
+if TYPE_CHECKING:
+    from multilayer.models.functional import Model
+
 
 class Callback:
     """Base class: override the hooks you need. ``self.model`` is set before training."""
 
-    def __init__(self):
-        self.model = None
+    def __init__(self) -> None:
+        #: the model being trained (a `Model` or `Sequential`; None before `set_model`)
+        self.model: Model | None = None
+        self.params: dict[str, Any] = {}
 
-    def set_model(self, model) -> None:
+    def set_model(self, model: Model) -> None:
         self.model = model
+
+    def trained_model(self) -> Model:
+        """``self.model``, which `fit` sets before the first hook.
+
+        Raises:
+            RuntimeError: the callback is not attached to a model.
+        """
+        if self.model is None:
+            raise RuntimeError(f"{type(self).__name__} is not attached to a model (fit sets it)")
+        return self.model
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """The fit arguments callbacks may need: ``epochs``, ``steps``, ``verbose``."""
+        self.params = dict(params)
 
     def on_train_begin(self, logs=None): ...
     def on_train_end(self, logs=None): ...
@@ -39,6 +59,10 @@ class CallbackList(Callback):
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             callback.set_model(model)
+
+    def set_params(self, params: dict) -> None:
+        for callback in self.callbacks:
+            callback.set_params(params)
 
     def __getattribute__(self, name):
         if name.startswith("on_"):
@@ -245,10 +269,11 @@ class ModelCheckpoint(_Monitor):
         if self.save_training_state:
             from multilayer.models.checkpoint import write_checkpoint
 
-            state = self.model._training_state(epoch, 0, None, 0.0, 0)
-            write_checkpoint(self.model, Path(path).parent, state, path=path)
+            model = self.trained_model()
+            state = model.training_state()  # at an epoch end: the next epoch's start
+            write_checkpoint(model, Path(path).parent, state, path=path)
         else:
-            self.model.save(path)
+            self.trained_model().save(path)
         if self.verbose:
             print(f"Epoch {epoch}: saved model to {path}")
 

@@ -49,14 +49,30 @@ def check_finite_json(value, path, key: str) -> None:
             stack.extend(item)
 
 
+#: ``class_name`` of a model nested as a layer in another model's configuration
+MODEL_CLASSES = ("Functional", "Sequential")
+#: how deep models may be nested in one another
+MAX_NESTING = 16
+_SEQUENTIAL_KEYS = {"name", "dtype", "layers"}
+_FUNCTIONAL_KEYS = {*_SEQUENTIAL_KEYS, "inputs", "outputs", "input_structure", "output_structure"}
+
+
 def model_config(config, path) -> dict:
     """The architecture header, checked for types: a dict with a string ``name``, a string
-    ``dtype`` and a list of at most `MAX_LAYERS` ``{"class_name": str, "config": dict}``
-    layer entries whose ``name`` (if any) is a string."""
+    ``dtype`` and a list of ``{"class_name": str, "config": dict}`` layer entries whose
+    ``name`` (if any) is a string; a functional model's entries also have ``inbound``
+    (``[[layer name, index], ...]``) and the model its ``inputs`` and ``outputs``. Nested
+    models are checked the same way; at most `MAX_LAYERS` layers in all."""
+    check_finite_json(config, path, "model")
+    _check_model_config(config, path, [0], 0)
+    return config
+
+
+def _check_model_config(config, path, count: list[int], depth: int) -> None:
     if not isinstance(config, dict):
         raise _bad_config(path, "the model configuration must be a JSON object")
-    check_finite_json(config, path, "model")
-    unexpected = set(config) - {"name", "dtype", "layers"}
+    functional = "inputs" in config
+    unexpected = set(config) - (_FUNCTIONAL_KEYS if functional else _SEQUENTIAL_KEYS)
     if unexpected:
         raise _bad_config(path, f"unexpected keys in the model configuration: {sorted(unexpected)}")
     for key in ("name", "dtype"):
@@ -65,26 +81,82 @@ def model_config(config, path) -> dict:
     layers = config.get("layers")
     if not isinstance(layers, list) or not layers:
         raise _bad_config(path, "'layers' must be a non-empty list of layer configurations")
-    if len(layers) > MAX_LAYERS:
-        raise _bad_config(path, f"{len(layers)} layers, more than the limit of {MAX_LAYERS}")
+    count[0] += len(layers)
+    if count[0] > MAX_LAYERS:
+        raise _bad_config(path, f"{count[0]} layers, more than the limit of {MAX_LAYERS}")
+    keys = {"class_name", "config", "inbound"} if functional else {"class_name", "config"}
     for index, layer in enumerate(layers):
         if (
             not isinstance(layer, dict)
-            or set(layer) != {"class_name", "config"}
+            or set(layer) != keys
             or not isinstance(layer["class_name"], str)
             or not isinstance(layer["config"], dict)
         ):
-            raise _bad_config(
-                path,
-                f"layer {index}: a layer config must be {{'class_name': str, 'config': {{...}}}}",
+            expected = "{'class_name': str, 'config': {...}" + (
+                ", 'inbound': [[name, index], ...]}" if functional else "}"
             )
+            raise _bad_config(path, f"layer {index}: a layer config must be {expected}")
         name = layer["config"].get("name")
         if name is not None and not isinstance(name, str):
             raise _bad_config(path, f"layer {index}: 'name' must be a string, got {name!r}")
-    return config
+        if layer["class_name"] in MODEL_CLASSES:
+            if depth + 1 > MAX_NESTING:
+                raise _bad_config(path, f"models nested more than {MAX_NESTING} deep")
+            _check_model_config(layer["config"], path, count, depth + 1)
+
+
+def _nests_models(config: dict) -> bool:
+    return "inputs" in config or any(
+        layer["class_name"] in MODEL_CLASSES for layer in config["layers"]
+    )
 
 
 def parameter_shapes(config: dict, path) -> dict[str, tuple[int, ...]]:
+    """The shape of every parameter tensor the architecture declares (``layers.{i}.{name}``,
+    ``layers.{i}.layers.{j}.{name}`` in a nested model), computed from the configuration
+    alone: layers are created and sized, nothing is allocated. Refuses more than
+    `MAX_PARAMETERS` parameters or sample sizes over `MAX_SAMPLE_SIZE`, and an architecture
+    that cannot be built."""
+    if not _nests_models(config):
+        return _stack_parameter_shapes(config, path)
+    from multilayer.models.saving import model_from_config
+
+    try:
+        model = model_from_config(config)  # layers called on symbolic tensors: no allocation
+        shapes = model.parameter_shapes()
+        for layer in _all_layers(model):
+            for shape in _shape_list(layer.output_shape):
+                if math.prod(shape) > MAX_SAMPLE_SIZE:
+                    raise ValueError(
+                        f"layer {layer.name!r} gives samples of shape {tuple(shape)}, more than "
+                        f"{MAX_SAMPLE_SIZE} numbers"
+                    )
+        total = sum(math.prod(shape) for shape in shapes.values())
+        if total > MAX_PARAMETERS:
+            raise ValueError(
+                f"the architecture declares {total} parameters, more than {MAX_PARAMETERS}"
+            )
+    except (ValueError, TypeError, RecursionError) as error:
+        raise _bad_config(path, str(error)) from None
+    return shapes
+
+
+def _all_layers(model) -> list:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if hasattr(layer, "parameter_shapes"):  # a nested model
+            found.extend(_all_layers(layer))
+    return found
+
+
+def _shape_list(shape) -> list:
+    if shape is None:
+        return []
+    return list(shape) if isinstance(shape, list) else [shape]
+
+
+def _stack_parameter_shapes(config: dict, path) -> dict[str, tuple[int, ...]]:
     """The shape of every parameter tensor the architecture declares (``layers.{i}.{name}``),
     computed from the configuration alone: layers are created and sized, nothing is
     allocated. Refuses more than `MAX_PARAMETERS` parameters or sample sizes over
@@ -158,21 +230,61 @@ def model_dtype(config: dict, path) -> np.dtype:
 
 
 def compile_config(config, path) -> dict:
-    """The compile header: ``{"optimizer": str | dict, "loss": str | dict, "metrics": [str |
-    dict]}`` (a metric by name, or a ``{"class_name", "config"}`` object)."""
+    """The compile header: ``{"optimizer": str | dict, "loss": ..., "metrics": ...}`` and,
+    optionally, ``"loss_weights"``. One output: a loss (str or dict) and a list of metrics
+    (a name, or a ``{"class_name", "config"}`` object); several: a list of losses, a list of
+    lists of metrics, and a list of finite loss weights."""
     check_finite_json(config, path, "compile")
-    if (
-        not isinstance(config, dict)
-        or set(config) != {"optimizer", "loss", "metrics"}
-        or not isinstance(config["optimizer"], (str, dict))
-        or not isinstance(config["loss"], (str, dict))
-        or not isinstance(config["metrics"], list)
-        or not all(isinstance(m, (str, dict)) for m in config["metrics"])
-    ):
+
+    def loss(value) -> bool:
+        return isinstance(value, (str, dict))
+
+    def names(value) -> bool:
+        return isinstance(value, list) and all(isinstance(m, (str, dict)) for m in value)
+
+    valid = (
+        isinstance(config, dict)
+        and {"optimizer", "loss", "metrics"} <= set(config)
+        and set(config) <= {"optimizer", "loss", "metrics", "loss_weights"}
+        and isinstance(config["optimizer"], (str, dict))
+    )
+    if valid:
+        if isinstance(config["loss"], list):  # several outputs
+            weights = config.get("loss_weights", [1.0] * len(config["loss"]))
+            valid = (
+                all(loss(item) for item in config["loss"])
+                and isinstance(config["metrics"], list)
+                and len(config["metrics"]) == len(config["loss"])
+                and all(names(item) for item in config["metrics"])
+                and isinstance(weights, list)
+                and len(weights) == len(config["loss"])
+                and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)
+            )
+        else:
+            valid = (
+                loss(config["loss"])
+                and names(config["metrics"])
+                and (
+                    "loss_weights" not in config
+                    or (
+                        isinstance(config["loss_weights"], list)
+                        and len(config["loss_weights"]) == 1
+                        and isinstance(config["loss_weights"][0], (int, float))
+                        and not isinstance(config["loss_weights"][0], bool)
+                    )
+                )
+            )
+    if not valid:
+        several = isinstance(config, dict) and isinstance(config.get("loss"), list)
         raise ModelFileError(
             f"{path}: invalid compile configuration: expected "
-            "{'optimizer': name or object, 'loss': name or object, "
-            "'metrics': [names or objects]}"
+            + (
+                "{'optimizer': name or object, 'loss': [names or objects], 'metrics': "
+                "[[names or objects], ...], 'loss_weights': [numbers]}, one entry per output"
+                if several
+                else "{'optimizer': name or object, 'loss': name or object, "
+                "'metrics': [names or objects]}"
+            )
         )
     return config
 

@@ -2,10 +2,14 @@
 compile configuration and training metadata as JSON in the header. Never pickle: loading a
 file reads numbers and JSON, and runs no code from it.
 
-Tensor names: ``layers.{index}.{kernel|bias}`` and, when the optimizer is saved,
-``optimizer.{slot}`` (e.g. ``optimizer.m``). Header metadata keys: ``format``,
-``format_version``, ``model``, ``compile``, ``optimizer_iterations``, ``training`` and
-``input`` (the model's `InputScale`: which pixel values it takes; absent from older files).
+Tensor names: ``layers.{index}.{kernel|bias}`` (in a nested model:
+``layers.{index}.layers.{index}.kernel``) and, when the optimizer is saved,
+``optimizer.{slot}`` (e.g. ``optimizer.m``). The ``model`` entry is the model's
+``get_config()``: a `Sequential` model's list of layers, or a functional model's layers with
+their connections (a subclassed model is saved as the graph it traced to, and loads back as
+a functional `Model`). Header metadata keys: ``format``, ``format_version``, ``model``,
+``compile``, ``optimizer_iterations``, ``training`` and ``input`` (the model's `InputScale`:
+which pixel values it takes; absent from older files).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +25,9 @@ from multilayer.errors import ModelFileError
 from multilayer.models import file_checks
 from multilayer.models.input_scale import InputScale
 from multilayer.utils.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from multilayer.models.functional import Model
 
 FORMAT = "multilayer.model"
 FORMAT_VERSION = "1"
@@ -46,11 +54,25 @@ def _safetensors():
 
 
 def model_tensors(model) -> dict[str, np.ndarray]:
-    return {
-        f"layers.{index}.{spec.name}": layer.weights[spec.name]
-        for index, layer in enumerate(model.layers)
-        for spec in layer.parameter_specs
-    }
+    """The model's parameter arrays by tensor name (see the module docstring)."""
+    return model.named_weights()
+
+
+def model_from_config(config) -> Model:
+    """A `Sequential` or functional `Model` from its ``get_config()`` (not built yet if a
+    `Sequential` without input shape).
+
+    Raises:
+        ValueError / TypeError: an invalid configuration.
+    """
+    from multilayer.models.functional import Model
+    from multilayer.models.sequential import Sequential
+
+    cls: type[Model]
+    if not isinstance(config, dict):
+        raise ValueError("the model configuration must be a JSON object")
+    cls = Model if "inputs" in config else Sequential
+    return cls.from_config(config)
 
 
 def save_model(
@@ -58,25 +80,23 @@ def save_model(
 ) -> Path:
     """Write ``model`` to ``filepath`` (atomically). See the module docstring for the layout."""
     st_numpy, _ = _safetensors()
-    model._build_if_possible()  # Keras builds as soon as the input shape is known
+    tensors = dict(model_tensors(model))  # builds the model if its input shape is known
     if not model.built:
         raise ValueError("cannot save a model that is not built yet (it has no weights)")
-    tensors = dict(model_tensors(model))
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": json.dumps(model.get_config()),
-        "training": json.dumps(
-            training if training is not None else getattr(model, "training_info", {}) or {}
-        ),
+        "training": json.dumps(training if training is not None else model.training_info),
     }
     if model.input_scale is not None:
         metadata["input"] = json.dumps(model.input_scale.to_dict())
-    if model.loss is not None:
-        metadata["compile"] = json.dumps(model._compile_config)
-        if include_optimizer and getattr(model, "_optimizer_built", False):
-            metadata["optimizer_iterations"] = str(model.optimizer.iterations)
-            for slot, value in model.optimizer.state.items():
+    if model.compile_config is not None:
+        metadata["compile"] = json.dumps(model.compile_config)
+        if include_optimizer and model.optimizer.built:
+            state = model.optimizer.get_state()
+            metadata["optimizer_iterations"] = str(state["iterations"])
+            for slot, value in state["slots"].items():
                 tensors[f"optimizer.{slot}"] = value
     data = st_numpy.save(
         {k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata
@@ -185,8 +205,6 @@ def load_model(filepath, compile: bool = True):
         ModelFileError: not a safetensors file, not a multilayer model, or tensors that do
             not match the architecture described in the header.
     """
-    from multilayer.models.sequential import Sequential
-
     path = Path(filepath)
     parsed: dict = {}
 
@@ -227,7 +245,7 @@ def load_model(filepath, compile: bool = True):
         path, FORMAT, FORMAT_VERSION, _METADATA_KEYS, "model", check_architecture
     )
     try:
-        model = Sequential.from_config(parsed["model"])
+        model = model_from_config(parsed["model"])
         model.build()
     except (ValueError, TypeError) as error:
         raise ModelFileError(f"{path}: invalid model configuration: {error}") from None
@@ -257,16 +275,31 @@ def load_model(filepath, compile: bool = True):
     if compile and "compile" in parsed:
         compile_config = parsed["compile"]
         try:
-            model.compile(
-                optimizer=compile_config["optimizer"],
-                loss=compile_config["loss"],
-                metrics=compile_config["metrics"],
-            )
+            compile_model(model, compile_config)
         except (KeyError, ValueError, TypeError) as error:
             raise ModelFileError(f"{path}: invalid compile configuration: {error}") from None
         if optimizer_tensors:
             _restore_optimizer(model, optimizer_tensors, metadata, path)
     return model
+
+
+def compile_model(model, config) -> None:
+    """``model.compile(**config)`` for a saved compile configuration.
+
+    Raises:
+        KeyError / ValueError / TypeError: an invalid configuration.
+    """
+    if not isinstance(config, dict):
+        raise ValueError("the compile configuration must be a JSON object")
+    unexpected = set(config) - {"optimizer", "loss", "metrics", "loss_weights"}
+    if unexpected:
+        raise ValueError(f"unexpected compile keys {sorted(unexpected)}")
+    model.compile(
+        optimizer=config["optimizer"],
+        loss=config["loss"],
+        metrics=config["metrics"],
+        loss_weights=config.get("loss_weights"),
+    )
 
 
 def _restore_optimizer(model, tensors: dict[str, np.ndarray], metadata: dict, path) -> None:
@@ -282,10 +315,11 @@ def _restore_optimizer(model, tensors: dict[str, np.ndarray], metadata: dict, pa
             raise ModelFileError(
                 f"{path}: optimizer state {slot!r} contains NaN or infinite values"
             )
-        target[...] = value
     try:
-        optimizer.iterations = int(metadata.get("optimizer_iterations", "0"))
+        iterations = int(metadata.get("optimizer_iterations", "0"))
     except ValueError:
         raise ModelFileError(f"{path}: optimizer_iterations is not an integer") from None
-    if optimizer.iterations < 0:
+    if iterations < 0:
         raise ModelFileError(f"{path}: optimizer_iterations is negative")
+    slots = {slot: tensors[f"optimizer.{slot}"] for slot in optimizer.state}
+    optimizer.set_state({"iterations": iterations, "learning_rate": None, "slots": slots})

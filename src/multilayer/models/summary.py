@@ -1,4 +1,5 @@
-"""The text of ``model.summary()``: layers, output shapes and parameter counts, like Keras."""
+"""The text of ``model.summary()``: layers, output shapes, parameter counts and, for a graph
+that is not a plain stack, the layers each one is connected to (Keras 3's columns)."""
 
 from __future__ import annotations
 
@@ -13,27 +14,46 @@ def _format_bytes(n: float) -> str:
     return f"{n:.2f} GB"
 
 
-def summary_text(model) -> str:
-    built = model.built
-    rows = []
-    from multilayer.engine.layers import InputLayer
+def _shape(shape) -> str:
+    if isinstance(shape, list):
+        return "[" + ", ".join(_shape(s) for s in shape) + "]"
+    return f"({', '.join(['None', *(str(s) for s in shape)])})"
 
+
+def summary_text(model) -> str:
+    from multilayer.engine.layers import InputLayer
+    from multilayer.models.sequential import Sequential
+
+    built = model.built
+    graph = not isinstance(model, Sequential)
+    rows = []
     for layer in model.layers:
-        if isinstance(layer, InputLayer):
-            continue  # as in Keras 3: the input is not a row of the table
-        shape = f"(None, {', '.join(str(s) for s in layer.output_shape)})" if built else "?"
+        if isinstance(layer, InputLayer) and not graph:
+            continue  # as in Keras 3: a Sequential model's input is not a row of the table
+        shape = _shape(layer.output_shape) if built and layer.output_shape is not None else "?"
         params = f"{layer.count_params():,}" if built else "0 (unbuilt)"
-        rows.append((f"{layer.name} ({type(layer).__name__})", shape, params))
-    headers = ("Layer (type)", "Output Shape", "Param #")
-    widths = (
-        [max(len(headers[i]), *(len(row[i]) for row in rows)) + 2 for i in range(3)]
-        if rows
-        else [14, 14, 9]
-    )
+        kind = type(layer).__name__
+        if kind == "Model":
+            kind = "Functional"  # as Keras names a model built from inputs and outputs
+        row = [f"{layer.name} ({kind})", shape, params]
+        if graph:
+            node = layer.inbound_node
+            inputs = node.inputs if node is not None else []
+            row.append(", ".join(f"{t.layer.name}[0][{t.index}]" for t in inputs) or "-")
+        rows.append(tuple(row))
+    headers = ("Layer (type)", "Output Shape", "Param #", "Connected to")[: 4 if graph else 3]
+    columns = len(headers)
+    widths = [
+        max(len(headers[i]), *(len(row[i]) for row in rows)) + 2 if rows else len(headers[i]) + 2
+        for i in range(columns)
+    ]
     rule = "─" * (sum(widths) + 2)
 
     def line(cells):
-        return f" {cells[0]:<{widths[0]}}{cells[1]:<{widths[1]}}{cells[2]:>{widths[2]}}"
+        text = f" {cells[0]:<{widths[0]}}{cells[1]:<{widths[1]}}{cells[2]:>{widths[2]}}"
+        if columns == 4:
+            text += f"  {cells[3]:<{widths[3]}}"
+        return text.rstrip()
 
     total = model.count_params() if built else 0
     itemsize = np.dtype(model.dtype).itemsize

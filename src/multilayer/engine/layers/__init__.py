@@ -1,16 +1,57 @@
-"""Layers: Dense, and the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout)."""
+"""Layers: Dense, the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout) and
+the merge layers of functional models (Concatenate, Add, Multiply, Average)."""
 
 from multilayer.engine.layers.base import Layer
 from multilayer.engine.layers.core import Activation, Dropout, Flatten, Input, InputLayer, Rescaling
 from multilayer.engine.layers.dense import Dense
+from multilayer.engine.layers.merge import (
+    Add,
+    Average,
+    Concatenate,
+    Multiply,
+    add,
+    average,
+    concatenate,
+    multiply,
+)
+from multilayer.engine.layers.symbolic import KerasTensor
 from multilayer.engine.registry import Config, Registry
 
-__all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "Layer", "Rescaling"]
+__all__ = [
+    "Activation",
+    "Add",
+    "Average",
+    "Concatenate",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "Input",
+    "InputLayer",
+    "KerasTensor",
+    "Layer",
+    "Multiply",
+    "Rescaling",
+    "add",
+    "average",
+    "concatenate",
+    "multiply",
+]
 
 REGISTRY: Registry[Layer] = Registry(
     "layer type", Layer, names_are_class_names=True, noun="layer", legacy=False
 )
-for _cls in (Activation, Dense, Dropout, Flatten, InputLayer, Rescaling):
+for _cls in (
+    Activation,
+    Add,
+    Average,
+    Concatenate,
+    Dense,
+    Dropout,
+    Flatten,
+    InputLayer,
+    Multiply,
+    Rescaling,
+):
     REGISTRY.register(_cls, names=())
 
 

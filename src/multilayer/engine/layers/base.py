@@ -3,6 +3,11 @@
 A layer is built once it knows the shape of one input sample (without the batch axis). Its
 parameters are not allocated by the layer but by the model, inside one flat buffer
 (`multilayer.engine.parameters`); the layer keeps views of them in ``weights`` and ``grads``.
+
+Calling a layer on a symbolic tensor (``Dense(64)(inputs)``, with ``inputs = Input(shape=...)``)
+builds it for that tensor's shape and records a `Node` of the model graph: which layer, on which
+tensors, giving which tensor (see `multilayer.engine.layers.symbolic`). A layer is called at most
+once: multilayer does not share one layer's weights between several places of a graph.
 """
 
 from __future__ import annotations
@@ -10,14 +15,16 @@ from __future__ import annotations
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import DTypeLike
 
 from multilayer.engine.config import resolve_dtype
+from multilayer.engine.layers.symbolic import KerasTensor, Node
 from multilayer.engine.parameters import ParameterSpec
+from multilayer.engine.random import generator_state, set_generator_state
 from multilayer.engine.registry import Config
 
 if TYPE_CHECKING:
@@ -37,7 +44,9 @@ class Layer:
     """Base class of all layers.
 
     Subclasses implement `build` (declare parameters with `add_weight`, set
-    ``output_shape``), `forward` and `backward`.
+    ``output_shape``), `forward` and `backward`. A layer with several inputs (the merge layers)
+    sets ``multi_input = True``: its `build` gets a list of shapes, its `forward` a list of
+    arrays, and its `backward` returns a list of gradients.
 
     Args:
         name: a unique name; generated from the class name when omitted.
@@ -45,6 +54,11 @@ class Layer:
             only meaningful on the first layer of a `Sequential` model).
         dtype: float type of the computation; the model's when omitted.
     """
+
+    #: whether the layer takes a list of inputs (merge layers)
+    multi_input = False
+    #: whether ``rng`` is the layer's own generator (a seeded Dropout), not its model's
+    owns_rng = False
 
     def __init__(
         self,
@@ -70,6 +84,80 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self._workspace: dict[str, np.ndarray] = {}
         self.rng: np.random.Generator | None = None
+        #: the graph node recorded when the layer was called on symbolic tensors
+        self.inbound_node: Node | None = None
+        #: the parameter buffer holding this layer's weights (set by the model that allocates)
+        self.bound_to: object = None
+
+    # -- the graph ----------------------------------------------------------------------
+    def __call__(
+        self,
+        inputs: KerasTensor | Sequence[KerasTensor],
+        training: bool | None = None,
+        **kwargs: Any,
+    ) -> KerasTensor:
+        """Build the graph: ``Dense(64)(tensor)`` returns the symbolic output tensor.
+
+        ``training`` is accepted for Keras code (``dropout(x, training=training)``) and
+        ignored: fit runs the graph in training mode, evaluate and predict do not.
+
+        Raises:
+            TypeError: ``inputs`` are not symbolic tensors (e.g. a NumPy array: use
+                ``model.predict`` to compute outputs), or a layer with one input got several.
+            ValueError: the layer was already called, or the shapes do not fit it.
+        """
+        if kwargs:
+            raise TypeError(
+                f"layer {self.name!r} ({type(self).__name__}) got unexpected call arguments "
+                f"{sorted(kwargs)}"
+            )
+        given = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        tensors = [check_symbolic(tensor, self) for tensor in given]
+        if not self.multi_input and len(tensors) != 1:
+            raise TypeError(
+                f"layer {self.name!r} ({type(self).__name__}) takes one input tensor, got "
+                f"{len(tensors)}: {[t.shape for t in tensors]}"
+            )
+        if self.inbound_node is not None:
+            raise ValueError(
+                f"layer {self.name!r} ({type(self).__name__}) is already connected in a model "
+                f"graph; multilayer does not share a layer between several calls: create a new "
+                f"{type(self).__name__} layer"
+            )
+        shapes = [t.sample_shape for t in tensors]
+        self.build_for(shapes if self.multi_input else shapes[0])
+        outputs = [KerasTensor(cast(tuple[int, ...], self.output_shape), self, 0)]  # built
+        self.inbound_node = Node(self, tensors, outputs)
+        return outputs[0]
+
+    def build_for(self, input_shape: Sequence[Any]) -> None:
+        """`build` the layer for ``input_shape`` (one sample shape; a list of them for a
+        ``multi_input`` layer) unless it is already built for it.
+
+        Raises:
+            ValueError: the layer is built for another input shape.
+        """
+        if self.built:
+            if self.multi_input:
+                same = [tuple(s) for s in input_shape] == list(self.input_shape or [])
+            else:
+                same = tuple(input_shape) == self.input_shape
+            if not same:
+                raise ValueError(
+                    f"layer {self.name!r} ({type(self).__name__}) is built for inputs of shape "
+                    f"{_batch_shapes(self.input_shape, self.multi_input)}, got "
+                    f"{_batch_shapes(input_shape, self.multi_input)}"
+                )
+            return
+        declared = None if self.multi_input else self.input_shape
+        if declared is not None and tuple(input_shape) != declared:
+            raise ValueError(
+                f"layer {self.name!r} ({type(self).__name__}) was declared with "
+                f"input_shape={declared}, but it is called on inputs of shape "
+                f"{_batch_shapes(input_shape, False)}"
+            )
+        shape = [tuple(s) for s in input_shape] if self.multi_input else tuple(input_shape)
+        self.build(shape)  # type: ignore[arg-type]  # a list of shapes for multi-input layers
 
     # -- building -----------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...]) -> None:
@@ -87,9 +175,13 @@ class Layer:
     ) -> None:
         self.parameter_specs.append(ParameterSpec(name, tuple(shape), initializer, regularizer))
 
-    def bind_parameter(self, name: str, value: np.ndarray, grad: np.ndarray) -> None:
+    def bind_parameter(
+        self, name: str, value: np.ndarray, grad: np.ndarray, buffer: object = None
+    ) -> None:
+        """Use ``value`` and ``grad`` (views into ``buffer``, a model's parameter buffer)."""
         self.weights[name] = value
         self.grads[name] = grad
+        self.bound_to = buffer
 
     # -- computation --------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -102,12 +194,56 @@ class Layer:
         """Given dL/d(output) of the last `forward`, fill ``grads`` and return dL/d(input).
 
         ``grad`` may be overwritten. Returns None when ``need_input_grad`` is False (the first
-        layer: nobody needs the gradient with respect to the data). ``fused=True`` says that
-        ``grad`` is already the gradient with respect to the input of the layer's activation
-        (the loss absorbed softmax or sigmoid, see `multilayer.engine.losses`); layers without
-        an activation have nothing to skip and ignore it.
+        layer: nobody needs the gradient with respect to the data). ``fused=True`` (only
+        passed to a layer whose `fusable_activation` the loss absorbed) says that ``grad`` is
+        already the gradient with respect to the input of the layer's activation (softmax or
+        sigmoid before a cross-entropy, see `multilayer.engine.losses`); layers without an
+        activation have nothing to skip and ignore it. Multi-input layers (``multi_input``)
+        return a list, one gradient per input.
         """
         raise NotImplementedError
+
+    @property
+    def fusable_activation(self) -> str | None:
+        """The name of the output activation whose derivative `backward(fused=True)` skips
+        (softmax or sigmoid before a cross-entropy), or None."""
+        return None
+
+    def zero_grads(self) -> None:
+        """Set this layer's parameter gradients to zero (no gradient reached it)."""
+        for grad in self.grads.values():
+            grad.fill(0)
+
+    def has_parameters(self) -> bool:
+        return bool(self.parameter_specs)
+
+    def leaf_layers(self) -> list[Layer]:
+        """The layers that own parameters buffers: the layer itself (a model: its layers)."""
+        return [self]
+
+    # -- state ----------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        """The layer's own state besides its weights: the state of its own random generator
+        (a seeded Dropout), as a JSON-serialisable dict ({} when it has none)."""
+        if self.rng is None or not self._owns_generator():
+            return {}
+        return {"rng": generator_state(self.rng)}
+
+    def set_state(self, state: dict) -> None:
+        """Restore what `get_state` returned.
+
+        Raises:
+            ValueError: a malformed state, or one for another kind of generator.
+        """
+        if not isinstance(state, dict) or set(state) - {"rng"}:
+            raise ValueError(f"layer {self.name!r}: invalid state {state!r}")
+        if "rng" in state:
+            if self.rng is None:
+                raise ValueError(f"layer {self.name!r} has no random generator to restore")
+            set_generator_state(self.rng, state["rng"])
+
+    def _owns_generator(self) -> bool:
+        return self.rng is not None and self.owns_rng
 
     def regularization_loss(self) -> float:
         return sum(
@@ -149,6 +285,31 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} output_shape={self.output_shape}>"
+
+
+def check_symbolic(value: object, layer: Layer) -> KerasTensor:
+    """``value`` if it is a symbolic tensor; anything else, as the input of a layer call, is
+    refused."""
+    if isinstance(value, KerasTensor):
+        return value
+    where = f"layer {layer.name!r} ({type(layer).__name__})"
+    if isinstance(value, np.ndarray):
+        raise TypeError(
+            f"{where} was called on a NumPy array of shape {value.shape}, but layers are called "
+            "on symbolic tensors to build a model: inputs = keras.Input(shape="
+            f"{tuple(value.shape[1:])}), then outputs = layer(inputs) and "
+            "keras.Model(inputs, outputs). To compute outputs for data, use model.predict(x)."
+        )
+    raise TypeError(
+        f"{where} was called on a {type(value).__name__}, expected a symbolic tensor from "
+        "keras.Input(shape=...) or from another layer"
+    )
+
+
+def _batch_shapes(shape: Any, multi: bool) -> str:
+    if multi:
+        return "[" + ", ".join(str((None, *s)) for s in shape or []) + "]"
+    return str((None, *shape)) if shape is not None else "(unknown)"
 
 
 def _as_shape(shape: Any, argument: str) -> tuple[int, ...]:

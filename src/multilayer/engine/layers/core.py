@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -12,14 +12,16 @@ from numpy.typing import DTypeLike
 from multilayer.engine import activations
 from multilayer.engine.checks import finite
 from multilayer.engine.layers.base import Layer, _as_shape
+from multilayer.engine.layers.symbolic import KerasTensor, Node
 from multilayer.engine.registry import Config
 
 
 class InputLayer(Layer):
     """Declares the shape of one input sample; passes data through unchanged.
 
-    ``Input(shape=(784,))`` as the first element of a `Sequential` model is the Keras 3 way
-    to give the model its input shape.
+    Its symbolic output tensor, ``output``, is what `Input` returns: the start of a model
+    graph, or the first element of a `Sequential` model (Keras 3's way to give it its input
+    shape).
     """
 
     def __init__(
@@ -33,7 +35,20 @@ class InputLayer(Layer):
             shape = kwargs.pop("input_shape", None)
         if shape is None:
             raise ValueError("Input: shape is required, e.g. Input(shape=(784,))")
+        if kwargs:
+            raise TypeError(f"Input: unexpected arguments {sorted(kwargs)}")
         super().__init__(name=name, input_shape=_as_shape(shape, "shape"), dtype=dtype)
+        shape = _as_shape(shape, "shape")
+        self.output_shape = shape
+        self.built = True
+        self.output = KerasTensor(shape, self, 0)
+        self.inbound_node = Node(self, [], [self.output])
+
+    def __call__(self, inputs: object, training: bool | None = None, **kwargs: Any) -> NoReturn:
+        raise TypeError(
+            f"input layer {self.name!r} cannot be called: use its tensor (keras.Input(shape=...)"
+            " returns it) as the input of other layers"
+        )
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         return x
@@ -52,9 +67,14 @@ def Input(  # noqa: N802 - Keras' name
     name: str | None = None,
     dtype: DTypeLike | None = None,
     **kwargs: Any,
-) -> InputLayer:
-    """The input declaration of a model: ``Input(shape=(784,))``."""
-    return InputLayer(shape=shape, name=name, dtype=dtype, **kwargs)
+) -> KerasTensor:
+    """The input of a model: a symbolic tensor of shape ``(None, *shape)``.
+
+    ``x = Input(shape=(784,))`` starts a functional model (``Dense(64)(x)``, then
+    ``Model(x, outputs)``); as the first element of a `Sequential` model it declares the
+    input shape.
+    """
+    return InputLayer(shape=shape, name=name, dtype=dtype, **kwargs).output
 
 
 class Flatten(Layer):
@@ -127,6 +147,10 @@ class Activation(Layer):
             return None
         return grad if fused else self.activation.backward(grad, self._x, self._y)
 
+    @property
+    def fusable_activation(self) -> str | None:
+        return self.activation.name
+
     def get_config(self) -> Config:
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
@@ -144,6 +168,7 @@ class Dropout(Layer):
         self.seed = seed
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+            self.owns_rng = True
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._mask = None

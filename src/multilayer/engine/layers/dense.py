@@ -119,6 +119,10 @@ class Dense(Layer):
         dx = self._buffer("dx", dz.shape[0], cast(tuple[int, ...], self.input_shape), dz.dtype)
         return np.matmul(dz, self.weights["kernel"].T, out=dx)
 
+    @property
+    def fusable_activation(self) -> str | None:
+        return self.activation.name
+
     def get_config(self) -> Config:
         return {
             **super().get_config(),
