@@ -351,6 +351,39 @@ def test_hinge():
     check(model, data(), y)
 
 
+@pytest.mark.parametrize(
+    ("loss", "activation", "targets"),
+    [
+        ("huber", None, "regression"),
+        (loss_module.Huber(delta=0.2), None, "regression"),
+        ("log_cosh", None, "regression"),
+        ("poisson", "softplus", "counts"),
+        ("mape", None, "regression"),
+        ("msle", "softplus", "counts"),
+        ("kl_divergence", "softmax", "distribution"),
+        ("squared_hinge", None, "signed"),
+        ("categorical_hinge", None, "one_hot"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
+def test_keras_losses_end_to_end(loss, activation, targets):
+    """The losses added for Keras compatibility, through the real training step (their kinks,
+    where they have one, are far from these data: checked below)."""
+    model = build([Dense(5, activation="tanh"), Dense(3, activation=activation)], loss, 4)
+    rng = np.random.default_rng(11)
+    y = {
+        "regression": rng.normal(size=(6, 3)),
+        "counts": rng.uniform(0.5, 3.0, size=(6, 3)),
+        "distribution": rng.dirichlet(np.ones(3), size=6),
+        "signed": np.where(rng.uniform(size=(6, 3)) > 0.5, 1.0, -1.0),
+        "one_hot": np.eye(3)[rng.integers(0, 3, size=6)],
+    }[targets]
+    outputs = model.predict(data())
+    if targets == "signed":
+        assert np.min(np.abs(1.0 - y * outputs)) > 1e-3
+    check(model, data(), y)
+
+
 # -- regularizers ---------------------------------------------------------------------------
 
 

@@ -210,12 +210,12 @@ def test_model_header_fields_of_the_wrong_type(saved, edit, message):
         (
             {"compile": json.dumps({"optimizer": "adam", "loss": 3, "metrics": []})},
             "invalid compile configuration: expected {'optimizer': name or object, "
-            "'loss': name or object, 'metrics': [names]}",
+            "'loss': name or object, 'metrics': [names or objects]}",
         ),
         (
             {"compile": json.dumps({"optimizer": "adam", "loss": "mse", "metrics": "accuracy"})},
             "invalid compile configuration: expected {'optimizer': name or object, "
-            "'loss': name or object, 'metrics': [names]}",
+            "'loss': name or object, 'metrics': [names or objects]}",
         ),
     ],
 )
@@ -365,7 +365,7 @@ def test_unshuffled_checkpoint_order_must_be_the_identity(mid_epoch):
         ({"loss_sum": None}, "expected a number, got None"),
         ({"metrics": [["x", 1]]}, "expected a number, got 'x'"),
         ({"metrics": {"a": 1}}, "metrics must be a list (empty at an epoch boundary)"),
-        ({"metrics": [[1.0]]}, "not enough values to unpack (expected 2, got 1)"),
+        ({"metrics": [[1.0]]}, "expected a metric state, got [1.0]"),
         ({"history": [1]}, "history must be an object and history_epochs a list"),
         ({"history": {"loss": [1.0]}}, "history 'loss' must hold one number per epoch"),
         ({"history_epochs": [3]}, "history_epochs must be increasing epochs before the current one"),

@@ -65,6 +65,14 @@ SAMPLES = {
         losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
         losses.SparseCategoricalCrossentropy(label_smoothing=0.2),
         losses.BinaryCrossentropy(from_logits=True),
+        losses.SquaredHinge(),
+        losses.CategoricalHinge(),
+        losses.Huber(delta=0.5),
+        losses.LogCosh(),
+        losses.KLDivergence(),
+        losses.Poisson(),
+        losses.MeanAbsolutePercentageError(),
+        losses.MeanSquaredLogarithmicError(),
     ],
     metrics.REGISTRY: [
         metrics.CategoricalAccuracy(name="acc"),
@@ -74,6 +82,29 @@ SAMPLES = {
         metrics.SparseTopKCategoricalAccuracy(k=2, name="top2"),
         metrics.MeanSquaredError(),
         metrics.MeanAbsoluteError(name="mae"),
+        metrics.RootMeanSquaredError(),
+        metrics.MeanAbsolutePercentageError(name="mape"),
+        metrics.MeanSquaredLogarithmicError(),
+        metrics.LogCoshError(),
+        metrics.R2Score(class_aggregation=None, num_regressors=2),
+        metrics.Hinge(),
+        metrics.SquaredHinge(),
+        metrics.CategoricalHinge(),
+        metrics.KLDivergence(),
+        metrics.Poisson(),
+        metrics.BinaryCrossentropy(from_logits=True, label_smoothing=0.1),
+        metrics.CategoricalCrossentropy(label_smoothing=0.2),
+        metrics.SparseCategoricalCrossentropy(from_logits=True),
+        metrics.Precision(thresholds=[0.3, 0.7], class_id=1),
+        metrics.Recall(top_k=2),
+        metrics.AUC(num_thresholds=50, curve="PR", summation_method="majoring", from_logits=True),
+        metrics.AUC(thresholds=[0.2, 0.5, 0.9], name="auc_custom"),
+        metrics.TruePositives(thresholds=0.3),
+        metrics.FalsePositives(thresholds=[0.1, 0.9]),
+        metrics.TrueNegatives(),
+        metrics.FalseNegatives(name="fn"),
+        metrics.FBetaScore(average="weighted", beta=2.0, threshold=0.4),
+        metrics.F1Score(average="macro"),
     ],
     optimizers.REGISTRY: [
         optimizers.SGD(0.1, momentum=0.9, nesterov=True, clipnorm=1.0),
@@ -314,9 +345,12 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
         (
             lambda: losses.get("msee"),
             ValueError,
-            "Unknown loss 'msee'. Did you mean 'mse'? Known: binary_crossentropy, "
-            "categorical_crossentropy, hinge, mae, mean_absolute_error, mean_squared_error, "
-            "mse, sparse_categorical_crossentropy.",
+            "Unknown loss 'msee'. Did you mean 'mse'? Known: bce, binary_crossentropy, "
+            "categorical_crossentropy, categorical_hinge, hinge, huber, huber_loss, "
+            "kl_divergence, kld, kullback_leibler_divergence, log_cosh, logcosh, mae, mape, "
+            "mean_absolute_error, mean_absolute_percentage_error, mean_squared_error, "
+            "mean_squared_logarithmic_error, mse, msle, poisson, "
+            "sparse_categorical_crossentropy, squared_hinge.",
         ),
         (
             lambda: regularizers.get({"class_name": "L22", "config": {}}),
@@ -333,10 +367,16 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
         (
             lambda: metrics.get("acuracy"),
             ValueError,
-            "Unknown metric 'acuracy'. Did you mean 'accuracy'? Known: accuracy, binary_accuracy, "
-            "categorical_accuracy, mae, mean_absolute_error, mean_squared_error, mse, "
-            "sparse_categorical_accuracy, sparse_top_k_categorical_accuracy, "
-            "top_k_categorical_accuracy.",
+            "Unknown metric 'acuracy'. Did you mean 'accuracy'? Known: accuracy, auc, bce, "
+            "binary_accuracy, binary_crossentropy, categorical_accuracy, "
+            "categorical_crossentropy, categorical_hinge, crossentropy, f1_score, f_beta_score, "
+            "false_negatives, false_positives, fbeta_score, hinge, kl_divergence, "
+            "log_cosh_error, logcosh, mae, mape, mean_absolute_error, "
+            "mean_absolute_percentage_error, mean_squared_error, mean_squared_logarithmic_error, "
+            "mse, msle, poisson, precision, r2_score, recall, root_mean_squared_error, "
+            "sparse_categorical_accuracy, sparse_categorical_crossentropy, "
+            "sparse_top_k_categorical_accuracy, squared_hinge, top_k_categorical_accuracy, "
+            "true_negatives, true_positives.",
         ),
         (
             lambda: optimizers.get(3),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from multilayer.engine.checks import finite
 from multilayer.engine.config import epsilon
 from multilayer.engine.registry import Config, Registry
 
@@ -99,23 +100,182 @@ class MeanAbsoluteError(Loss):
         return np.sign(y_pred - y_true) / y_pred.size
 
 
+def _hinge_labels(y_true: np.ndarray) -> np.ndarray:
+    """Keras' hinge targets: {0, 1} labels become {-1, 1} when *every* label of the batch is
+    0 or 1; otherwise the labels are used as given (expected -1 or 1)."""
+    y_true = np.asarray(y_true)
+    if np.all((y_true == 0) | (y_true == 1)):
+        return 2.0 * y_true - 1.0
+    return y_true
+
+
 class Hinge(Loss):
-    """``mean(max(1 - y_true * y_pred, 0))``; targets in {-1, 1} (or {0, 1}, mapped to -1/1)."""
+    """``mean(max(1 - y_true * y_pred, 0))`` over the last axis; targets in {-1, 1} (a batch
+    of {0, 1} labels is mapped to -1/1 first, as in Keras)."""
 
     name = "hinge"
     target_kind = "binary"
 
-    @staticmethod
-    def _signed(y_true: np.ndarray) -> np.ndarray:
-        return np.where(y_true == 0, -1.0, y_true)
-
     def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-        return np.mean(np.maximum(1.0 - self._signed(y_true) * y_pred, 0.0), axis=-1)
+        return np.mean(np.maximum(1.0 - _hinge_labels(y_true) * y_pred, 0.0), axis=-1)
 
     def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-        signed = self._signed(y_true)
+        signed = _hinge_labels(y_true)
         active = (1.0 - signed * y_pred) > 0
-        return (-signed * active / y_pred.size).astype(y_pred.dtype)
+        return (-signed * active / y_pred.size).astype(y_pred.dtype, copy=False)
+
+
+class SquaredHinge(Loss):
+    """``mean(max(1 - y_true * y_pred, 0)^2)`` over the last axis (targets as `Hinge`)."""
+
+    name = "squared_hinge"
+    target_kind = "binary"
+
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        return np.mean(np.square(np.maximum(1.0 - _hinge_labels(y_true) * y_pred, 0.0)), axis=-1)
+
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        signed = _hinge_labels(y_true)
+        margin = np.maximum(1.0 - signed * y_pred, 0.0)
+        return (-2.0 * signed * margin / y_pred.size).astype(y_pred.dtype, copy=False)
+
+
+class CategoricalHinge(Loss):
+    """``max(neg - pos + 1, 0)`` per sample, where ``pos = sum(y_true * y_pred)`` and
+    ``neg = max((1 - y_true) * y_pred)`` (one-hot targets)."""
+
+    name = "categorical_hinge"
+    target_kind = "categorical"
+
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        pos = np.sum(y_true * y_pred, axis=-1)
+        neg = np.max((1.0 - y_true) * y_pred, axis=-1)
+        return np.maximum(neg - pos + 1.0, 0.0)
+
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        y_true = np.broadcast_to(y_true, y_pred.shape)
+        others = (1.0 - y_true) * y_pred
+        pos = np.sum(y_true * y_pred, axis=-1)
+        neg = np.max(others, axis=-1)
+        active = (neg - pos + 1.0) > 0
+        # d neg / d y_pred: (1 - y_true) at the (first) arg max, 0 elsewhere
+        picked = np.zeros(y_pred.shape, dtype=np.float64)
+        np.put_along_axis(picked, others.argmax(axis=-1)[..., None], 1.0, axis=-1)
+        grad = (picked * (1.0 - y_true) - y_true) * active[..., None]
+        return (grad / (y_pred.size // y_pred.shape[-1])).astype(y_pred.dtype, copy=False)
+
+
+class Huber(Loss):
+    """``0.5 e^2`` where ``|e| <= delta``, else ``delta (|e| - 0.5 delta)``, with
+    ``e = y_pred - y_true``; mean over the last axis.
+
+    Args:
+        delta: where the loss turns from quadratic to linear (finite, > 0 as in Keras'
+            intent; Keras itself does not check).
+    """
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0) -> None:
+        delta = finite(delta, "Huber: delta")
+        if delta <= 0:
+            raise ValueError(f"Huber: delta must be positive, got {delta!r}")
+        self.delta = delta
+
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        error = y_pred - y_true
+        abs_error = np.abs(error)
+        d = self.delta
+        return np.mean(
+            np.where(abs_error <= d, 0.5 * np.square(error), d * abs_error - 0.5 * d * d), axis=-1
+        )
+
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        error = y_pred - y_true
+        grad = np.where(np.abs(error) <= self.delta, error, self.delta * np.sign(error))
+        return (grad / y_pred.size).astype(y_pred.dtype, copy=False)
+
+    def get_config(self) -> Config:
+        return {"delta": self.delta}
+
+
+class LogCosh(Loss):
+    """``mean(log(cosh(y_pred - y_true)))`` over the last axis, computed as
+    ``x + softplus(-2x) - log 2`` (no overflow for large errors)."""
+
+    name = "log_cosh"
+
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        x = y_pred - y_true
+        return np.mean(x + np.logaddexp(0.0, -2.0 * x) - np.log(2.0), axis=-1)
+
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        return (np.tanh(y_pred - y_true) / y_pred.size).astype(y_pred.dtype, copy=False)
+
+
+class KLDivergence(Loss):
+    """``sum(y_true * log(y_true / y_pred))`` over the last axis, both clipped to
+    ``[EPSILON, 1]`` first (as Keras); probabilities in, no ``from_logits`` (Keras has none)."""
+
+    name = "kl_divergence"
+    target_kind = "categorical"
+
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        t = np.clip(y_true, EPSILON, 1.0)
+        p = np.clip(y_pred, EPSILON, 1.0)
+        return np.sum(t * np.log(t / p), axis=-1)
+
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        t = np.clip(y_true, EPSILON, 1.0)
+        inside = (y_pred >= EPSILON) & (y_pred <= 1.0)  # the clip passes the gradient through
+        grad = np.where(inside, -t / np.clip(y_pred, EPSILON, 1.0), 0.0)
+        return (grad / (y_pred.size // y_pred.shape[-1])).astype(y_pred.dtype, copy=False)
+
+
+class Poisson(Loss):
+    """``mean(y_pred - y_true * log(y_pred + EPSILON))`` over the last axis (rates in)."""
+
+    name = "poisson"
+
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        return np.mean(y_pred - y_true * np.log(y_pred + EPSILON), axis=-1)
+
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        grad = 1.0 - y_true / (y_pred + EPSILON)
+        return (grad / y_pred.size).astype(y_pred.dtype, copy=False)
+
+
+class MeanAbsolutePercentageError(Loss):
+    """``100 * mean(|y_true - y_pred| / max(|y_true|, EPSILON))`` over the last axis."""
+
+    name = "mean_absolute_percentage_error"
+
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        return 100.0 * np.mean(
+            np.abs((y_true - y_pred) / np.maximum(np.abs(y_true), EPSILON)), axis=-1
+        )
+
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        grad = 100.0 * np.sign(y_pred - y_true) / np.maximum(np.abs(y_true), EPSILON)
+        return (grad / y_pred.size).astype(y_pred.dtype, copy=False)
+
+
+class MeanSquaredLogarithmicError(Loss):
+    """``mean((log(max(y_pred, EPSILON) + 1) - log(max(y_true, EPSILON) + 1))^2)`` over the
+    last axis."""
+
+    name = "mean_squared_logarithmic_error"
+
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        first = np.log(np.maximum(y_pred, EPSILON) + 1.0)
+        second = np.log(np.maximum(y_true, EPSILON) + 1.0)
+        return np.mean(np.square(first - second), axis=-1)
+
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        clipped = np.maximum(y_pred, EPSILON)
+        diff = np.log(clipped + 1.0) - np.log(np.maximum(y_true, EPSILON) + 1.0)
+        grad = np.where(y_pred >= EPSILON, 2.0 * diff / (clipped + 1.0), 0.0)
+        return (grad / y_pred.size).astype(y_pred.dtype, copy=False)
 
 
 class CategoricalCrossentropy(Loss):
@@ -263,12 +423,33 @@ class BinaryCrossentropy(Loss):
 
 
 REGISTRY: Registry[Loss] = Registry(
-    "loss", Loss, aliases={"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+    "loss",
+    Loss,
+    # Keras 3's aliases, and Keras 2 spellings that old programs use
+    aliases={
+        "mse": "mean_squared_error",
+        "mae": "mean_absolute_error",
+        "mape": "mean_absolute_percentage_error",
+        "msle": "mean_squared_logarithmic_error",
+        "kld": "kl_divergence",
+        "bce": "binary_crossentropy",
+        "logcosh": "log_cosh",
+        "kullback_leibler_divergence": "kl_divergence",
+        "huber_loss": "huber",
+    },
 )
 for _cls in (
     MeanSquaredError,
     MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError,
+    Huber,
+    LogCosh,
+    KLDivergence,
+    Poisson,
     Hinge,
+    SquaredHinge,
+    CategoricalHinge,
     CategoricalCrossentropy,
     SparseCategoricalCrossentropy,
     BinaryCrossentropy,
@@ -326,10 +507,51 @@ def mean_absolute_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     return MeanAbsoluteError().per_sample(_match(y_true, y_pred), y_pred)
 
 
-def hinge(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+def _per_sample(loss: Loss, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     y_pred = np.asarray(y_pred)
-    return Hinge().per_sample(_match(y_true, y_pred), y_pred)
+    y_pred = y_pred.astype(np.result_type(y_pred.dtype, np.float32), copy=False)
+    return loss.per_sample(_match(y_true, y_pred), y_pred)
+
+
+def hinge(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    return _per_sample(Hinge(), y_true, y_pred)
+
+
+def squared_hinge(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    return _per_sample(SquaredHinge(), y_true, y_pred)
+
+
+def categorical_hinge(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    return _per_sample(CategoricalHinge(), y_true, y_pred)
+
+
+def huber(y_true: ArrayLike, y_pred: ArrayLike, delta: float = 1.0) -> np.ndarray:
+    return _per_sample(Huber(delta), y_true, y_pred)
+
+
+def log_cosh(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    return _per_sample(LogCosh(), y_true, y_pred)
+
+
+def kl_divergence(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    return _per_sample(KLDivergence(), y_true, y_pred)
+
+
+def poisson(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    return _per_sample(Poisson(), y_true, y_pred)
+
+
+def mean_absolute_percentage_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    return _per_sample(MeanAbsolutePercentageError(), y_true, y_pred)
+
+
+def mean_squared_logarithmic_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    return _per_sample(MeanSquaredLogarithmicError(), y_true, y_pred)
 
 
 mse = mean_squared_error
 mae = mean_absolute_error
+mape = mean_absolute_percentage_error
+msle = mean_squared_logarithmic_error
+kld = kl_divergence
+logcosh = log_cosh

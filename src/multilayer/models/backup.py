@@ -400,12 +400,12 @@ class BackupAndRestore(Callback):
                     f"cannot resume from {checkpoint.path}: it was written with {name} = "
                     f"{saved!r}, this run has {now!r}"
                 )
-        restore(self.model, checkpoint)
-        self._previous_segments = list(state.segments)
-        try:
+        try:  # checks the metrics' states before the weights change
             self.trained_model().restore_training_state(state)
         except ValueError as error:
             raise TrainingError(f"cannot resume from {checkpoint.path}: {error}") from None
+        restore(self.model, checkpoint)
+        self._previous_segments = list(state.segments)
         self.last_path = checkpoint.path
         self._last_written_step = checkpoint.optimizer_iterations
         # The resumed run goes on under its id; its older files are its own to prune.

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from multilayer.engine import metrics as metric_module
+
 if TYPE_CHECKING:
     from multilayer.models.functional import Model
 
@@ -257,7 +259,10 @@ class History(Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
+            # a metric per class or per threshold (F1Score(average=None), Precision with
+            # several thresholds) is kept as a list, the rest as floats
+            entry = float(value) if np.ndim(value) == 0 else np.asarray(value).tolist()
+            self.history.setdefault(key, []).append(entry)
 
 
 def _monitor_mode(monitor: str, mode: str) -> str:
@@ -265,7 +270,9 @@ def _monitor_mode(monitor: str, mode: str) -> str:
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode != "auto":
         return mode
-    return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+    if "acc" in monitor or monitor.endswith("auc"):
+        return "max"
+    return "max" if metric_module.direction(monitor) == "up" else "min"
 
 
 class _Monitor(Callback):

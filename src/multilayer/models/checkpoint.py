@@ -324,7 +324,7 @@ def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
     metrics = info["metrics"]
     if not isinstance(metrics, list) or (step == 0 and (metrics or loss_sum)):
         raise ValueError("metrics must be a list (empty at an epoch boundary)")
-    metrics = [[_number(total), _count(count)] for total, count in metrics]
+    metrics = [_metric_state(m) for m in metrics]
     history, epochs = info["history"], info["history_epochs"]
     if not isinstance(history, dict) or not isinstance(epochs, list):
         raise ValueError("history must be an object and history_epochs a list")
@@ -334,7 +334,7 @@ def _training_state(info: dict, order, path: Path) -> tuple[TrainingState, int]:
     for key, values in history.items():
         if not isinstance(values, list) or len(values) != len(epochs):
             raise ValueError(f"history {key!r} must hold one number per epoch")
-    history = {key: [_number(v, finite=False) for v in values] for key, values in history.items()}
+    history = {key: [_logged(v) for v in values] for key, values in history.items()}
     if optimizer_name(info["optimizer"]) is None:
         raise ValueError("optimizer must be an object with a name")
     if not isinstance(info["optimizer"].get("config", {}), dict):
@@ -393,6 +393,23 @@ def _number(value, finite: bool = True) -> float:
     if finite and not math.isfinite(value):
         raise ValueError(f"expected a finite number, got {value!r}")
     return float(value)
+
+
+def _logged(value) -> float | list[float]:
+    """A history entry: a number, or a list of numbers (a metric per class or threshold)."""
+    if isinstance(value, list):
+        return [_number(v, finite=False) for v in value]
+    return _number(value, finite=False)
+
+
+def _metric_state(value) -> dict:
+    """A metric's saved state: a dict (checked by the metric's own `set_state` on resume), or
+    the ``[total, count]`` pair of older checkpoints."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list) and len(value) == 2:
+        return {"total": _number(value[0]), "count": _count(value[1])}
+    raise ValueError(f"expected a metric state, got {value!r}")
 
 
 def _count(value) -> int:

@@ -242,16 +242,16 @@ def model_dtype(config: dict, path) -> np.dtype:
 
 def compile_config(config, path) -> dict:
     """The compile header: ``{"optimizer": str | dict, "loss": ..., "metrics": ...}`` and,
-    optionally, ``"loss_weights"``. One output: a loss (str or dict) and a list of metric
-    names; several: a list of losses, a list of lists of metric names, and a list of finite
-    loss weights."""
+    optionally, ``"loss_weights"``. One output: a loss (str or dict) and a list of metrics
+    (a name, or a ``{"class_name", "config"}`` object); several: a list of losses, a list of
+    lists of metrics, and a list of finite loss weights."""
     check_finite_json(config, path, "compile")
 
     def loss(value) -> bool:
         return isinstance(value, (str, dict))
 
     def names(value) -> bool:
-        return isinstance(value, list) and all(isinstance(m, str) for m in value)
+        return isinstance(value, list) and all(isinstance(m, (str, dict)) for m in value)
 
     valid = (
         isinstance(config, dict)
@@ -291,9 +291,10 @@ def compile_config(config, path) -> dict:
             f"{path}: invalid compile configuration: expected "
             + (
                 "{'optimizer': name or object, 'loss': [names or objects], 'metrics': "
-                "[[names], ...], 'loss_weights': [numbers]}, one entry per output"
+                "[[names or objects], ...], 'loss_weights': [numbers]}, one entry per output"
                 if several
-                else "{'optimizer': name or object, 'loss': name or object, 'metrics': [names]}"
+                else "{'optimizer': name or object, 'loss': name or object, "
+                "'metrics': [names or objects]}"
             )
         )
     return config

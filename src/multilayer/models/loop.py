@@ -17,9 +17,9 @@ class TrainingState:
     """Where `fit` is: ``step`` batches of epoch ``epoch`` are done (0-based epoch).
 
     ``order`` is that epoch's sample order when ``step > 0`` (None at an epoch boundary);
-    ``loss_sum``/``seen`` and ``metrics`` (``[total, count]`` per running mean: the
-    per-output losses of a multi-output model, then the metrics) are the partial epoch's
-    running sums. ``history``/``history_epochs`` are the epochs finished so far;
+    ``loss_sum``/``seen`` and ``metrics`` (each running mean's ``get_state()``, a JSON-able
+    dict: the per-output losses of a multi-output model, then the metrics; checkpoints
+    written before read ``[total, count]`` pairs) are the partial epoch's running sums. ``history``/``history_epochs`` are the epochs finished so far;
     ``batch_size``, ``n_samples`` and ``shuffle`` are the fit arguments a resumed run must
     repeat. ``segments`` are the training seconds of each segment of the run (the first
     ``fit``, then one per resume), the last one up to this checkpoint.

@@ -9,11 +9,21 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
+
 from multilayer.models.callbacks import Callback
 
 
+def _format(value) -> str:
+    """A number as ``0.1234``; an array (a metric per class or per threshold) as
+    ``[0.1234 0.5678]``."""
+    if np.ndim(value) == 0:
+        return f"{value:.4f}"
+    return "[" + " ".join(f"{v:.4f}" for v in np.ravel(value)) + "]"
+
+
 def format_logs(logs: dict) -> str:
-    return " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+    return " - ".join(f"{key}: {_format(value)}" for key, value in logs.items())
 
 
 def _rich_progress(stream, epochs: int, steps: int):

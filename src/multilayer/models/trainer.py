@@ -209,7 +209,7 @@ class Trainer:
             else [_weight(w) for w in _per_output(weights, names, "loss_weights", False)]
         )
         metrics = args["metrics"]
-        if isinstance(metrics, (str, metric_module.Metric)):
+        if isinstance(metrics, (str, metric_module.Metric)) or _is_serialized_metric(metrics):
             metrics = [metrics]
         if metrics is None:
             per_output: list[list] = [[] for _ in range(count)]
@@ -235,8 +235,13 @@ class Trainer:
             self.loss = list(self._losses)
         self._fused_outputs = None
 
-        def names_of(items):
-            return [m if isinstance(m, str) else m.name for m in items]
+        def names_of(items) -> list:
+            # a name as given; an object (or a {class_name, config} dict) with its arguments,
+            # so that AUC(curve="PR") does not come back as the default AUC
+            return [
+                m if isinstance(m, str) else metric_module.serialize(metric_module.get(m))
+                for m in items
+            ]
 
         single = count == 1
         self.compile_config = {
@@ -438,9 +443,8 @@ class Trainer:
             order=loop.order if mid_epoch else None,
             loss_sum=loop.loss_sum,
             seen=loop.seen,
-            metrics=[[t.get_state()["total"], t.get_state()["count"]] for t in self._trackers()]
-            if mid_epoch
-            else [],
+            # each running mean's whole state (a metric's confusion counts, per-class sums)
+            metrics=[t.get_state() for t in self._trackers()] if mid_epoch else [],
             history={key: list(values) for key, values in history.history.items()}
             if history
             else {},
@@ -471,6 +475,9 @@ class Trainer:
             raise ValueError(
                 f"it tracked {len(state.metrics)} metrics, this model has {len(trackers)}"
             )
+        if state.step:  # each saved state checked on a fresh copy before anything changes
+            for tracker, saved in zip(trackers, state.metrics, strict=True):
+                type(tracker)(**tracker.get_config()).set_state(saved)
         self.loop = TrainingState(
             epoch=state.epoch,
             step=state.step,
@@ -482,15 +489,15 @@ class Trainer:
             shuffle=loop.shuffle,
         )
         if state.step:
-            for tracker, (total, count) in zip(trackers, state.metrics, strict=True):
-                tracker.set_state({"total": total, "count": count})
+            for tracker, saved in zip(trackers, state.metrics, strict=True):
+                tracker.set_state(saved)
         if self.history is not None:
             self.history.history = {k: list(v) for k, v in state.history.items()}
             self.history.epoch = list(state.history_epochs)
 
-    def _logs(self) -> dict[str, float]:
+    def _logs(self) -> dict[str, metric_module.Result]:
         loop = self._current_loop()
-        logs = {"loss": loop.loss_sum / max(loop.seen, 1)}
+        logs: dict[str, metric_module.Result] = {"loss": loop.loss_sum / max(loop.seen, 1)}
         logs.update({t.name: t.result() for t in self._trackers()})
         return logs
 
@@ -625,7 +632,7 @@ class Trainer:
         callback_list = CallbackList([history, *callbacks, *extra, *backups], self)
         callback_list.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
         self.stop_training = False
-        training_logs: dict[str, float] | None = None
+        training_logs: dict[str, metric_module.Result] | None = None
         try:
             callback_list.on_train_begin()
             while self._current_loop().epoch < epochs and not self.stop_training:
@@ -663,7 +670,7 @@ class Trainer:
 
     def _train_epoch(
         self, batches: _Batches, total_batches: int, steps: int | None, callback_list
-    ) -> dict[str, float]:
+    ) -> dict[str, metric_module.Result]:
         """The rest of the epoch ``loop`` stands in (all of it, or what a resumed checkpoint
         left); returns its logs and leaves ``loop`` at the start of the next epoch.
 
@@ -715,7 +722,7 @@ class Trainer:
 
     def _train_batched_epoch(
         self, source: data_adapters.BatchSource, class_weight, callback_list
-    ) -> dict[str, float] | None:
+    ) -> dict[str, metric_module.Result] | None:
         """One epoch over the batches of a `PyDataset` or generator; None if it had none."""
         loop = self._current_loop()
         epoch = loop.epoch
@@ -936,7 +943,7 @@ class Trainer:
         sample_weight: np.ndarray | None = None,
         steps: int | None = None,
         callback_list: CallbackList | None = None,
-    ) -> dict[str, float]:
+    ) -> dict[str, metric_module.Result]:
         """Loss and metrics over ``(xs, ys)`` (the first ``steps`` batches if given); with
         ``callback_list``, its test hooks are called as Keras calls them."""
         n = len(xs[0])
@@ -949,7 +956,9 @@ class Trainer:
 
         return self._evaluate_batches(parts(), callback_list)
 
-    def _evaluate_batches(self, parts, callback_list: CallbackList | None) -> dict[str, float]:
+    def _evaluate_batches(
+        self, parts, callback_list: CallbackList | None
+    ) -> dict[str, metric_module.Result]:
         """Loss and metrics over the checked batches ``(xs, ys, weights)`` of ``parts``."""
         metrics = [type(m)(**m.get_config()) for m in self.metrics]  # fresh running means
         totals = [0.0] * max(len(self._losses), 1)
@@ -983,11 +992,12 @@ class Trainer:
 
     def _evaluation_logs(
         self, totals: list[float], seen: int, metrics, activity: float = 0.0
-    ) -> dict[str, float]:
+    ) -> dict[str, metric_module.Result]:
         """Mean losses over ``seen`` samples plus the weight penalties and the mean activity
         penalty (``activity`` summed over batches, each weighted by its size)."""
         means = [total / max(seen, 1) for total in totals]
         penalty = self.regularization_loss() + activity / max(seen, 1)
+        results: dict[str, metric_module.Result]
         if len(means) == 1:
             results = {"loss": means[0] + penalty}
         else:
@@ -1252,11 +1262,21 @@ def _per_output(value, names: list[str], what: str, broadcast: bool, default=Non
     raise ValueError(f"compile: {what} must be a list or a dict for the outputs {names}")
 
 
+def _is_serialized_metric(value) -> bool:
+    """A metric in the registry shape (``{"class_name": "AUC", "config": {...}}``), not a dict
+    of metrics by output name."""
+    return (
+        isinstance(value, dict)
+        and set(value) == {"class_name", "config"}
+        and isinstance(value["config"], dict)
+    )
+
+
 def _metric_items(metrics) -> list:
     """Every metric name or object in a compile ``metrics`` argument, however nested."""
     if metrics is None:
         return []
-    if isinstance(metrics, dict):
+    if isinstance(metrics, dict) and not _is_serialized_metric(metrics):
         return [item for value in metrics.values() for item in _metric_items(value)]
     if isinstance(metrics, (list, tuple)):
         return [item for value in metrics for item in _metric_items(value)]
