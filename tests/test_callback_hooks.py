@@ -182,9 +182,6 @@ def test_model_checkpoint_save_freq_in_batches(tmp_path):
                      callbacks=[ModelCheckpoint(tmp_path / "{val_auc}.safetensors")])  # fmt: skip
 
 
-@pytest.mark.skipif(
-    not hasattr(Sequential, "save_weights"), reason="model.save_weights is not merged yet"
-)
 def test_model_checkpoint_weights_only(tmp_path):
     x, y = _data()
     checkpoint = ModelCheckpoint(
@@ -195,6 +192,10 @@ def test_model_checkpoint_weights_only(tmp_path):
     other = _model()
     other.load_weights(tmp_path / "w" / "2.weights.safetensors")
     np.testing.assert_array_equal(other.predict(x), model.predict(x))
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == [
+        "1.weights.safetensors",
+        "2.weights.safetensors",
+    ]
 
 
 def test_early_stopping_keras_semantics():

@@ -480,15 +480,7 @@ class ModelCheckpoint(_Monitor):
             state = model.training_state()  # at an epoch end: the next epoch's start
             write_checkpoint(model, path.parent, state, path=path)
         elif self.save_weights_only:
-            # model.save_weights comes with issue 10 item 2 (weights files); until then a
-            # clear error rather than an AttributeError
-            save_weights = getattr(self.trained_model(), "save_weights", None)
-            if save_weights is None:
-                raise NotImplementedError(
-                    "ModelCheckpoint(save_weights_only=True) needs model.save_weights, which "
-                    "this version does not have yet; save whole models instead"
-                )
-            save_weights(path)
+            self.trained_model().save_weights(path)
         else:
             self.trained_model().save(path)
         if self.verbose:
