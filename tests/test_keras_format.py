@@ -959,3 +959,27 @@ def test_multilayer_functional_model_loads_in_keras_with_the_same_predictions(tm
     again = load_model(tmp_path / "back.keras")
     for mine, back in zip(ours, again.predict(x), strict=True):
         assert np.allclose(back, mine, rtol=1e-5, atol=1e-6)
+
+
+def test_dense_constraints_are_refused_rather_than_dropped(tmp_path):
+    """Writing a Dense with a kernel constraint used to put null in the Keras config."""
+    import multilayer as keras
+
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(3,)),
+            keras.layers.Dense(2, kernel_constraint=keras.constraints.MaxNorm(2.0), name="d"),
+        ]
+    )
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "layer 'd': kernel_constraint has no .keras translation in multilayer yet, so the "
+            "model cannot be written as a Keras file without losing it; save it to .safetensors "
+            "instead"
+        ),
+    ):
+        model.save(tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
+    model.save(tmp_path / "m.safetensors")
+    assert keras.models.load_model(tmp_path / "m.safetensors").layers[-1].kernel_constraint

@@ -340,6 +340,14 @@ def _regularizer_to_keras(regularizer: regularizers.Regularizer | None) -> Confi
 
 def _dense_to_keras(layer: Layer) -> Config:
     assert isinstance(layer, Dense)
+    for argument in ("kernel_constraint", "bias_constraint"):
+        if getattr(layer, argument) is not None:
+            # Reading refuses constraints too: writing null would silently drop them.
+            raise ValueError(
+                f"layer {layer.name!r}: {argument} has no .keras translation in multilayer yet, "
+                "so the model cannot be written as a Keras file without losing it; save it to "
+                ".safetensors instead"
+            )
     return {
         "units": layer.units,
         "activation": _activation_name(layer, layer.activation),
