@@ -312,7 +312,7 @@ class _Lookup(_Weightless):
         indices = found[inverse].reshape(tokens.shape)
         known = indices >= 0
         if not self.num_oov_indices and not np.all(known):
-            missing = unique[found < 0][0]
+            missing = unique[found < 0][0].item()
             raise ValueError(
                 f"{self.kind} layer {self.name!r}: {missing!r} is not in the vocabulary and "
                 "num_oov_indices=0"
@@ -477,8 +477,10 @@ class Discretization(_Weightless):
     ``boundaries[i-1] <= v < boundaries[i]`` (Keras 3 ``Discretization``).
 
     Give ``bin_boundaries`` (increasing), or ``num_bins`` and call `adapt`: the boundaries are
-    then the exact quantiles ``1/num_bins, ..., (num_bins-1)/num_bins`` of the data (Keras
-    computes approximate quantiles, within ``epsilon``, so its boundaries can differ slightly).
+    then the quantiles ``1/num_bins, ..., (num_bins-1)/num_bins`` of the data, each a data
+    value (NumPy's ``method="lower"``). Keras computes approximate quantiles within
+    ``epsilon``: on small data they agree (Keras' documented example gives the same buckets),
+    on large data its boundaries can differ slightly.
     ``output_mode``: ``"int"`` (bucket indices, Keras' default), ``"one_hot"``,
     ``"multi_hot"`` or ``"count"``.
     """
@@ -547,7 +549,7 @@ class Discretization(_Weightless):
         if not np.all(np.isfinite(array)):
             raise ValueError("Discretization.adapt: data contains NaN or infinite values")
         quantiles = np.linspace(0, 1, self.num_bins + 1)[1:-1]
-        self.bin_boundaries = [float(b) for b in np.quantile(array, quantiles)]
+        self.bin_boundaries = [float(b) for b in np.quantile(array, quantiles, method="lower")]
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         self.input_shape = tuple(input_shape)
