@@ -17,7 +17,7 @@ Limits: a vocabulary has at most `MAX_VOCABULARY` entries and an encoded output 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -137,6 +137,11 @@ class _Lookup(_Weightless):
     """The shared part of IntegerLookup and StringLookup (Keras' IndexLookup)."""
 
     kind = ""
+    max_tokens: int | None
+    num_oov_indices: int
+    mask_token: Any
+    oov_token: Any
+    output_mode: str
 
     def __init__(
         self,
@@ -207,7 +212,7 @@ class _Lookup(_Weightless):
             )
         if isinstance(vocabulary, np.ndarray) and vocabulary.ndim != 1:
             raise ValueError(f"{where}: vocabulary must be one-dimensional")
-        if hasattr(vocabulary, "__len__") and len(vocabulary) > MAX_VOCABULARY:
+        if isinstance(vocabulary, Sized) and len(vocabulary) > MAX_VOCABULARY:
             raise ValueError(
                 f"{where}: a vocabulary of {len(vocabulary)} tokens is more than the limit of {MAX_VOCABULARY}"
             )
@@ -317,7 +322,7 @@ class _Lookup(_Weightless):
                 f"{self.kind} layer {self.name!r}: {missing!r} is not in the vocabulary and "
                 "num_oov_indices=0"
             )
-        result = np.where(
+        result: np.ndarray = np.where(
             known, indices + offset, self._oov_index(tokens) + (self.mask_token is not None)
         )
         if self.mask_token is not None:
@@ -484,6 +489,10 @@ class Discretization(_Weightless):
     ``output_mode``: ``"int"`` (bucket indices, Keras' default), ``"one_hot"``,
     ``"multi_hot"`` or ``"count"``.
     """
+
+    num_bins: int | None
+    epsilon: float
+    output_mode: str
 
     def __init__(
         self,
