@@ -19,6 +19,7 @@ from multilayer.engine.layers import (
     Discretization,
     Embedding,
     Flatten,
+    Hashing,
     Input,
     IntegerLookup,
     StringLookup,
@@ -153,6 +154,41 @@ def test_discretization_boundaries_and_adapt():
     assert hot.forward(np.array([[-1.0], [0.5], [7.0]])).tolist() == np.eye(3).tolist()
 
 
+def test_hashing_matches_keras_documented_buckets():
+    pytest.importorskip("farmhash")
+    layer = _built(Hashing(num_bins=3), (1,))
+    letters = np.array([["A"], ["B"], ["C"], ["D"], ["E"]])
+    assert layer.forward(letters).tolist() == [[1], [0], [1], [1], [2]]
+    # tf.strings.to_hash_bucket_fast(["Hello", "TensorFlow", "2.x"], 3) in TensorFlow's docs
+    assert layer.hash(np.array(["Hello", "TensorFlow", "2.x"])).tolist() == [0, 2, 2]
+    masked = Hashing(num_bins=3, mask_value="")
+    assert masked.hash(np.array([["A"], ["B"], [""], ["C"], ["D"]])).tolist() == [
+        [1],
+        [1],
+        [0],
+        [2],
+        [2],
+    ]
+    # integers hash as their decimal text; whole-number floats (a model's input) as integers
+    assert np.array_equal(
+        layer.hash(np.array([[1], [2], [3]])), layer.hash(np.array(["1", "2", "3"]))[:, None]
+    )
+    assert np.array_equal(layer.hash(np.array([[7.0]])), layer.hash(np.array([[7]])))
+    hot = _built(Hashing(num_bins=3, output_mode="one_hot"), (1,))
+    assert hot.forward(letters).tolist() == np.eye(3)[[1, 0, 1, 1, 2]].tolist()
+
+
+def test_hashing_in_a_model_round_trips(tmp_path):
+    pytest.importorskip("farmhash")
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    model = Sequential([Input(shape=(2,)), Hashing(16, output_mode="multi_hot"), Dense(1)], seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, x[:, :1] % 3, epochs=1, verbose=0)
+    path = tmp_path / "hashing.safetensors"
+    model.save(path)
+    assert np.array_equal(load_model(path).predict(x, verbose=0), model.predict(x, verbose=0))
+
+
 def test_keras_outputs_match_when_keras_is_installed():
     keras = pytest.importorskip("keras")
     data = np.array([[12, 1138, 42], [37, 1000, 36]])
@@ -221,6 +257,17 @@ def test_keras_outputs_match_when_keras_is_installed():
             lambda: CategoryEncoding(num_tokens=3, sparse=True),
             ValueError,
             "CategoryEncoding: sparse=True is not supported (outputs are dense arrays)",
+        ),
+        (
+            lambda: Hashing(3, salt=133),
+            ValueError,
+            "Hashing: salt is not supported (Keras then hashes with SipHash, which multilayer "
+            "does not reproduce); leave salt=None",
+        ),
+        (
+            lambda: Hashing(2**40),
+            ValueError,
+            f"Hashing: num_bins={2**40} is more than the limit of 1000000",
         ),
         (
             lambda: Discretization(),

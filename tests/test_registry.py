@@ -185,6 +185,7 @@ SAMPLES = {
         layer_module.CategoryEncoding(num_tokens=5, output_mode="count"),
         layer_module.Discretization(bin_boundaries=[0.0, 1.5]),
         layer_module.Discretization(num_bins=4, output_mode="multi_hot"),
+        layer_module.Hashing(5, mask_value="", output_mode="count"),
         layer_module.Maximum(),
         layer_module.Minimum(),
         layer_module.Dot(axes=(1, 2), normalize=True),
@@ -417,7 +418,7 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
             "Unknown layer type 'Dens'. Did you mean 'Dense'? Known: Activation, "
             "ActivityRegularization, Add, AlphaDropout, Average, BatchNormalization, "
             "CategoryEncoding, Concatenate, Dense, Discretization, Dot, Dropout, ELU, Embedding, "
-            "Flatten, GaussianDropout, GaussianNoise, Identity, InputLayer, IntegerLookup, "
+            "Flatten, GaussianDropout, GaussianNoise, Hashing, Identity, InputLayer, IntegerLookup, "
             "LayerNormalization, LeakyReLU, Maximum, Minimum, Multiply, Normalization, OpLayer, PReLU, "
             "ReLU, Rescaling, Reshape, Softmax, StringLookup, Subtract.",
         ),

@@ -22,6 +22,7 @@ from multilayer.engine.layers import (  # noqa: F401
     Flatten,
     GaussianDropout,
     GaussianNoise,
+    Hashing,
     Identity,
     Input,
     InputLayer,

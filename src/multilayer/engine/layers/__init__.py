@@ -2,7 +2,7 @@
 merge layers of functional models (Concatenate, Add, Subtract, Multiply, Average, Maximum,
 Minimum, Dot), op layers (keras.ops on symbolic tensors), activation layers, normalization,
 noise, activity regularization, Reshape, Identity, Embedding and the preprocessing layers
-(IntegerLookup, StringLookup, CategoryEncoding, Discretization)."""
+(IntegerLookup, StringLookup, CategoryEncoding, Discretization, Hashing)."""
 
 from multilayer.engine.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from multilayer.engine.layers.base import Layer
@@ -37,6 +37,7 @@ from multilayer.engine.layers.op_layer import OpLayer
 from multilayer.engine.layers.preprocessing import (
     CategoryEncoding,
     Discretization,
+    Hashing,
     IntegerLookup,
     StringLookup,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "Flatten",
     "GaussianDropout",
     "GaussianNoise",
+    "Hashing",
     "Identity",
     "Input",
     "InputLayer",
@@ -130,6 +132,7 @@ for _cls in (
     StringLookup,
     CategoryEncoding,
     Discretization,
+    Hashing,
 ):
     REGISTRY.register(_cls, names=())
 

@@ -1,5 +1,5 @@
 """Keras 3 preprocessing layers for structured data: IntegerLookup, StringLookup,
-CategoryEncoding and Discretization.
+CategoryEncoding, Discretization and Hashing.
 
 They have no weights: what they learn (a vocabulary, bin boundaries) is set by their
 arguments or by `adapt`, and is part of their config, so a saved model carries it and
@@ -16,6 +16,7 @@ Limits: a vocabulary has at most `MAX_VOCABULARY` entries and an encoded output 
 
 from __future__ import annotations
 
+import importlib
 import numbers
 from collections.abc import Iterable, Sequence, Sized
 from typing import Any
@@ -585,6 +586,113 @@ class Discretization(_Weightless):
             "bin_boundaries": self.bin_boundaries,
             "num_bins": self.num_bins if self.bin_boundaries is None else None,
             "epsilon": self.epsilon,
+            "output_mode": self.output_mode,
+            "sparse": False,
+        }
+
+
+def _fingerprint64() -> Any:
+    """FarmHash's Fingerprint64 (TensorFlow's ``to_hash_bucket_fast``), from pyfarmhash."""
+    try:
+        module = importlib.import_module("farmhash")
+    except ImportError:
+        raise ImportError(
+            "Hashing needs the pyfarmhash package (Keras hashes with FarmHash Fingerprint64): "
+            "pip install 'multilayer[hashing]'"
+        ) from None
+    return module.fingerprint64
+
+
+class Hashing(_Weightless):
+    """Hashes values into ``num_bins`` buckets (Keras 3 ``Hashing``): bucket
+    ``Fingerprint64(str(value)) mod num_bins``, FarmHash as Keras and TensorFlow compute it
+    (needs pyfarmhash, the ``hashing`` extra). Integers are hashed as their decimal text, as
+    Keras does; strings as UTF-8.
+
+    ``mask_value``: values equal to it go to bucket 0, the others to ``1 .. num_bins - 1``.
+    ``salt`` (Keras' SipHash variant) is not supported. ``output_mode``: ``"int"`` (Keras'
+    default), ``"one_hot"``, ``"multi_hot"`` or ``"count"``.
+    """
+
+    num_bins: int
+    output_mode: str
+
+    def __init__(
+        self,
+        num_bins: int,
+        mask_value: Any = None,
+        salt: Any = None,
+        output_mode: str = "int",
+        sparse: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_bins = positive_int(num_bins, "Hashing: num_bins")
+        if self.num_bins > MAX_TOKENS:
+            raise ValueError(f"Hashing: num_bins={num_bins} is more than the limit of {MAX_TOKENS}")
+        if salt is not None:
+            raise ValueError(
+                "Hashing: salt is not supported (Keras then hashes with SipHash, which multilayer "
+                "does not reproduce); leave salt=None"
+            )
+        if mask_value is not None and not isinstance(mask_value, (str, int)):
+            raise ValueError(
+                f"Hashing: mask_value must be a string or an integer, got {mask_value!r}"
+            )
+        if isinstance(mask_value, bool):
+            raise ValueError(
+                f"Hashing: mask_value must be a string or an integer, got {mask_value!r}"
+            )
+        if mask_value is not None and self.num_bins < 2:
+            raise ValueError("Hashing: num_bins must be at least 2 with a mask_value")
+        self.mask_value = mask_value
+        self.output_mode = _output_mode(output_mode, ("int", *ENCODINGS), "Hashing")
+        _no_sparse(sparse, "Hashing")
+        self._hash = _fingerprint64()
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self.input_shape = tuple(input_shape)
+        if self.output_mode == "int":
+            self.output_shape = self.input_shape
+        else:
+            self.output_shape = _encoded_shape(self.input_shape, self.num_bins, self.output_mode)
+        self.built = True
+
+    def _texts(self, x: np.ndarray) -> list[str]:
+        if x.dtype.kind in "US" or x.dtype == object:
+            values = x.reshape(-1).tolist()
+            if not all(isinstance(v, (str, bytes)) for v in values):
+                raise TypeError(f"Hashing layer {self.name!r}: expects strings or integers")
+            return [v if isinstance(v, str) else v.decode("utf-8", "replace") for v in values]
+        indices = integer_indices(x, f"Hashing layer {self.name!r}")
+        return [str(v) for v in indices.reshape(-1).tolist()]
+
+    def hash(self, x: Any) -> np.ndarray:
+        """The int64 bucket of each value of ``x``."""
+        array = np.asarray(x)
+        texts = self._texts(array)
+        if self.mask_value is None:
+            buckets = [self._hash(t) % self.num_bins for t in texts]
+        else:
+            mask = str(self.mask_value)
+            buckets = [0 if t == mask else self._hash(t) % (self.num_bins - 1) + 1 for t in texts]
+        return np.array(buckets, dtype=np.int64).reshape(array.shape)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        buckets = self.hash(x)
+        if self.output_mode == "int":
+            return buckets
+        where = f"Hashing layer {self.name!r}"
+        return _encode(buckets, self.num_bins, self.output_mode, where).astype(
+            self.dtype or np.float32, copy=False
+        )
+
+    def get_config(self) -> Config:
+        return {
+            **super().get_config(),
+            "num_bins": self.num_bins,
+            "mask_value": self.mask_value,
+            "salt": None,
             "output_mode": self.output_mode,
             "sparse": False,
         }
