@@ -179,6 +179,13 @@ SAMPLES = {
         layer_module.Reshape((2, -1)),
         layer_module.Identity(name="passthrough"),
         layer_module.Subtract(),
+        layer_module.Embedding(10, 3, embeddings_initializer="he_normal"),
+        layer_module.IntegerLookup(vocabulary=[7, 3, 12], num_oov_indices=2, mask_token=0),
+        layer_module.StringLookup(vocabulary=["a", "b"], output_mode="one_hot"),
+        layer_module.CategoryEncoding(num_tokens=5, output_mode="count"),
+        layer_module.Discretization(bin_boundaries=[0.0, 1.5]),
+        layer_module.Discretization(num_bins=4, output_mode="multi_hot"),
+        layer_module.Hashing(5, mask_value="", output_mode="count"),
         layer_module.Maximum(),
         layer_module.Minimum(),
         layer_module.Dot(axes=(1, 2), normalize=True),
@@ -409,10 +416,11 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
             lambda: layer_module.deserialize({"class_name": "Dens", "config": {}}),
             ValueError,
             "Unknown layer type 'Dens'. Did you mean 'Dense'? Known: Activation, "
-            "ActivityRegularization, Add, AlphaDropout, Average, BatchNormalization, Concatenate, "
-            "Dense, Dot, Dropout, ELU, Flatten, GaussianDropout, GaussianNoise, Identity, InputLayer, "
+            "ActivityRegularization, Add, AlphaDropout, Average, BatchNormalization, "
+            "CategoryEncoding, Concatenate, Dense, Discretization, Dot, Dropout, ELU, Embedding, "
+            "Flatten, GaussianDropout, GaussianNoise, Hashing, Identity, InputLayer, IntegerLookup, "
             "LayerNormalization, LeakyReLU, Maximum, Minimum, Multiply, Normalization, OpLayer, PReLU, "
-            "ReLU, Rescaling, Reshape, Softmax, Subtract.",
+            "ReLU, Rescaling, Reshape, Softmax, StringLookup, Subtract.",
         ),
         (
             lambda: metrics.deserialize({"name": "mse"}),

@@ -1,12 +1,14 @@
 """Layers: Dense, the weightless helpers (Input, Flatten, Rescaling, Activation, Dropout), the
 merge layers of functional models (Concatenate, Add, Subtract, Multiply, Average, Maximum,
 Minimum, Dot), op layers (keras.ops on symbolic tensors), activation layers, normalization,
-noise, activity regularization, Reshape and Identity."""
+noise, activity regularization, Reshape, Identity, Embedding and the preprocessing layers
+(IntegerLookup, StringLookup, CategoryEncoding, Discretization, Hashing)."""
 
 from multilayer.engine.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from multilayer.engine.layers.base import Layer
 from multilayer.engine.layers.core import Activation, Dropout, Flatten, Input, InputLayer, Rescaling
 from multilayer.engine.layers.dense import Dense
+from multilayer.engine.layers.embedding import Embedding
 from multilayer.engine.layers.merge import (
     Add,
     Average,
@@ -32,6 +34,13 @@ from multilayer.engine.layers.normalization import (
     Normalization,
 )
 from multilayer.engine.layers.op_layer import OpLayer
+from multilayer.engine.layers.preprocessing import (
+    CategoryEncoding,
+    Discretization,
+    Hashing,
+    IntegerLookup,
+    StringLookup,
+)
 from multilayer.engine.layers.regularization import ActivityRegularization
 from multilayer.engine.layers.reshaping import Identity, Reshape
 from multilayer.engine.layers.symbolic import KerasTensor
@@ -45,16 +54,21 @@ __all__ = [
     "AlphaDropout",
     "Average",
     "BatchNormalization",
+    "CategoryEncoding",
     "Concatenate",
     "Dense",
+    "Discretization",
     "Dot",
     "Dropout",
+    "Embedding",
     "Flatten",
     "GaussianDropout",
     "GaussianNoise",
+    "Hashing",
     "Identity",
     "Input",
     "InputLayer",
+    "IntegerLookup",
     "KerasTensor",
     "Layer",
     "LayerNormalization",
@@ -68,6 +82,7 @@ __all__ = [
     "Rescaling",
     "Reshape",
     "Softmax",
+    "StringLookup",
     "Subtract",
     "add",
     "average",
@@ -112,6 +127,12 @@ for _cls in (
     Reshape,
     Identity,
     Subtract,
+    Embedding,
+    IntegerLookup,
+    StringLookup,
+    CategoryEncoding,
+    Discretization,
+    Hashing,
 ):
     REGISTRY.register(_cls, names=())
 
