@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.run import machine_description, smoke_directory, smoke_from_environment
+from benchmarks.machine import machine_description, smoke_directory, smoke_from_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("revision_worker.py")
@@ -74,7 +74,15 @@ def materialise(spec: str, scratch: Path, name: str) -> dict:
         src = directory.resolve() / "src"
         if not (src / "multilayer" / "__init__.py").is_file():
             raise RevisionError(f"{spec}: no src/multilayer/__init__.py in this directory")
-        return {"spec": spec, "kind": "directory", "src": str(src)}
+        out = {"spec": spec, "kind": "directory", "src": str(src)}
+        if directory.resolve() == ROOT:
+            # this checkout: which commit, and whether src/ differs from it
+            try:
+                out["commit"] = _git("rev-parse", "HEAD")
+                out["src_modified"] = bool(_git("status", "--porcelain", "--", "src"))
+            except RevisionError:
+                pass  # not a git checkout
+        return out
     try:
         commit = _git("rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
     except RevisionError:
@@ -219,6 +227,71 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def compare(
+    base: str,
+    head: str = str(ROOT),
+    *,
+    repeats: int = 5,
+    steps: int = 469,
+    batch_sizes: tuple[int, ...] = (128, 256, 512),
+    smoke: bool = False,
+    log=print,
+) -> dict:
+    """Measure revisions ``base`` and ``head`` side by side; the results as one JSON-ready
+    dict (``summary``: `summarise`'s rows). Raises `RevisionError` for a revision that
+    cannot be exported or whose worker fails."""
+    if smoke:
+        repeats, steps = 1, 2
+    sizes = {"n_train": 2048, "n_test": 500} if smoke else {}
+    started = time.perf_counter()
+    machine = machine_description()
+    train = {
+        "task": "train",
+        "batch_sizes": list(batch_sizes),
+        "steps": steps,
+        "warmup_steps": 1 if smoke else 5,
+        **sizes,
+    }
+    predict = {
+        "task": "predict",
+        "repeats": 1 if smoke else 5,
+        "latency_calls": 5 if smoke else 200,
+        **sizes,
+    }
+    with tempfile.TemporaryDirectory(prefix="multilayer-revisions-") as scratch:
+        revisions = {
+            "base": materialise(base, Path(scratch), "base"),
+            "head": materialise(head, Path(scratch), "head"),
+        }
+        runs: dict = {side: {"import": [], "train": [], "predict": []} for side in revisions}
+        for rep in range(repeats):
+            order = ["base", "head"] if rep % 2 == 0 else ["head", "base"]
+            for side in order:
+                revision = revisions[side]
+                runs[side]["import"].append(measure_import(revision))
+                runs[side]["train"].append(run_worker(revision, train))
+                runs[side]["predict"].append(run_worker(revision, predict))
+                log(
+                    f"rep {rep} {side}: "
+                    + ", ".join(
+                        f"{row['batch_size']}: {row['epoch_cpu_seconds']:.2f} s cpu"
+                        for row in runs[side]["train"][-1]["rows"]
+                    )
+                )
+    for revision in revisions.values():
+        del revision["src"]  # a temporary directory, gone now
+    return {
+        "smoke": smoke,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {**machine, "load_average_at_end": os.getloadavg()[0]},
+        "revisions": revisions,
+        "settings": {"repeats": repeats, "train": train, "predict": predict, "blas": ONE_THREAD},
+        "runs": runs,
+        "summary": summarise(runs),
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.revisions", description=__doc__.split("\n")[0]
@@ -226,7 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", required=True, help="git revision or directory (the old code)")
     parser.add_argument("--head", default=str(ROOT), help="git revision or directory (default: .)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions per revision")
-    parser.add_argument("--steps", type=int, default=100, help="timed training steps per batch")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=469,
+        help="timed training steps per batch size, at most one epoch (default 469: a full "
+        "epoch at every batch size)",
+    )
     parser.add_argument("--batch-sizes", default="128,256,512")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
     parser.add_argument(
@@ -237,80 +316,28 @@ def main(argv: list[str] | None = None) -> int:
         args.smoke, args.output = True, None
     if args.output is None:
         args.output = smoke_directory() if args.smoke else ROOT / "benchmarks" / "results"
-    if args.smoke:
-        args.repeats, args.steps = 1, 2
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    sizes = {"n_train": 2048, "n_test": 500} if args.smoke else {}
-    started = time.perf_counter()
-    machine = machine_description()
-    log = (lambda *a, **k: None) if args.smoke else (lambda *a: print(*a, flush=True))
-
-    with tempfile.TemporaryDirectory(prefix="multilayer-revisions-") as scratch:
-        try:
-            revisions = {
-                "base": materialise(args.base, Path(scratch), "base"),
-                "head": materialise(args.head, Path(scratch), "head"),
-            }
-        except RevisionError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        runs: dict = {side: {"import": [], "train": [], "predict": []} for side in revisions}
-        train = {
-            "task": "train",
-            "batch_sizes": batch_sizes,
-            "steps": args.steps,
-            "warmup_steps": 1 if args.smoke else 5,
-            **sizes,
-        }
-        predict = {
-            "task": "predict",
-            "repeats": 1 if args.smoke else 5,
-            "latency_calls": 5 if args.smoke else 200,
-            **sizes,
-        }
-        try:
-            for rep in range(args.repeats):
-                order = ["base", "head"] if rep % 2 == 0 else ["head", "base"]
-                for side in order:
-                    revision = revisions[side]
-                    runs[side]["import"].append(measure_import(revision))
-                    runs[side]["train"].append(run_worker(revision, train))
-                    runs[side]["predict"].append(run_worker(revision, predict))
-                    log(
-                        f"rep {rep} {side}: "
-                        + ", ".join(
-                            f"{row['batch_size']}: {row['epoch_cpu_seconds']:.2f} s cpu"
-                            for row in runs[side]["train"][-1]["rows"]
-                        )
-                    )
-        except RevisionError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    for revision in revisions.values():
-        del revision["src"]  # a temporary directory, gone now
-    rows = summarise(runs)
-    results = {
-        "smoke": args.smoke,
-        "command": "python -m benchmarks.revisions "
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {**machine, "load_average_at_end": os.getloadavg()[0]},
-        "revisions": revisions,
-        "settings": {
-            "repeats": args.repeats,
-            "train": train,
-            "predict": predict,
-            "blas": ONE_THREAD,
-        },
-        "runs": runs,
-        "summary": rows,
-        "wall_seconds": time.perf_counter() - started,
-    }
+    quiet = lambda *a, **k: None  # noqa: E731
+    try:
+        results = compare(
+            args.base,
+            args.head,
+            repeats=args.repeats,
+            steps=args.steps,
+            batch_sizes=tuple(int(b) for b in args.batch_sizes.split(",")),
+            smoke=args.smoke,
+            log=quiet if args.smoke else (lambda *a: print(*a, flush=True)),
+        )
+    except RevisionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results["command"] = "python -m benchmarks.revisions " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     args.output.mkdir(parents=True, exist_ok=True)
     name = "revisions-smoke.json" if args.smoke else time.strftime("revisions-%Y%m%d-%H%M%S.json")
     path = args.output / name
     path.write_text(json.dumps(results, indent=1))
-    print(table(rows))
+    print(table(results["summary"]))
     print(f"wrote {path} in {results['wall_seconds']:.0f} s")
     return 0
 

@@ -143,7 +143,13 @@ def test_revisions_smoke_compares_a_git_revision_with_this_checkout(tmp_path):
     assert results["smoke"] is True
     base, head = results["revisions"]["base"], results["revisions"]["head"]
     assert base["kind"] == "git" and base["commit"] == commit and base["spec"] == "HEAD"
-    assert head == {"spec": str(ROOT), "kind": "directory"}
+    assert head == {
+        "spec": str(ROOT),
+        "kind": "directory",
+        "commit": commit,
+        "src_modified": head["src_modified"],
+    }
+    assert isinstance(head["src_modified"], bool)
     for side in ("base", "head"):
         runs = results["runs"][side]
         assert len(runs["import"]) == len(runs["train"]) == len(runs["predict"]) == 1
@@ -177,3 +183,28 @@ def test_revisions_refuses_an_unknown_revision_and_a_directory_without_the_packa
         completed.stderr == f"error: {tmp_path}: no src/multilayer/__init__.py in this directory\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_benchmarks_base_option_adds_the_revisions_section_to_the_report(tmp_path):
+    commit = _git_head()
+    if commit is None:
+        pytest.skip("not a git checkout: there is no revision to export")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MULTILAYER_SMOKE", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--only", "import", "--base", "HEAD"]
+        + ["--output", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((tmp_path / "smoke.json").read_text())
+    assert results["revisions"]["revisions"]["base"]["commit"] == commit
+    assert [row["metric"] for row in results["revisions"]["summary"]] == REVISION_METRICS
+    markdown = (tmp_path / "smoke.md").read_text()
+    assert f"### This code against HEAD ({commit[:7]})" in markdown
+    assert "| s/epoch batch 128 (cpu) | " in markdown
