@@ -19,7 +19,8 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.run import ROOT, TARGET, run_worker, smoke_directory, smoke_from_environment
+from benchmarks.machine import smoke_directory, smoke_from_environment
+from benchmarks.run import ROOT, TARGET, run_worker
 
 #: the previous default ("fast" until the 3-epoch recipe), from which candidates differ
 BASE = {

@@ -6,6 +6,8 @@ import math
 import statistics
 from pathlib import Path
 
+from benchmarks import revisions
+
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 LABELS = {
     "multilayer": "multilayer",
@@ -230,6 +232,17 @@ def markdown(results: dict, summary: dict) -> str:
         lines.append(
             f"\n`import multilayer`: {results['import']['median_seconds']:.3f} s (median of {len(results['import']['runs'])} fresh interpreters)."
         )
+
+    if "revisions" in results:
+        compared = results["revisions"]
+        base = compared["revisions"]["base"]
+        name = base["spec"] + (f" ({base['commit'][:7]})" if "commit" in base else "")
+        lines += [
+            "",
+            f"### This code against {name} (one BLAS thread; head/base below 1: faster or smaller)",
+            "",
+            revisions.table(compared["summary"]),
+        ]
 
     if summary["targets"]:
         lines += [

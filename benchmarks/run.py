@@ -17,30 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import report
+from benchmarks import report, revisions
+from benchmarks.machine import machine_description, smoke_directory, smoke_from_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_SYSTEMS = ("multilayer", "multilayer-1thread", "pytorch", "sklearn", "keras")
 SECTIONS = ("import", "epochs", "predict", "tta")
 TARGET = 0.984
-
-
-def smoke_from_environment() -> bool:
-    """``MULTILAYER_SMOKE=1`` turns any benchmark command into its seconds-long smoke run,
-    written to a temporary directory (so the docs' commands can run in CI)."""
-    return os.environ.get("MULTILAYER_SMOKE", "").strip() not in ("", "0")
-
-
-def smoke_directory() -> Path:
-    return Path(tempfile.mkdtemp(prefix="multilayer-bench-smoke-"))
 
 
 def run_worker(task: dict, timeout: float = 1800) -> dict:
@@ -69,47 +58,6 @@ def run_worker(task: dict, timeout: float = 1800) -> dict:
 def rotated(items: list, shift: int) -> list:
     shift %= max(len(items), 1)
     return items[shift:] + items[:shift]
-
-
-def machine_description() -> dict:
-    """CPU model, core count, Python, NumPy and its BLAS (via threadpoolctl when present)."""
-    import numpy as np
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "load_average_at_start": os.getloadavg()[0],
-    }
-    try:
-        from threadpoolctl import threadpool_info
-
-        info["blas"] = [
-            {k: pool.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
-            for pool in threadpool_info()
-        ]
-    except ImportError:
-        info["blas"] = "threadpoolctl not installed"
-    try:
-        memory_kb = next(
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-        info["memory_gb"] = round(memory_kb / 1024**2, 1)
-    except (OSError, StopIteration):
-        pass
-    return info
 
 
 def measure_import(repeats: int) -> dict:
@@ -195,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--merge", type=Path, help="a previous results JSON whose other sections are kept"
     )
+    parser.add_argument(
+        "--base",
+        help="also compare this checkout with an older revision of multilayer (a git revision "
+        "or a directory): the section of `python -m benchmarks.revisions`",
+    )
     parser.add_argument("--render", type=Path, help="only rewrite the report from a results JSON")
     args = parser.parse_args(argv)
     if smoke_from_environment():
@@ -224,6 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     if "import" in sections:
         results["import"] = measure_import(3 if args.smoke else 7)
         log(f"import multilayer: {results['import']['median_seconds']:.3f} s")
+
+    if args.base:
+        try:
+            results["revisions"] = revisions.compare(
+                args.base,
+                repeats=max(repeats, 1),
+                batch_sizes=tuple(batch_sizes),
+                smoke=args.smoke,
+                log=log,
+            )
+        except revisions.RevisionError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        log(revisions.table(results["revisions"]["summary"]))
 
     unavailable: dict[str, str] = {}
 
@@ -302,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             elif section in ("epochs", "predict", "tta") and section in previous:
                 # systems (or races) not rerun this time keep their earlier results
                 results[section] = {**previous[section], **results.get(section, {})}
+        if "revisions" not in results and "revisions" in previous:
+            results["revisions"] = previous["revisions"]
         unavailable = {**previous.get("unavailable", {}), **unavailable}
         results["wall_seconds_merged"] = previous.get("wall_seconds")
     results["unavailable"] = unavailable

@@ -97,3 +97,114 @@ def test_smoke_environment_variable_keeps_committed_results_untouched():
     assert len(paths) == 2 and all(path.exists() for path in paths)
     assert all(ROOT not in path.resolve().parents for path in paths)
     assert json.loads(paths[0].read_text())["smoke"] is True
+
+
+REVISION_METRICS = [
+    f"s/epoch batch {b} ({clock})" for b in (128, 256, 512) for clock in ("cpu", "wall")
+] + [
+    "predict 500 images (cpu)",
+    "predict 500 images (wall)",
+    "predict 1 image (cpu)",
+    "predict 1 image (wall)",
+    "peak RSS of training",
+    "import multilayer (cpu)",
+    "import multilayer (wall)",
+]
+
+
+def _git_head() -> str | None:
+    completed = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", "HEAD"], capture_output=True, text=True
+    )
+    return completed.stdout.strip() if completed.returncode == 0 else None
+
+
+def _revisions(*args: str, output: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MULTILAYER_SMOKE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.revisions", "--smoke", "--output", str(output), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_revisions_smoke_compares_a_git_revision_with_this_checkout(tmp_path):
+    commit = _git_head()
+    if commit is None:
+        pytest.skip("not a git checkout: there is no revision to export")
+    completed = _revisions("--base", "HEAD", output=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((tmp_path / "revisions-smoke.json").read_text())
+    assert results["smoke"] is True
+    base, head = results["revisions"]["base"], results["revisions"]["head"]
+    assert base["kind"] == "git" and base["commit"] == commit and base["spec"] == "HEAD"
+    assert head == {
+        "spec": str(ROOT),
+        "kind": "directory",
+        "commit": commit,
+        "src_modified": head["src_modified"],
+    }
+    assert isinstance(head["src_modified"], bool)
+    for side in ("base", "head"):
+        runs = results["runs"][side]
+        assert len(runs["import"]) == len(runs["train"]) == len(runs["predict"]) == 1
+        (train,) = runs["train"]
+        assert [row["batch_size"] for row in train["rows"]] == [128, 256, 512]
+        assert [row["steps"] for row in train["rows"]] == [2, 2, 2]
+        assert runs["predict"][0]["images"] == 500
+    assert [row["metric"] for row in results["summary"]] == REVISION_METRICS
+    for row in results["summary"]:
+        for side in ("base", "head"):
+            stats = row[side]
+            assert _number(stats["median"]) and stats["min"] <= stats["median"] <= stats["max"]
+        assert row["ratio"] == row["head"]["median"] / row["base"]["median"]
+    assert "| quantity | base: median (min-max) | head: median (min-max) | head/base |" in (
+        completed.stdout
+    )
+    assert f"| {REVISION_METRICS[0]} | " in completed.stdout
+
+
+def test_revisions_refuses_an_unknown_revision_and_a_directory_without_the_package(tmp_path):
+    if _git_head() is None:
+        pytest.skip("not a git checkout")
+    completed = _revisions("--base", "no-such-revision", output=tmp_path)
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        f"error: no-such-revision: neither a directory nor a commit of the repository at {ROOT}\n"
+    )
+    completed = _revisions("--base", str(tmp_path), output=tmp_path)
+    assert completed.returncode == 2
+    assert (
+        completed.stderr == f"error: {tmp_path}: no src/multilayer/__init__.py in this directory\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_benchmarks_base_option_adds_the_revisions_section_to_the_report(tmp_path):
+    commit = _git_head()
+    if commit is None:
+        pytest.skip("not a git checkout: there is no revision to export")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MULTILAYER_SMOKE", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--only", "import", "--base", "HEAD"]
+        + ["--output", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((tmp_path / "smoke.json").read_text())
+    assert results["revisions"]["revisions"]["base"]["commit"] == commit
+    assert [row["metric"] for row in results["revisions"]["summary"]] == REVISION_METRICS
+    markdown = (tmp_path / "smoke.md").read_text()
+    assert f"### This code against HEAD ({commit[:7]})" in markdown
+    assert "| s/epoch batch 128 (cpu) | " in markdown
