@@ -302,3 +302,18 @@ def test_mlp_train_on_an_image_folder(tmp_path, capsys):
     code = main(["evaluate", str(tmp_path / "run"), "--json"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["test_samples"] == 4
+
+
+def test_fit_reads_the_batches(tmp_path):
+    from multilayer import layers
+    from multilayer.models import Sequential
+
+    root = make_folder(tmp_path / "pets", per_class=4)
+    data = image_dataset_from_directory(
+        root, batch_size=4, image_size=(4, 4), color_mode="grayscale", seed=0, verbose=False
+    )
+    model = Sequential([layers.Input((4, 4, 1)), layers.Rescaling(1 / 255), layers.Flatten()])
+    model.add(layers.Dense(2, activation="softmax"))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(data, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and len(history.history["accuracy"]) == 2
