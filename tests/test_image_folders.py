@@ -299,9 +299,29 @@ def test_mlp_train_on_an_image_folder(tmp_path, capsys):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(metrics["confusion_matrix"]) == 2
     assert sum(map(sum, metrics["confusion_matrix"])) == 4  # 2 of each class held out
+    assert config["dataset"]["image_folder"] is True
     code = main(["evaluate", str(tmp_path / "run"), "--json"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["test_samples"] == 4
+    # mlp predict prepares a picture as the folder's images were (no MNIST centring)
+    picture = tmp_path / "picture.png"
+    Image.open(root / "vertical" / "0.png").resize((48, 48)).save(picture)
+    code = main(["predict", str(tmp_path / "run"), str(picture), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert json.loads(out)[0]["top"][0]["name"] == "vertical"
+
+
+def test_prepare_image_matches_the_folder_pixels(tmp_path):
+    from multilayer.datasets.folder import prepare_image
+
+    root = make_folder(tmp_path / "pets", per_class=5)
+    data = load_dataset(root)
+    first = root / "cats" / "0.png"
+    pixels = prepare_image(first)
+    assert pixels.dtype == np.float32 and pixels.shape == (28, 28)
+    assert np.array_equal(np.rint(pixels * 255).astype(np.uint8), np.full((28, 28), 10, np.uint8))
+    assert 10 in np.unique(data.x_train)
 
 
 def test_fit_reads_the_batches(tmp_path):

@@ -53,6 +53,9 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    #: Read from an image folder (``multilayer.datasets.folder``): images to predict on are
+    #: then prepared as its images were (`multilayer.datasets.folder.prepare_image`).
+    image_folder: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -63,7 +66,7 @@ class Dataset:
         return tuple(int(d) for d in self.x_train.shape[1:])
 
     def describe(self) -> dict:
-        return {
+        described = {
             "name": self.name,
             "source": self.source,
             "train_samples": len(self.x_train),
@@ -71,6 +74,9 @@ class Dataset:
             "image_shape": list(self.image_shape),
             "classes": list(self.class_names),
         }
+        if self.image_folder:
+            described["image_folder"] = True
+        return described
 
 
 def is_builtin(name: str) -> bool:
@@ -107,6 +113,7 @@ def load_dataset(
         ValueError: ``name`` is neither a built-in dataset nor an ``.npz`` path.
     """
     text = os.fspath(name)
+    image_folder = False
     if is_builtin(text):
         key = _builtin_key(text)
         module = BUILTIN[key]
@@ -138,6 +145,7 @@ def load_dataset(
         check_split(x_train, y_train, f"{text}: training images", f"{text}: labels", len(names))
         check_split(x_test, y_test, f"{text}: test images", f"{text}: labels", len(names))
         dataset_name = path.name
+        image_folder = True
     else:
         from multilayer.utils.naming import unknown_name_error
 
@@ -156,6 +164,7 @@ def load_dataset(
         x_test,
         y_test.astype(np.intp),
         names,
+        image_folder,
     )
 
 

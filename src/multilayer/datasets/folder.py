@@ -19,8 +19,10 @@ import numpy as np
 
 from multilayer.errors import DataError, ImageError
 
-__all__ = ["load_image_folder"]
+__all__ = ["load_image_folder", "prepare_image"]
 
+#: How images are resized (Pillow's box filter: every source pixel counts once).
+INTERPOLATION = "area"
 #: Seed of the train/test split of a folder (fixed: the split must be reproducible).
 SPLIT_SEED = 0
 
@@ -31,7 +33,7 @@ def load_image_folder(
     image_size: tuple[int, int] = (28, 28),
     test_split: float = 0.2,
     on_error: str = "raise",
-    interpolation: str = "area",
+    interpolation: str = INTERPOLATION,
 ) -> tuple[dict[str, np.ndarray], tuple[str, ...], list[tuple[str, str]]]:
     """Read an image folder into train and test arrays.
 
@@ -79,7 +81,7 @@ def load_image_folder(
                 ) from error
             skipped.append((str(path), str(error)))
             continue
-        images[len(kept)] = np.clip(np.rint(pixels[..., 0]), 0, 255).astype(np.uint8)
+        images[len(kept)] = _to_uint8(pixels)
         kept.append(i)
     if not kept:
         raise DataError(f"{directory}: none of the {len(paths)} image files could be decoded")
@@ -105,3 +107,27 @@ def load_image_folder(
         "y_test": y[test_mask],
     }
     return arrays, names, skipped
+
+
+def _to_uint8(pixels: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(pixels[..., 0]), 0, 255).astype(np.uint8)
+
+
+def prepare_image(
+    path: str | os.PathLike[str], image_size: tuple[int, int] = (28, 28)
+) -> np.ndarray:
+    """One picture prepared exactly as `load_image_folder` prepares a folder's images, for a
+    model trained on one: grayscale, resized to ``image_size``.
+
+    Returns:
+        float32 array of shape ``image_size``, values in [0, 1] (as
+        `multilayer.data.images.load_image`, which `mlp predict` feeds to models).
+
+    Raises:
+        ImageError: the file cannot be decoded or is too large.
+        OSError: the file cannot be read.
+    """
+    from multilayer.utils.image_dataset_utils import load_image_file
+
+    pixels = load_image_file(path, image_size, "grayscale", interpolation=INTERPOLATION)
+    return _to_uint8(pixels).astype(np.float32) / np.float32(255.0)
