@@ -2,7 +2,7 @@
 model named on the command line, and printing tables.
 
 Datasets are loaded and checked by the library (`multilayer.datasets.load_dataset`):
-``mnist``, ``fashion_mnist``, or the path of an ``.npz`` file.
+``mnist``, ``fashion_mnist``, the path of an ``.npz`` file, or an image folder.
 """
 
 from __future__ import annotations
@@ -28,8 +28,12 @@ def check_dataset_name(value: str | None) -> str | None:
         if not path.is_file():
             raise typer.BadParameter(f"{value}: no such file")
         return str(path.absolute())
+    folder = Path(value).expanduser()
+    if folder.is_dir():
+        return str(folder.absolute())
     raise typer.BadParameter(
-        str(unknown_name_error("dataset", value, DATASETS)) + " Or give the path of an .npz file."
+        str(unknown_name_error("dataset", value, DATASETS))
+        + " Or give the path of an .npz file or an image folder."
     )
 
 
@@ -38,7 +42,8 @@ DatasetOption = Annotated[
     str,
     typer.Option(
         callback=check_dataset_name,
-        help="mnist, fashion_mnist, or an .npz file with x_train, y_train, x_test, y_test.",
+        help="mnist, fashion_mnist, an .npz file with x_train, y_train, x_test, y_test, or an "
+        "image folder with one sub-folder per class (grayscale 28x28, 20% held out for test).",
     ),
 ]
 #: ``--data-dir``, shared by the commands that read a dataset.

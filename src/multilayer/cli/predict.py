@@ -7,7 +7,9 @@ image gets ``{"image": ..., "error": ...}`` instead of ``{"image": ..., "top": [
 Images are PNG/JPEG (any size, dark-on-light or light-on-dark) or ``.npy`` arrays. For a
 model of 28x28 inputs each is prepared as MNIST digits were
 (`multilayer.data.images.preprocess`); for a model trained on images of another size
-(your own ``.npz``), each is only resized to that size (`multilayer.data.images.resize_to`).
+(your own ``.npz``), each is only resized to that size (`multilayer.data.images.resize_to`);
+for a run trained on an image folder, each is prepared as the folder's images were
+(`multilayer.datasets.folder.prepare_image`).
 Either way it is fed to the model at the pixel scale it takes (`multilayer.inference`).
 """
 
@@ -59,7 +61,13 @@ def command(
     loaded, _, run = load_model_arg(model)
     height, width = image_shape(loaded, recorded_image_shape(run))
 
+    folder = _recorded_dataset(run).get("image_folder") is True
+
     def prepare(path: Path) -> np.ndarray:
+        if folder:  # trained on an image folder: prepared as its images were
+            from multilayer.datasets.folder import prepare_image
+
+            return prepare_image(path, (height, width))
         if (height, width) == (28, 28):
             return preprocess(path)
         return resize_to(load_image(path), height, width)

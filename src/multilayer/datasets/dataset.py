@@ -1,4 +1,5 @@
-"""A classification dataset by name: a built-in one, or your own ``.npz`` file, checked.
+"""A classification dataset by name: a built-in one, your own ``.npz`` file or image folder,
+checked.
 
 ``load_dataset("mnist")``, ``load_dataset("fashion_mnist")`` or
 ``load_dataset("my_data.npz")`` returns a `Dataset`. An ``.npz`` file holds the arrays
@@ -52,6 +53,9 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    #: Read from an image folder (``multilayer.datasets.folder``): images to predict on are
+    #: then prepared as its images were (`multilayer.datasets.folder.prepare_image`).
+    image_folder: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -62,7 +66,7 @@ class Dataset:
         return tuple(int(d) for d in self.x_train.shape[1:])
 
     def describe(self) -> dict:
-        return {
+        described = {
             "name": self.name,
             "source": self.source,
             "train_samples": len(self.x_train),
@@ -70,6 +74,9 @@ class Dataset:
             "image_shape": list(self.image_shape),
             "classes": list(self.class_names),
         }
+        if self.image_folder:
+            described["image_folder"] = True
+        return described
 
 
 def is_builtin(name: str) -> bool:
@@ -90,7 +97,9 @@ def load_dataset(
     """Load and check a dataset (see the module docstring).
 
     Args:
-        name: "mnist", "fashion_mnist" or the path of an ``.npz`` file.
+        name: "mnist", "fashion_mnist", the path of an ``.npz`` file, or an image folder
+            (one sub-folder per class; see `multilayer.datasets.folder`: grayscale 28x28,
+            20% of each class held out for testing by a fixed seed).
         data_dir: the data root for the built-in datasets; None means ``MULTILAYER_DATA``,
             else the per-user cache.
         max_bytes: the largest total size of an ``.npz`` file's arrays.
@@ -99,10 +108,12 @@ def load_dataset(
         DataError: an unreadable or malformed file, malformed arrays, labels out of range,
             NaN or out-of-range pixels.
         DatasetNotFoundError: the built-in dataset is not on disk and cannot be downloaded.
+        ImageError: an image of a folder cannot be decoded (named).
         FileNotFoundError: the ``.npz`` file does not exist.
         ValueError: ``name`` is neither a built-in dataset nor an ``.npz`` path.
     """
     text = os.fspath(name)
+    image_folder = False
     if is_builtin(text):
         key = _builtin_key(text)
         module = BUILTIN[key]
@@ -124,11 +135,22 @@ def load_dataset(
         classes = class_count({f"{text}: y_train": y_train, f"{text}: y_test": y_test})
         names = tuple(str(c) for c in range(classes))
         dataset_name = path.stem
+    elif Path(text).expanduser().is_dir():
+        from multilayer.datasets.folder import load_image_folder
+
+        path = Path(text).expanduser()
+        source = str(path.absolute())
+        arrays, names, _ = load_image_folder(path)
+        x_train, y_train, x_test, y_test = (arrays[key] for key in NPZ_KEYS)
+        check_split(x_train, y_train, f"{text}: training images", f"{text}: labels", len(names))
+        check_split(x_test, y_test, f"{text}: test images", f"{text}: labels", len(names))
+        dataset_name = path.name
+        image_folder = True
     else:
         from multilayer.utils.naming import unknown_name_error
 
         error = unknown_name_error("dataset", text, DATASETS)
-        raise ValueError(f"{error} Or give the path of an .npz file.")
+        raise ValueError(f"{error} Or give the path of an .npz file or an image folder.")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(
             f"{source}: training images are {x_train.shape[1:]} but test images are "
@@ -142,6 +164,7 @@ def load_dataset(
         x_test,
         y_test.astype(np.intp),
         names,
+        image_folder,
     )
 
 

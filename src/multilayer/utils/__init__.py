@@ -1,5 +1,5 @@
 """Utilities with Keras' names: one-hot encoding, normalisation, seeding, data splitting,
-padding, downloading, plotting a model."""
+padding, downloading, plotting a model, image folders."""
 
 from multilayer.backend import clear_session
 from multilayer.engine.config import floatx, set_floatx
@@ -9,6 +9,7 @@ from multilayer.utils import np_utils
 from multilayer.utils.data_utils import normalize, to_categorical, train_validation_split
 from multilayer.utils.dataset_utils import split_dataset
 from multilayer.utils.file_utils import get_file
+from multilayer.utils.image_dataset_utils import image_dataset_from_directory
 from multilayer.utils.model_visualization import plot_model
 from multilayer.utils.sequence_utils import pad_sequences
 
@@ -21,6 +22,7 @@ __all__ = [
     "clear_session",
     "floatx",
     "get_file",
+    "image_dataset_from_directory",
     "normalize",
     "np_utils",
     "pad_sequences",
