@@ -142,7 +142,8 @@ def _optimizer_classes():
         cls = pending.pop()
         for sub in cls.__subclasses__():
             pending.append(sub)
-            found.append(sub)
+            if not sub.__name__.startswith("_"):  # shared bases such as _Moments
+                found.append(sub)
     return sorted(found, key=lambda cls: cls.__name__)
 
 

@@ -27,6 +27,20 @@ Result = Union[float, np.ndarray]  # noqa: UP007 (an alias evaluated at run time
 EPSILON = 1e-7
 
 
+def _accumulate(state: dict[str, np.ndarray], updates: dict[str, np.ndarray]) -> None:
+    """Add each batch total in ``updates`` to the running ``state`` (zeros at first)."""
+    for key, value in updates.items():
+        state[key] = state.get(key, np.zeros(value.shape)) + value
+
+
+def _check_2d(metric: str, p: np.ndarray, t: np.ndarray) -> None:
+    if p.ndim != 2 or t.ndim != 2:
+        raise ValueError(
+            f"{metric} expects 2D inputs with shape (batch_size, output_dim). "
+            f"Received input shapes: y_pred.shape={p.shape} and y_true.shape={t.shape}."
+        )
+
+
 def _weights(sample_weight: ArrayLike, shape: tuple[int, ...], name: str) -> np.ndarray:
     """``sample_weight`` broadcast to ``shape``: a weight per sample (``(n,)``) is repeated
     along the trailing axes, as Keras does."""
@@ -808,11 +822,7 @@ class FBetaScore(_StateMetric):
     ) -> None:
         p = np.asarray(y_pred, dtype=np.float64)
         t = np.asarray(y_true, dtype=np.float64)
-        if p.ndim != 2 or t.ndim != 2:
-            raise ValueError(
-                f"{type(self).__name__} expects 2D inputs with shape (batch_size, output_dim). "
-                f"Received input shapes: y_pred.shape={p.shape} and y_true.shape={t.shape}."
-            )
+        _check_2d(type(self).__name__, p, t)
         if t.shape != p.shape:
             raise ValueError(f"{self.name}: y_true shape {t.shape} differs from y_pred {p.shape}")
         if self._state and self._state["true_positives"].shape not in ((), (p.shape[1],)):
@@ -837,8 +847,7 @@ class FBetaScore(_StateMetric):
             "false_negatives": weighted_sum((1 - pred) * t),
             "intermediate_weights": weighted_sum(t),
         }
-        for key, value in updates.items():
-            self._state[key] = self._state.get(key, np.zeros(value.shape)) + value
+        _accumulate(self._state, updates)
 
     def result(self) -> Result:
         if not self._state:
@@ -932,11 +941,7 @@ class R2Score(_StateMetric):
         t = np.asarray(y_true, dtype=np.float64)
         if t.size == p.size and t.shape != p.shape:
             t = t.reshape(p.shape)
-        if p.ndim != 2 or t.ndim != 2:
-            raise ValueError(
-                "R2Score expects 2D inputs with shape (batch_size, output_dim). "
-                f"Received input shapes: y_pred.shape={p.shape} and y_true.shape={t.shape}."
-            )
+        _check_2d("R2Score", p, t)
         if "sum" in self._state and self._state["sum"].shape != (p.shape[1],):
             raise ValueError(
                 f"{self.name}: {p.shape[1]} outputs, but earlier batches had "
@@ -955,8 +960,7 @@ class R2Score(_StateMetric):
             "count": w.sum(axis=0),
             "num_samples": np.asarray(float(t.size)),
         }
-        for key, value in updates.items():
-            self._state[key] = self._state.get(key, np.zeros(value.shape)) + value
+        _accumulate(self._state, updates)
 
     def result(self) -> Result:
         if not self._state:

@@ -327,8 +327,10 @@ def clip(x: Any, x_min: Any, x_max: Any) -> np.ndarray:
     return np.clip(x, x_min, x_max).astype(dtype, copy=False)
 
 
-def _binary(function: Any, x1: Any, x2: Any) -> Any:
-    dtype = result_type(x1, x2)
+def _binary(function: Any, x1: Any, x2: Any, *promote_with: Any) -> Any:
+    """``function(x1, x2)`` on both converted to their Keras result type (with
+    ``promote_with`` joining the promotion: ``float`` makes integers `floatx`)."""
+    dtype = result_type(x1, x2, *promote_with)
     return function(convert_to_tensor(x1, dtype), convert_to_tensor(x2, dtype))
 
 
@@ -349,8 +351,7 @@ def multiply(x1: Any, x2: Any) -> np.ndarray:
 
 def divide(x1: Any, x2: Any) -> np.ndarray:
     """``x1 / x2``; integers give `floatx`."""
-    dtype = result_type(x1, x2, float)
-    return np.divide(convert_to_tensor(x1, dtype), convert_to_tensor(x2, dtype))
+    return _binary(np.divide, x1, x2, float)
 
 
 def maximum(x1: Any, x2: Any) -> np.ndarray:
@@ -363,39 +364,34 @@ def minimum(x1: Any, x2: Any) -> np.ndarray:
     return _binary(np.minimum, x1, x2)
 
 
-def _compare(function: Any, x1: Any, x2: Any) -> np.ndarray:
-    dtype = result_type(x1, x2)
-    return function(convert_to_tensor(x1, dtype), convert_to_tensor(x2, dtype))
-
-
 def equal(x1: Any, x2: Any) -> np.ndarray:
     """``x1 == x2`` element-wise (booleans)."""
-    return _compare(np.equal, x1, x2)
+    return _binary(np.equal, x1, x2)
 
 
 def not_equal(x1: Any, x2: Any) -> np.ndarray:
     """``x1 != x2`` element-wise (booleans)."""
-    return _compare(np.not_equal, x1, x2)
+    return _binary(np.not_equal, x1, x2)
 
 
 def greater(x1: Any, x2: Any) -> np.ndarray:
     """``x1 > x2`` element-wise (booleans)."""
-    return _compare(np.greater, x1, x2)
+    return _binary(np.greater, x1, x2)
 
 
 def greater_equal(x1: Any, x2: Any) -> np.ndarray:
     """``x1 >= x2`` element-wise (booleans)."""
-    return _compare(np.greater_equal, x1, x2)
+    return _binary(np.greater_equal, x1, x2)
 
 
 def less(x1: Any, x2: Any) -> np.ndarray:
     """``x1 < x2`` element-wise (booleans)."""
-    return _compare(np.less, x1, x2)
+    return _binary(np.less, x1, x2)
 
 
 def less_equal(x1: Any, x2: Any) -> np.ndarray:
     """``x1 <= x2`` element-wise (booleans)."""
-    return _compare(np.less_equal, x1, x2)
+    return _binary(np.less_equal, x1, x2)
 
 
 def any(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:  # noqa: A001 - Keras' name

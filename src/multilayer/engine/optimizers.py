@@ -22,6 +22,10 @@ from multilayer.engine.registry import Config, Registry, positive_int
 
 #: a learning rate: a number, or a schedule called with the step count
 LearningRate = float | schedules.LearningRateSchedule
+#: a flat vector (parameters, gradient, a state slot, scratch)
+Array = np.ndarray
+#: the state vectors by slot name
+Slots = dict[str, np.ndarray]
 
 
 class Optimizer:
@@ -52,6 +56,8 @@ class Optimizer:
     name = "optimizer"
     #: names of the per-parameter state vectors, allocated by `build`
     slots: tuple[str, ...] = ()
+    #: the subclass's own constructor arguments, read back as attributes by `get_config`
+    hyperparameters: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -199,15 +205,7 @@ class Optimizer:
         if self.use_ema and self.iterations > 0 and "ema" in self.state:
             np.copyto(params, self.state["ema"])
 
-    def update(
-        self,
-        p: np.ndarray,
-        g: np.ndarray,
-        state: dict[str, np.ndarray],
-        tmp: np.ndarray,
-        lr: float,
-        t: int,
-    ) -> None:
+    def update(self, p: Array, g: Array, state: Slots, tmp: Array, lr: float, t: int) -> None:
         """Update ``p`` in place from ``g`` (flat vectors of the same length); ``state`` holds
         the slots, ``tmp`` is scratch of that length, ``t`` the 1-based step number."""
         raise NotImplementedError
@@ -256,7 +254,8 @@ class Optimizer:
 
     # -- description ----------------------------------------------------------------------
     def get_config(self) -> Config:
-        """Constructor arguments; the base ones only when they differ from the defaults."""
+        """Constructor arguments: the base ones only when they differ from the defaults, then
+        the subclass's `hyperparameters`."""
         lr = self._learning_rate
         config: Config = {
             "learning_rate": schedules.serialize(lr)
@@ -270,6 +269,8 @@ class Optimizer:
             config["use_ema"] = True
             config["ema_momentum"] = self.ema_momentum
             config["ema_overwrite_frequency"] = self.ema_overwrite_frequency
+        for key in self.hyperparameters:
+            config[key] = getattr(self, key)
         return config
 
     @classmethod
@@ -287,6 +288,14 @@ def _clip_to_norm(g: np.ndarray, max_norm: float) -> None:
         g *= max_norm / norm
 
 
+def _move_towards(x: Array, target: Array, tmp: Array, beta: float) -> None:
+    """``x = beta x + (1 - beta) target`` in place, as ``x += (1 - beta) (target - x)``
+    (``target`` may be ``tmp``)."""
+    np.subtract(target, x, out=tmp)
+    tmp *= 1.0 - beta
+    x += tmp
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with (Nesterov) momentum.
 
@@ -295,6 +304,7 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
+    hyperparameters = ("momentum", "nesterov")
 
     def __init__(
         self,
@@ -310,15 +320,7 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slots = ("velocity",) if self.momentum else ()
 
-    def update(
-        self,
-        p: np.ndarray,
-        g: np.ndarray,
-        state: dict[str, np.ndarray],
-        tmp: np.ndarray,
-        lr: float,
-        t: int,
-    ) -> None:
+    def update(self, p: Array, g: Array, state: Slots, tmp: Array, lr: float, t: int) -> None:
         step = np.multiply(g, lr, out=tmp)
         if not self.momentum:
             p -= step
@@ -333,11 +335,41 @@ class SGD(Optimizer):
         else:
             p += v
 
-    def get_config(self) -> Config:
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+class _Moments(Optimizer):
+    """Shared by the Adam family: ``beta_1``, ``beta_2`` and ``epsilon`` (Keras' defaults) and
+    the moment updates ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``."""
+
+    hyperparameters: tuple[str, ...] = ("beta_1", "beta_2", "epsilon")
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        label = type(self).__name__
+        self.beta_1 = finite(beta_1, f"{label}: beta_1")
+        self.beta_2 = finite(beta_2, f"{label}: beta_2")
+        self.epsilon = finite(epsilon, f"{label}: epsilon")
+
+    def _update_moments(self, m: Array, v: Array, g: Array, tmp: Array) -> None:
+        _move_towards(m, g, tmp, self.beta_1)
+        np.multiply(g, g, out=tmp)
+        _move_towards(v, tmp, tmp, self.beta_2)
+
+    def _corrected_root(self, v: Array, tmp: Array, t: int) -> Array:
+        """``tmp = sqrt(v / (1 - b2^t)) + epsilon``, the bias-corrected denominator."""
+        np.multiply(v, 1.0 / (1.0 - self.beta_2**t), out=tmp)
+        np.sqrt(tmp, out=tmp)
+        tmp += self.epsilon
+        return tmp
 
 
-class Adam(Optimizer):
+class Adam(_Moments):
     """Adam (Kingma & Ba, 2015) with the bias correction folded into the step size:
 
         m = b1 m + (1 - b1) g          v = b2 v + (1 - b2) g^2
@@ -347,6 +379,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    hyperparameters = (*_Moments.hyperparameters, "amsgrad")
 
     def __init__(
         self,
@@ -357,31 +390,14 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = finite(beta_1, "Adam: beta_1")
-        self.beta_2 = finite(beta_2, "Adam: beta_2")
-        self.epsilon = finite(epsilon, "Adam: epsilon")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
         self.amsgrad = bool(amsgrad)
         self.slots = ("m", "v", "v_max") if self.amsgrad else ("m", "v")
 
-    def update(
-        self,
-        p: np.ndarray,
-        g: np.ndarray,
-        state: dict[str, np.ndarray],
-        tmp: np.ndarray,
-        lr: float,
-        t: int,
-    ) -> None:
+    def update(self, p: Array, g: Array, state: Slots, tmp: Array, lr: float, t: int) -> None:
         m, v = state["m"], state["v"]
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
-        np.subtract(g, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
-        np.multiply(g, g, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - self.beta_2
-        v += tmp
+        self._update_moments(m, v, g, tmp)
         if self.amsgrad:
             np.maximum(state["v_max"], v, out=state["v_max"])
             v = state["v_max"]
@@ -390,15 +406,6 @@ class Adam(Optimizer):
         np.divide(m, tmp, out=tmp)
         tmp *= alpha
         p -= tmp
-
-    def get_config(self) -> Config:
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "amsgrad": self.amsgrad,
-        }
 
 
 class AdamW(Adam):
@@ -422,6 +429,7 @@ class RMSprop(Optimizer):
     """
 
     name = "rmsprop"
+    hyperparameters = ("rho", "momentum", "epsilon", "centered")
 
     def __init__(
         self,
@@ -443,15 +451,7 @@ class RMSprop(Optimizer):
             + (("momentum",) if self.momentum else ())
         )
 
-    def update(
-        self,
-        p: np.ndarray,
-        g: np.ndarray,
-        state: dict[str, np.ndarray],
-        tmp: np.ndarray,
-        lr: float,
-        t: int,
-    ) -> None:
+    def update(self, p: Array, g: Array, state: Slots, tmp: Array, lr: float, t: int) -> None:
         v = state["v"]
         v *= self.rho
         v += (1.0 - self.rho) * g * g
@@ -474,15 +474,6 @@ class RMSprop(Optimizer):
         else:
             p -= tmp
 
-    def get_config(self) -> Config:
-        return {
-            **super().get_config(),
-            "rho": self.rho,
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "centered": self.centered,
-        }
-
 
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al., 2011): ``a += g^2``; ``p -= lr g / sqrt(a + epsilon)``,
@@ -490,6 +481,7 @@ class Adagrad(Optimizer):
 
     name = "adagrad"
     slots = ("accumulator",)
+    hyperparameters = ("initial_accumulator_value", "epsilon")
 
     def __init__(
         self,
@@ -507,15 +499,7 @@ class Adagrad(Optimizer):
     def _init_state(self) -> None:
         self.state["accumulator"].fill(self.initial_accumulator_value)
 
-    def update(
-        self,
-        p: np.ndarray,
-        g: np.ndarray,
-        state: dict[str, np.ndarray],
-        tmp: np.ndarray,
-        lr: float,
-        t: int,
-    ) -> None:
+    def update(self, p: Array, g: Array, state: Slots, tmp: Array, lr: float, t: int) -> None:
         a = state["accumulator"]
         np.multiply(g, g, out=tmp)
         a += tmp
@@ -525,15 +509,8 @@ class Adagrad(Optimizer):
         tmp *= lr
         p -= tmp
 
-    def get_config(self) -> Config:
-        return {
-            **super().get_config(),
-            "initial_accumulator_value": self.initial_accumulator_value,
-            "epsilon": self.epsilon,
-        }
 
-
-class Nadam(Optimizer):
+class Nadam(_Moments):
     """Nadam: Adam with Nesterov momentum (Dozat, 2016), with the momentum schedule
     ``mu_t = beta_1 (1 - 0.5 * 0.96^t)`` as Keras 3 implements it:
 
@@ -545,20 +522,7 @@ class Nadam(Optimizer):
 
     name = "nadam"
     slots = ("m", "v")
-
-    def __init__(
-        self,
-        learning_rate: LearningRate = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = finite(beta_1, "Nadam: beta_1")
-        self.beta_2 = finite(beta_2, "Nadam: beta_2")
-        self.epsilon = finite(epsilon, "Nadam: epsilon")
-        self._products: tuple[int, float] = (0, 1.0)  # (t, prod_{i<=t} mu_i), a cache
+    _products: tuple[int, float] = (0, 1.0)  # (t, prod_{i<=t} mu_i), a cache per instance
 
     def _mu(self, t: int) -> float:
         return self.beta_1 * (1.0 - 0.5 * 0.96**t)
@@ -574,46 +538,21 @@ class Nadam(Optimizer):
         self._products = (t, product)
         return product
 
-    def update(
-        self,
-        p: np.ndarray,
-        g: np.ndarray,
-        state: dict[str, np.ndarray],
-        tmp: np.ndarray,
-        lr: float,
-        t: int,
-    ) -> None:
+    def update(self, p: Array, g: Array, state: Slots, tmp: Array, lr: float, t: int) -> None:
         m, v = state["m"], state["v"]
         mu_t, mu_next = self._mu(t), self._mu(t + 1)
         product = self._mu_product(t)
         product_next = product * mu_next
-        np.subtract(g, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
-        np.multiply(g, g, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - self.beta_2
-        v += tmp
-        # denominator: sqrt(v / (1 - b2^t)) + epsilon
-        np.multiply(v, 1.0 / (1.0 - self.beta_2**t), out=tmp)
-        np.sqrt(tmp, out=tmp)
-        tmp += self.epsilon
+        self._update_moments(m, v, g, tmp)
+        denominator = self._corrected_root(v, tmp, t)
         m_hat = m * (mu_next / (1.0 - product_next))
         m_hat += g * ((1.0 - mu_t) / (1.0 - product))
-        m_hat /= tmp
+        m_hat /= denominator
         m_hat *= lr
         p -= m_hat
 
-    def get_config(self) -> Config:
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-        }
 
-
-class Adamax(Optimizer):
+class Adamax(_Moments):
     """Adamax, Adam with the infinity norm (Kingma & Ba, 2015, section 7.1):
 
     m = b1 m + (1 - b1) g          u = max(b2 u, |g|)
@@ -623,46 +562,15 @@ class Adamax(Optimizer):
     name = "adamax"
     slots = ("m", "u")
 
-    def __init__(
-        self,
-        learning_rate: LearningRate = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = finite(beta_1, "Adamax: beta_1")
-        self.beta_2 = finite(beta_2, "Adamax: beta_2")
-        self.epsilon = finite(epsilon, "Adamax: epsilon")
-
-    def update(
-        self,
-        p: np.ndarray,
-        g: np.ndarray,
-        state: dict[str, np.ndarray],
-        tmp: np.ndarray,
-        lr: float,
-        t: int,
-    ) -> None:
+    def update(self, p: Array, g: Array, state: Slots, tmp: Array, lr: float, t: int) -> None:
         m, u = state["m"], state["u"]
-        np.subtract(g, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
+        _move_towards(m, g, tmp, self.beta_1)
         u *= self.beta_2
         np.maximum(u, np.abs(g, out=tmp), out=u)
         np.add(u, self.epsilon, out=tmp)
         np.divide(m, tmp, out=tmp)
         tmp *= lr / (1.0 - self.beta_1**t)
         p -= tmp
-
-    def get_config(self) -> Config:
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-        }
 
 
 class Adadelta(Optimizer):
@@ -677,6 +585,7 @@ class Adadelta(Optimizer):
 
     name = "adadelta"
     slots = ("accumulated_grad", "accumulated_delta")
+    hyperparameters = ("rho", "epsilon")
 
     def __init__(
         self,
@@ -689,15 +598,7 @@ class Adadelta(Optimizer):
         self.rho = finite(rho, "Adadelta: rho")
         self.epsilon = finite(epsilon, "Adadelta: epsilon")
 
-    def update(
-        self,
-        p: np.ndarray,
-        g: np.ndarray,
-        state: dict[str, np.ndarray],
-        tmp: np.ndarray,
-        lr: float,
-        t: int,
-    ) -> None:
+    def update(self, p: Array, g: Array, state: Slots, tmp: Array, lr: float, t: int) -> None:
         a, d = state["accumulated_grad"], state["accumulated_delta"]
         rho = self.rho
         a *= rho
@@ -712,9 +613,6 @@ class Adadelta(Optimizer):
         tmp *= lr
         p -= tmp
 
-    def get_config(self) -> Config:
-        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
-
 
 class Lion(Optimizer):
     """Lion, evolved sign momentum (Chen et al., 2023):
@@ -725,6 +623,7 @@ class Lion(Optimizer):
 
     name = "lion"
     slots = ("m",)
+    hyperparameters = ("beta_1", "beta_2")
 
     def __init__(
         self,
@@ -741,15 +640,7 @@ class Lion(Optimizer):
                 f"Lion: beta_1 must be in (0, 1] (0 would make it SignSGD), got {beta_1!r}"
             )
 
-    def update(
-        self,
-        p: np.ndarray,
-        g: np.ndarray,
-        state: dict[str, np.ndarray],
-        tmp: np.ndarray,
-        lr: float,
-        t: int,
-    ) -> None:
+    def update(self, p: Array, g: Array, state: Slots, tmp: Array, lr: float, t: int) -> None:
         m = state["m"]
         np.multiply(m, self.beta_1, out=tmp)
         tmp += g * (1.0 - self.beta_1)
@@ -759,11 +650,8 @@ class Lion(Optimizer):
         m *= self.beta_2
         m += g * (1.0 - self.beta_2)
 
-    def get_config(self) -> Config:
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
 
-
-class Lamb(Optimizer):
+class Lamb(_Moments):
     """LAMB, layer-wise adaptive moments (You et al., 2020): the Adam direction
     ``r = m_hat / (sqrt(v_hat) + epsilon)``, scaled per parameter tensor by the trust ratio
     ``||p|| / ||r||`` (1 when either norm is 0):
@@ -779,40 +667,10 @@ class Lamb(Optimizer):
     name = "lamb"
     slots = ("m", "v")
 
-    def __init__(
-        self,
-        learning_rate: LearningRate = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = finite(beta_1, "Lamb: beta_1")
-        self.beta_2 = finite(beta_2, "Lamb: beta_2")
-        self.epsilon = finite(epsilon, "Lamb: epsilon")
-
-    def update(
-        self,
-        p: np.ndarray,
-        g: np.ndarray,
-        state: dict[str, np.ndarray],
-        tmp: np.ndarray,
-        lr: float,
-        t: int,
-    ) -> None:
+    def update(self, p: Array, g: Array, state: Slots, tmp: Array, lr: float, t: int) -> None:
         m, v = state["m"], state["v"]
-        np.subtract(g, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
-        np.multiply(g, g, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - self.beta_2
-        v += tmp
-        np.multiply(v, 1.0 / (1.0 - self.beta_2**t), out=tmp)
-        np.sqrt(tmp, out=tmp)
-        tmp += self.epsilon
-        np.divide(m, tmp, out=tmp)
+        self._update_moments(m, v, g, tmp)
+        np.divide(m, self._corrected_root(v, tmp, t), out=tmp)
         tmp *= 1.0 / (1.0 - self.beta_1**t)
         for segment in self._segments:
             r, w = tmp[segment], p[segment]
@@ -821,14 +679,6 @@ class Lamb(Optimizer):
             ratio = w_norm / r_norm if w_norm > 0 and r_norm > 0 else 1.0
             r *= lr * ratio
             w -= r
-
-    def get_config(self) -> Config:
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-        }
 
 
 REGISTRY: Registry[Optimizer] = Registry("optimizer", Optimizer)

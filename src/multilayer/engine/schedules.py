@@ -23,10 +23,9 @@ class LearningRateSchedule:
         return dict(vars(self))
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """``initial * decay_rate ** (step / decay_steps)`` (integer division if ``staircase``)."""
-
-    name = "ExponentialDecay"
+class _StepDecay(LearningRateSchedule):
+    """Shared by the two decays of ``progress = step / decay_steps`` (floored if
+    ``staircase``): their arguments and that progress."""
 
     def __init__(
         self,
@@ -36,18 +35,25 @@ class ExponentialDecay(LearningRateSchedule):
         staircase: bool = False,
     ) -> None:
         self.initial_learning_rate = finite(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = positive_int(decay_steps, "ExponentialDecay: decay_steps")
+        self.decay_steps = positive_int(decay_steps, f"{type(self).__name__}: decay_steps")
         self.decay_rate = finite(decay_rate, "decay_rate")
         self.staircase = bool(staircase)
 
+    def _progress(self, step: int) -> float:
+        progress = step / self.decay_steps
+        return math.floor(progress) if self.staircase else progress
+
+
+class ExponentialDecay(_StepDecay):
+    """``initial * decay_rate ** (step / decay_steps)`` (integer division if ``staircase``)."""
+
+    name = "ExponentialDecay"
+
     def __call__(self, step: int) -> float:
-        exponent = step / self.decay_steps
-        if self.staircase:
-            exponent = math.floor(exponent)
-        return self.initial_learning_rate * self.decay_rate**exponent
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_StepDecay):
     """``initial / (1 + decay_rate * step / decay_steps)`` (``floor(step / decay_steps)`` if
     ``staircase``); with ``decay_steps=1`` it is Keras 2's ``decay=`` optimizer argument."""
 
@@ -60,18 +66,12 @@ class InverseTimeDecay(LearningRateSchedule):
         decay_rate: float,
         staircase: bool = False,
     ) -> None:
-        self.initial_learning_rate = finite(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = positive_int(decay_steps, "InverseTimeDecay: decay_steps")
-        self.decay_rate = finite(decay_rate, "decay_rate")
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase)
         if self.decay_rate < 0:
             raise ValueError(f"InverseTimeDecay: decay_rate must be >= 0, got {decay_rate!r}")
-        self.staircase = bool(staircase)
 
     def __call__(self, step: int) -> float:
-        progress = step / self.decay_steps
-        if self.staircase:
-            progress = math.floor(progress)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * progress)
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(step))
 
 
 class PolynomialDecay(LearningRateSchedule):

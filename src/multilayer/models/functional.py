@@ -165,6 +165,19 @@ class Model(Trainer, Layer):
     def outputs(self) -> list[KerasTensor]:
         return list(self._graph.outputs) if self._graph is not None else []
 
+    def _graph_tensors(self, kind: str):
+        """``model.input`` or ``model.output`` (``kind``), building the model if it can."""
+        if self._graph is None:
+            self._build_if_possible()
+        if self._graph is None:
+            raise AttributeError(
+                f"model {self.name!r} has no defined {kind} yet: build it first (an Input, "
+                "input_shape=, or model.build((None, n)))"
+            )
+        if kind == "input":
+            return _unflatten(list(self._graph.inputs), self._input_structure)
+        return _unflatten(list(self._graph.outputs), self._output_structure)
+
     @property
     def input(self):
         """The model's input tensor (a list or dict for several), Keras' ``model.input``.
@@ -172,14 +185,7 @@ class Model(Trainer, Layer):
         Raises:
             AttributeError: the model is not built yet (its graph is not known).
         """
-        if self._graph is None:
-            self._build_if_possible()
-        if self._graph is None:
-            raise AttributeError(
-                f"model {self.name!r} has no defined input yet: build it first (an Input, "
-                "input_shape=, or model.build((None, n)))"
-            )
-        return _unflatten(list(self._graph.inputs), self._input_structure)
+        return self._graph_tensors("input")
 
     @property
     def output(self):
@@ -188,14 +194,7 @@ class Model(Trainer, Layer):
         Raises:
             AttributeError: the model is not built yet (its graph is not known).
         """
-        if self._graph is None:
-            self._build_if_possible()
-        if self._graph is None:
-            raise AttributeError(
-                f"model {self.name!r} has no defined output yet: build it first (an Input, "
-                "input_shape=, or model.build((None, n)))"
-            )
-        return _unflatten(list(self._graph.outputs), self._output_structure)
+        return self._graph_tensors("output")
 
     @output.setter
     def output(self, value) -> None:

@@ -784,27 +784,7 @@ class Trainer:
         ``(x_val, y_val, w_val)`` of arrays, or a `BatchSource`) if given, else the last
         ``validation_split`` of the samples (before shuffling, as Keras does), else None."""
         if validation_data is not None:
-            if data_adapters.is_batched(validation_data):
-                return xs, ys, sw, self._batched_validation(validation_data)
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
-                2,
-                3,
-            ):
-                raise ValueError(
-                    "validation_data must be a tuple (x_val, y_val) or "
-                    "(x_val, y_val, sample_weight_val), a PyDataset or a generator"
-                )
-            x_val, y_val = self._check_data(
-                validation_data[0], validation_data[1], "validation x", "validation y"
-            )
-            w_val = self._sample_weights(
-                validation_data[2] if len(validation_data) == 3 else None,
-                None,
-                y_val,
-                len(x_val[0]),
-                "validation sample_weight",
-            )
-            return xs, ys, sw, (x_val, y_val, w_val)
+            return xs, ys, sw, self._batched_validation(validation_data)
         if not validation_split:
             return xs, ys, sw, None
         n = len(xs[0])
@@ -825,7 +805,7 @@ class Trainer:
         )
 
     def _batched_validation(self, validation_data):
-        """validation_data given as a `PyDataset` or generator (or None)."""
+        """validation_data as given (a `PyDataset` or generator) or checked (a tuple), or None."""
         if validation_data is None:
             return None
         if data_adapters.is_batched(validation_data):

@@ -63,17 +63,15 @@ class _Merge(Layer):
         shapes: list[tuple[int, ...]] = self.input_shape or []  # type: ignore[assignment]
         return [self._buffer(f"dx{i}", n, tuple(shape), dtype) for i, shape in enumerate(shapes)]
 
+    def _output(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """The output buffer, of the first input's shape."""
+        return self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
 
-class Add(_Merge):
-    """``Add()([a, b, ...])``: the element-wise sum of inputs of one shape."""
-
-    def forward(  # type: ignore[override]  # a list of inputs (multi_input)
-        self, inputs: list[np.ndarray], training: bool = False
-    ) -> np.ndarray:
-        y = self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
-        np.add(inputs[0], inputs[1], out=y)
+    def _fold(self, ufunc: np.ufunc, inputs: list[np.ndarray]) -> np.ndarray:
+        """``ufunc(... ufunc(ufunc(x_1, x_2), x_3) ..., x_k)`` into the output buffer."""
+        y = ufunc(inputs[0], inputs[1], out=self._output(inputs))
         for x in inputs[2:]:
-            y += x
+            ufunc(y, x, out=y)
         return y
 
     def backward(  # type: ignore[override]  # one gradient per input (multi_input)
@@ -82,9 +80,25 @@ class Add(_Merge):
         if not need_input_grad:
             return None
         grads = self._input_grads(grad.shape[0], grad.dtype)
+        self._fill_input_grads(grad, grads)
+        return grads
+
+    def _fill_input_grads(self, grad: np.ndarray, grads: list[np.ndarray]) -> None:
+        """Write dL/dx_i, from ``grad`` = dL/dy, into ``grads[i]`` (the input's own buffer)."""
+        raise NotImplementedError
+
+
+class Add(_Merge):
+    """``Add()([a, b, ...])``: the element-wise sum of inputs of one shape."""
+
+    def forward(  # type: ignore[override]  # a list of inputs (multi_input)
+        self, inputs: list[np.ndarray], training: bool = False
+    ) -> np.ndarray:
+        return self._fold(np.add, inputs)
+
+    def _fill_input_grads(self, grad: np.ndarray, grads: list[np.ndarray]) -> None:
         for buffer in grads:
             np.copyto(buffer, grad)
-        return grads
 
 
 class Average(_Merge):
@@ -93,23 +107,14 @@ class Average(_Merge):
     def forward(  # type: ignore[override]  # a list of inputs (multi_input)
         self, inputs: list[np.ndarray], training: bool = False
     ) -> np.ndarray:
-        y = self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
-        np.add(inputs[0], inputs[1], out=y)
-        for x in inputs[2:]:
-            y += x
+        y = self._fold(np.add, inputs)
         y *= y.dtype.type(1.0 / len(inputs))
         return y
 
-    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
-        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
-    ) -> list[np.ndarray] | None:
-        if not need_input_grad:
-            return None
-        grads = self._input_grads(grad.shape[0], grad.dtype)
+    def _fill_input_grads(self, grad: np.ndarray, grads: list[np.ndarray]) -> None:
         scale = grad.dtype.type(1.0 / len(grads))
         for buffer in grads:
             np.multiply(grad, scale, out=buffer)
-        return grads
 
 
 class Multiply(_Merge):
@@ -118,25 +123,16 @@ class Multiply(_Merge):
     def forward(  # type: ignore[override]  # a list of inputs (multi_input)
         self, inputs: list[np.ndarray], training: bool = False
     ) -> np.ndarray:
-        y = self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
-        np.multiply(inputs[0], inputs[1], out=y)
-        for x in inputs[2:]:
-            y *= x
+        y = self._fold(np.multiply, inputs)
         self._inputs = list(inputs)
         return y
 
-    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
-        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
-    ) -> list[np.ndarray] | None:
-        if not need_input_grad:
-            return None
-        grads = self._input_grads(grad.shape[0], grad.dtype)
+    def _fill_input_grads(self, grad: np.ndarray, grads: list[np.ndarray]) -> None:
         for i, buffer in enumerate(grads):
             np.copyto(buffer, grad)
             for j, x in enumerate(self._inputs):
                 if j != i:
                     buffer *= x
-        return grads
 
 
 class Concatenate(_Merge):
@@ -179,18 +175,12 @@ class Concatenate(_Merge):
         y = self._buffer("y", inputs[0].shape[0], shape, _dtype(inputs))
         return np.concatenate(inputs, axis=self._sample_axis + 1, out=y, casting="same_kind")
 
-    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
-        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
-    ) -> list[np.ndarray] | None:
-        if not need_input_grad:
-            return None
-        grads = self._input_grads(grad.shape[0], grad.dtype)
+    def _fill_input_grads(self, grad: np.ndarray, grads: list[np.ndarray]) -> None:
         axis = self._sample_axis + 1
         for i, buffer in enumerate(grads):
             index = [slice(None)] * grad.ndim
             index[axis] = slice(self._bounds[i], self._bounds[i + 1])
             np.copyto(buffer, grad[tuple(index)])
-        return grads
 
     def get_config(self) -> Config:
         return {**super().get_config(), "axis": self.axis}
@@ -210,18 +200,12 @@ class Subtract(_Merge):
     def forward(  # type: ignore[override]  # a list of inputs (multi_input)
         self, inputs: list[np.ndarray], training: bool = False
     ) -> np.ndarray:
-        y = self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
-        return np.subtract(inputs[0], inputs[1], out=y)
+        return np.subtract(inputs[0], inputs[1], out=self._output(inputs))
 
-    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
-        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
-    ) -> list[np.ndarray] | None:
-        if not need_input_grad:
-            return None
-        first, second = self._input_grads(grad.shape[0], grad.dtype)
+    def _fill_input_grads(self, grad: np.ndarray, grads: list[np.ndarray]) -> None:
+        first, second = grads
         np.copyto(first, grad)
         np.negative(grad, out=second)
-        return [first, second]
 
 
 class _Extremum(_Merge):
@@ -231,7 +215,7 @@ class _Extremum(_Merge):
     def forward(  # type: ignore[override]  # a list of inputs (multi_input)
         self, inputs: list[np.ndarray], training: bool = False
     ) -> np.ndarray:
-        y = self._buffer("y", inputs[0].shape[0], inputs[0].shape[1:], _dtype(inputs))
+        y = self._output(inputs)
         # winner: which input holds the extremum (the first one on ties), for backward
         winner = self._buffer("winner", inputs[0].shape[0], inputs[0].shape[1:], np.intp)
         winner.fill(0)
@@ -245,15 +229,9 @@ class _Extremum(_Merge):
         self._winner = winner
         return y
 
-    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
-        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
-    ) -> list[np.ndarray] | None:
-        if not need_input_grad:
-            return None
-        grads = self._input_grads(grad.shape[0], grad.dtype)
+    def _fill_input_grads(self, grad: np.ndarray, grads: list[np.ndarray]) -> None:
         for i, buffer in enumerate(grads):
             np.multiply(grad, self._winner == i, out=buffer)
-        return grads
 
 
 class Maximum(_Extremum):
@@ -349,15 +327,10 @@ class Dot(_Merge):
         sample: tuple[int, ...] = self.output_shape or ()
         return y.reshape(y.shape[0], *sample).astype(_dtype(inputs), copy=False)
 
-    def backward(  # type: ignore[override]  # one gradient per input (multi_input)
-        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
-    ) -> list[np.ndarray] | None:
-        if not need_input_grad:
-            return None
+    def _fill_input_grads(self, grad: np.ndarray, grads: list[np.ndarray]) -> None:
         s1, s2, out = self._subscripts
         g = grad.reshape(grad.shape[0], *(() if len(out) == 1 else grad.shape[1:]))
         x1, x2 = self._x
-        grads = self._input_grads(grad.shape[0], grad.dtype)
         g1 = np.einsum(f"{out},{s2}->{s1}", g, x2)
         g2 = np.einsum(f"{out},{s1}->{s2}", g, x1)
         if self.normalize:
@@ -367,7 +340,6 @@ class Dot(_Merge):
             g2 = (g2 - x2 * np.sum(x2 * g2, axis=a2, keepdims=True)) / self._norms[1]
         np.copyto(grads[0], g1, casting="same_kind")
         np.copyto(grads[1], g2, casting="same_kind")
-        return grads
 
     def get_config(self) -> Config:
         return {**super().get_config(), "axes": list(self.axes), "normalize": self.normalize}

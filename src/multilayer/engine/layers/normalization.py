@@ -61,6 +61,9 @@ class _Normalizer(Layer):
     """Shared code of Batch- and LayerNormalization: gamma, beta and the exact backward."""
 
     axis: int | list[int]
+    #: kept by `forward` for `backward`: the normalised input and 1 / sqrt(variance + epsilon)
+    _xhat: np.ndarray
+    _inv_std: np.ndarray
 
     def __init__(
         self,
@@ -119,6 +122,20 @@ class _Normalizer(Layer):
         if beta is not None:
             y += beta
         return y
+
+    def backward(
+        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
+    ) -> np.ndarray | None:
+        self._param_grads(grad, self._xhat)
+        if not need_input_grad:
+            return None
+        gamma = self._param("gamma")
+        dxhat = grad * gamma if gamma is not None else grad
+        return self._input_grad(dxhat)
+
+    def _input_grad(self, dxhat: np.ndarray) -> np.ndarray:
+        """dL/dx from dL/dxhat (``xhat`` and ``inv_std`` kept by `forward`)."""
+        raise NotImplementedError
 
     def _param_grads(self, grad: np.ndarray, xhat: np.ndarray) -> None:
         """dL/dgamma and dL/dbeta: sums of g * xhat and g over the non-feature axes."""
@@ -266,18 +283,11 @@ class BatchNormalization(_Normalizer):
         self._xhat, self._inv_std = xhat, inv_std
         return self._affine(xhat)
 
-    def backward(
-        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
-    ) -> np.ndarray | None:
-        self._param_grads(grad, self._xhat)
-        if not need_input_grad:
-            return None
-        gamma = self._param("gamma")
-        dxhat = grad * gamma if gamma is not None else grad
+    def _input_grad(self, dxhat: np.ndarray) -> np.ndarray:
         if not self._batch_statistics:
             return dxhat * self._inv_std
         return _normalized_gradient(
-            dxhat, self._xhat, self._inv_std, _reduced(self._axes, grad.ndim)
+            dxhat, self._xhat, self._inv_std, _reduced(self._axes, dxhat.ndim)
         )
 
     def get_config(self) -> Config:
@@ -369,14 +379,7 @@ class LayerNormalization(_Normalizer):
         self._xhat, self._inv_std = xhat, inv_std
         return self._affine(xhat)
 
-    def backward(
-        self, grad: np.ndarray, need_input_grad: bool = True, fused: bool = False
-    ) -> np.ndarray | None:
-        self._param_grads(grad, self._xhat)
-        if not need_input_grad:
-            return None
-        gamma = self._param("gamma")
-        dxhat = grad * gamma if gamma is not None else grad
+    def _input_grad(self, dxhat: np.ndarray) -> np.ndarray:
         return _normalized_gradient(dxhat, self._xhat, self._inv_std, self._axes)
 
     def get_config(self) -> Config:
