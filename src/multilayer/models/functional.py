@@ -379,6 +379,12 @@ class Model(Trainer, Layer):
                 self._regularized = regularized  # layers cannot change once built
         return sum(leaf.regularization_loss() for leaf in regularized)
 
+    @property
+    def losses(self) -> list[np.ndarray]:
+        """Keras' ``model.losses``: the penalties of every layer (see `Layer.losses`), whose
+        sum the training loss adds to the data loss."""
+        return [value for leaf in self.leaf_layers() for value in leaf.losses]
+
     def activity_loss(self) -> float:
         """The activity penalties (ActivityRegularization) of the last forward pass."""
         return sum(leaf.activity_loss() for leaf in self.leaf_layers())

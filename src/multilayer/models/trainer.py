@@ -877,6 +877,9 @@ class Trainer:
         shapes = self._known(shapes)
         if len(shapes) != len(arrays):
             raise ValueError(f"the model has {len(shapes)} inputs, got {len(arrays)} arrays")
+        arrays = [
+            validation.expand_1d(array, shape) for array, shape in zip(arrays, shapes, strict=True)
+        ]
         for array, shape, name in zip(arrays, shapes, label, strict=True):
             validation.check_input_shape(array, shape, name)
             validation.check_finite(array, name)
@@ -1076,7 +1079,7 @@ class Trainer:
         ):
             shapes = self._known(self.input_shapes())
             if len(shapes) == 1:  # one array in, one out: no lists (one-image calls stay cheap)
-                x = validation.as_array(x, "x")
+                x = validation.expand_1d(validation.as_array(x, "x"), shapes[0])
                 validation.check_input_shape(x, shapes[0], "x")
                 validation.check_finite(x, "x")
                 size = validation.inference_batch_size(batch_size, INFERENCE_BATCH_SIZE)

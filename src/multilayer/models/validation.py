@@ -46,6 +46,14 @@ def check_finite(array: np.ndarray, argument: str) -> None:
     )
 
 
+def expand_1d(x: np.ndarray, expected: tuple[int, ...]) -> np.ndarray:
+    """A rank-1 array of scalars as a column, when the model takes samples of shape (1,):
+    Keras accepts ``fit(df["column"], ...)`` for a one-feature model, as (n, 1)."""
+    if x.ndim == 1 and tuple(expected) == (1,):
+        return x.reshape(len(x), 1)
+    return x
+
+
 def check_input_shape(x: np.ndarray, expected: tuple[int, ...], argument: str = "x") -> None:
     sample = tuple(x.shape[1:])
     if sample == tuple(expected):

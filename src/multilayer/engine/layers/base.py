@@ -317,6 +317,19 @@ class Layer:
         """The penalty on the output of the last `forward` (ActivityRegularization); 0 here."""
         return 0.0
 
+    @property
+    def losses(self) -> list[np.ndarray]:
+        """Keras' ``layer.losses``: one scalar per regularized weight (its penalty now), then
+        the activity penalty of the last forward pass for layers that have one."""
+        values = [
+            np.asarray(spec.regularizer(self.weights[spec.name]), dtype=np.float32)
+            for spec in self.parameter_specs
+            if spec.regularizer is not None and spec.name in self.weights
+        ]
+        if type(self).activity_loss is not Layer.activity_loss:
+            values.append(np.asarray(self.activity_loss(), dtype=np.float32))
+        return values
+
     def _buffer(self, key: str, n: int, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
         """A reusable work array of ``n`` rows: grown when needed, never freed between batches."""
         buffer = self._workspace.get(key)
@@ -335,6 +348,17 @@ class Layer:
         self._workspace.clear()
 
     # -- Keras' weight lists -------------------------------------------------------------
+    def __getattr__(self, name: str) -> Variable:
+        # Keras' weight attributes (``dense.kernel``, ``dense.bias``, ``bn.moving_mean``...):
+        # only reached when normal lookup fails, so attributes and properties win.
+        attribute = getattr(type(self), name, None)
+        if isinstance(attribute, property):  # a property raised AttributeError: keep its message
+            return attribute.fget(self)  # type: ignore[misc]
+        for spec in self.__dict__.get("parameter_specs", ()):
+            if spec.name == name:
+                return Variable(self, name, self.trainable and getattr(spec, "trainable", True))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _variables(self, trainable: bool | None = None) -> list[Variable]:
         """This layer's weights as `Variable` objects, in declaration order; ``trainable``
         picks the trainable (layer flag on and weight trainable) or the other ones."""

@@ -40,6 +40,7 @@ from multilayer.engine import constraints, initializers, regularizers
 from multilayer.engine.checks import finite
 from multilayer.engine.layers.activation_layers import sample_axes
 from multilayer.engine.layers.base import Layer
+from multilayer.engine.outputs import OutputArray
 from multilayer.engine.registry import Config
 
 #: Keras' ``backend.epsilon()``: the smallest standard deviation Normalization divides by.
@@ -541,6 +542,8 @@ class Normalization(Layer):
             if array.ndim < 1 or array.shape[0] == 0:
                 raise ValueError("Normalization.adapt: data must be a non-empty batch of samples")
             array = array.astype(np.float64)
+            if array.ndim == 1:  # a column of scalars (Keras: one feature), as (n, 1)
+                array = array.reshape(len(array), 1)
             if not np.all(np.isfinite(array)):
                 raise ValueError("Normalization.adapt: data contains NaN or infinite values")
             if mean is None:
@@ -588,6 +591,30 @@ class Normalization(Layer):
             self.weights["mean"].reshape(self._broadcast),
             self.weights["variance"].reshape(self._broadcast),
         )
+
+    def _statistic_value(self, index: int, name: str) -> OutputArray:
+        if self.input_mean is not None and hasattr(self, "_fixed"):
+            value = self._fixed[index]
+        elif "mean" in self.weights:
+            value = self._statistics()[index]
+        elif self._adapted is not None:
+            value = self._adapted[index].reshape(self._broadcast)
+        else:
+            raise AttributeError(
+                f"Normalization layer {self.name!r} has no {name} yet: call adapt() or build it"
+            )
+        return np.array(value, dtype=self.dtype or np.dtype("float32")).view(OutputArray)
+
+    @property
+    def mean(self) -> OutputArray:
+        """The mean the layer subtracts, shaped to broadcast against a batch (Keras'
+        ``layer.mean``; ``.numpy()`` works): set by `adapt`, given, or read from the model."""
+        return self._statistic_value(0, "mean")
+
+    @property
+    def variance(self) -> OutputArray:
+        """The variance the layer divides by (its square root), shaped like `mean`."""
+        return self._statistic_value(1, "variance")
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         dtype = self.dtype or np.dtype("float32")
