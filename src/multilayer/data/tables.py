@@ -291,6 +291,7 @@ def _csv_batches(path: Path) -> Iterator[Table]:
             path,
             read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
         )
         for batch in reader:
             yield _batch_table(batch, str(path))
@@ -387,7 +388,7 @@ def read_table(path: str | Path, batch_rows: int = BATCH_ROWS) -> Table:
     names = batches[0].column_names
     arrays = {name: _concatenate([b.column(name) for b in batches]) for name in names}
     boolean = [n for n in names if any(b.kind(n) == "boolean" for b in batches)]
-    return _checked(Table(arrays, str(path), boolean))
+    return _checked(Table(arrays, str(path), boolean), path)
 
 
 def _concatenate(chunks: list[np.ndarray]) -> np.ndarray:
@@ -397,14 +398,61 @@ def _concatenate(chunks: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def _checked(table: Table) -> Table:
+def _checked(table: Table, path: Path | None = None) -> Table:
     empty = [c.name for c in table.columns if c.missing == table.rows]
     if empty:
         raise TableError(
             f"{table.source}: the columns {empty} have no values in any of the "
             f"{table.rows} rows; remove them"
         )
+    for column in table.columns:
+        if column.kind == "categorical":
+            _check_mostly_numeric(table, column.name, path)
     return table
+
+
+#: A text column whose values are numbers in at least this share of the rows is taken for a
+#: numeric column with bad values (a typo, "n/a", "?") and refused, naming the first one.
+NUMERIC_SHARE = 0.9
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_mostly_numeric(table: Table, name: str, path: Path | None) -> None:
+    values = table.column(name)
+    distinct = {v for v in values.tolist() if v is not None}
+    bad = {v for v in distinct if not _is_number(v)}
+    if len(bad) == len(distinct):
+        return
+    counts = sum(1 for v in values.tolist() if v is not None and v in bad)
+    present = table.rows - sum(1 for v in values.tolist() if v is None)
+    if counts > (1 - NUMERIC_SHARE) * present:
+        return
+    row = next(i for i, v in enumerate(values.tolist()) if v in bad)
+    where = f"data row {row + 1}"
+    if path is not None and table_format(path) == "csv":
+        where = f"line {_csv_line(path, row)}"
+    raise TableError(
+        f"{table.source}, {where}: column {name!r} holds numbers in {present - counts} of "
+        f"{present} rows, but has the non-numeric value {values[row]!r}"
+    )
+
+
+def _csv_line(path: Path, row: int) -> int:
+    """The physical line of data row ``row`` (0-based) of a CSV file (stdlib csv, streaming)."""
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        rows = csv.reader(handle, delimiter=delimiter)
+        for index, _ in enumerate(rows):
+            if index == row + 1:  # the header is row 0
+                return rows.line_num
+    return row + 2
 
 
 # -- DataFrames -------------------------------------------------------------------------------
