@@ -425,21 +425,21 @@ def _is_number(value: str) -> bool:
 
 
 def _check_mostly_numeric(table: Table, name: str, path: Path | None) -> None:
-    values = table.column(name)
-    distinct = {v for v in values.tolist() if v is not None}
+    values = table.column(name).tolist()
+    distinct = {v for v in values if v is not None}
     bad = {v for v in distinct if not _is_number(v)}
     if len(bad) == len(distinct):
         return
-    counts = sum(1 for v in values.tolist() if v is not None and v in bad)
-    present = table.rows - sum(1 for v in values.tolist() if v is None)
-    if counts > (1 - NUMERIC_SHARE) * present:
+    present = sum(1 for v in values if v is not None)
+    wrong = sum(1 for v in values if v is not None and v in bad)
+    if wrong > (1 - NUMERIC_SHARE) * present:
         return
-    row = next(i for i, v in enumerate(values.tolist()) if v in bad)
+    row = next(i for i, v in enumerate(values) if v is not None and v in bad)
     where = f"data row {row + 1}"
     if path is not None and table_format(path) == "csv":
         where = f"line {_csv_line(path, row)}"
     raise TableError(
-        f"{table.source}, {where}: column {name!r} holds numbers in {present - counts} of "
+        f"{table.source}, {where}: column {name!r} holds numbers in {present - wrong} of "
         f"{present} rows, but has the non-numeric value {values[row]!r}"
     )
 
