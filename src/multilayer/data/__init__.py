@@ -1,5 +1,7 @@
 """The data layer: IDX files, where datasets live, and verified downloads.
 
+CSV/Parquet files and DataFrames: ``multilayer.data.tables`` (needs ``multilayer[tables]``).
+
 Ready-made datasets are in ``multilayer.datasets``; array helpers (``to_categorical``,
 ``normalize``, ``train_validation_split``) in ``multilayer.utils``.
 """

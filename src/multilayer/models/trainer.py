@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from multilayer.data import tables
 from multilayer.engine import losses as loss_module
 from multilayer.engine import metrics as metric_module
 from multilayer.engine import optimizers as optimizer_module
@@ -862,6 +863,8 @@ class Trainer:
         """The input array(s), checked against the model's inputs (the model is built from
         their shapes if needed); with ``cast``, floats in the model's dtype, contiguous."""
         shapes = self.input_shapes()
+        if tables.is_frame(x):  # pandas/polars: numeric columns in order, or by input name
+            x = tables.frame_inputs(x, self.input_names if shapes is not None else None)
         if isinstance(x, np.ndarray) and shapes is not None and len(shapes) == 1:
             parts = [x]  # the common case, kept cheap for one-image predict calls
         else:
@@ -905,6 +908,8 @@ class Trainer:
         label = [y_name] if len(parts) == 1 else [f"{y_name}[{i}]" for i in range(len(parts))]
         ys = []
         for k, (part, name) in enumerate(zip(parts, label, strict=True)):
+            if tables.is_frame(part):
+                part = tables.from_frame(part, name).to_numpy()
             target = validation.as_array(part, name)
             validation.check_lengths(xs[0], target, x_name, name)
             ys.append(
