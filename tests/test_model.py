@@ -468,3 +468,14 @@ def test_fit_before_compile_and_invalid_verbose(tutorial):
         tutorial.fit(X5, Y5, verbose=3)
     with pytest.raises(ValueError, match="compile: a loss is required"):
         tutorial.compile(optimizer="adam")
+
+
+@pytest.mark.parametrize("empty", [[], (), {}])
+def test_compile_with_an_empty_loss_list_says_a_loss_is_required(empty):
+    """An empty list/dict of losses used to end in IndexError inside compile."""
+    model = Sequential([Dense(1, input_shape=(3,))])
+    with pytest.raises(
+        ValueError,
+        match=re.escape("compile: a loss is required, e.g. loss='categorical_crossentropy'"),
+    ):
+        model.compile(optimizer="sgd", loss=empty)

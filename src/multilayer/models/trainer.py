@@ -174,7 +174,7 @@ class Trainer:
         ``metrics`` a flat list (for every output), a list of lists or a dict;
         ``loss_weights`` a list or dict of floats (default 1).
         """
-        if loss is None:
+        if loss is None or (isinstance(loss, (list, tuple, dict)) and len(loss) == 0):
             raise ValueError("compile: a loss is required, e.g. loss='categorical_crossentropy'")
         self.optimizer = optimizer_module.get(optimizer)
         if isinstance(loss, (list, tuple)):
