@@ -36,7 +36,8 @@ import io
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -192,9 +193,21 @@ def _too_many_pixels(name: str, width: int, height: int, max_pixels: int) -> str
 
 def _decode_with_pillow(data: bytes, *, name: str, max_pixels: int) -> np.ndarray:
     """Decode image bytes with Pillow into grayscale float32 in [0, 1]."""
+    with decoded_image(data, name=name, max_pixels=max_pixels, formats="PNG or JPEG") as img:
+        return _to_gray(img, name=name)
+
+
+@contextmanager
+def decoded_image(data: bytes, *, name: str, max_pixels: int, formats: str) -> Iterator[PILImage]:
+    """The image in ``data``, decoded by Pillow from a whitelist of formats and turned by its
+    EXIF orientation, for the ``with`` body to convert. Its size is checked against
+    ``max_pixels`` from the header, before anything is decoded; any failure, in the body
+    too, is an `ImageError` naming ``name`` (``formats`` names what was expected, e.g.
+    ``"PNG or JPEG"``).
+    """
     Image = _pillow()
     Image.init()  # register every plugin so the whitelist below can be filtered
-    formats = [f for f in _PILLOW_FORMATS if f in Image.OPEN]
+    whitelist = [f for f in _PILLOW_FORMATS if f in Image.OPEN]
 
     # Pillow signals a decompression bomb with a warning (above MAX_IMAGE_PIXELS) or an
     # error (above twice that): turn the warning into an error for this call. Its other
@@ -205,7 +218,7 @@ def _decode_with_pillow(data: bytes, *, name: str, max_pixels: int) -> np.ndarra
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("error", Image.DecompressionBombWarning)  # checked first
         try:
-            img = Image.open(io.BytesIO(data), formats=formats)
+            img = Image.open(io.BytesIO(data), formats=whitelist)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageError(
                 f"{name} is too large: it declares more pixels than Pillow's "
@@ -215,7 +228,7 @@ def _decode_with_pillow(data: bytes, *, name: str, max_pixels: int) -> np.ndarra
             # Pillow raises many types on hostile input (UnidentifiedImageError, SyntaxError,
             # struct.error, ValueError...). Everything here comes from parsing untrusted
             # bytes, so all of it means "not an image we can read".
-            raise ImageError(f"{name} is not a PNG or JPEG image") from exc
+            raise ImageError(f"{name} is not a {formats} image") from exc
 
         with img:
             fmt = img.format or "image"
@@ -227,8 +240,7 @@ def _decode_with_pillow(data: bytes, *, name: str, max_pixels: int) -> np.ndarra
                 raise ImageError(_too_many_pixels(name, width, height, max_pixels))
             try:
                 img.load()
-                img = _apply_exif_orientation(img)
-                return _to_gray(img, name=name)
+                yield _apply_exif_orientation(img)
             except ImageError:
                 raise
             except Exception as exc:

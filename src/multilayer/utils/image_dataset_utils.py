@@ -20,9 +20,7 @@ file that cannot be decoded: ``"raise"`` (the default) stops with an
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,11 +30,9 @@ import numpy as np
 from multilayer.data.images import (
     _DEFAULT_MAX_BYTES,
     _DEFAULT_MAX_PIXELS,
-    _PILLOW_FORMATS,
-    _apply_exif_orientation,
     _pillow,
     _read_bounded,
-    _too_many_pixels,
+    decoded_image,
 )
 from multilayer.errors import ImageError
 from multilayer.models.data_adapters import PyDataset
@@ -192,48 +188,15 @@ def load_image_file(
     data, name = _read_bounded(path, max_bytes=max_bytes, name=None)
     if not data:
         raise ImageError(f"{name} is empty (0 bytes)")
-    img = _open(data, name, max_pixels)
-    with img:
-        fmt = img.format or "image"
-        try:
-            img.load()
-            img = _apply_exif_orientation(img)
-            converted = _convert(img, color_mode)
-        except ImageError:
-            raise
-        except Exception as exc:
-            raise ImageError(f"{name} is a truncated or damaged {fmt} image") from exc
+    with decoded_image(
+        data, name=name, max_pixels=max_pixels, formats="PNG, JPEG, BMP or GIF"
+    ) as img:
+        converted = _convert(img, color_mode)
     converted = _fit_aspect(converted, width, height, crop_to_aspect_ratio, pad_to_aspect_ratio)
     if converted.size != (width, height):
         converted = converted.resize((width, height), _resampling(interpolation))
     pixels = np.asarray(converted, dtype=np.float32)
     return pixels.reshape(height, width, _CHANNELS[color_mode])
-
-
-def _open(data: bytes, name: str, max_pixels: int) -> PILImage:
-    Image = _pillow()
-    Image.init()
-    formats = [f for f in _PILLOW_FORMATS if f in Image.OPEN]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data), formats=formats)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(
-                f"{name} is too large: it declares more pixels than Pillow's "
-                f"decompression-bomb limit"
-            ) from exc
-        except Exception as exc:
-            raise ImageError(f"{name} is not a PNG, JPEG, BMP or GIF image") from exc
-    width, height = img.size
-    if width <= 0 or height <= 0:
-        img.close()
-        raise ImageError(f"{name} has no pixels: it is {width}x{height}")
-    if width * height > max_pixels:
-        img.close()
-        raise ImageError(_too_many_pixels(name, width, height, max_pixels))
-    return img
 
 
 def _convert(img: PILImage, color_mode: str) -> PILImage:
