@@ -332,17 +332,18 @@ class Trainer:
 
     def _apply_update(self, parameters: ParameterBuffer) -> None:
         """One optimizer step on the trainable parameters (all, or those gathered by
-        ``_update_index`` and written back)."""
+        ``_update_index`` and written back), then the weight constraints (as Keras does)."""
         index = self._update_index
         if index is None:
             self._compiled_optimizer().apply(parameters.values, parameters.grads)
-            return
-        values, grads = self._update_values, self._update_grads
-        assert values is not None and grads is not None  # set with the index
-        np.take(parameters.values, index, out=values)
-        np.take(parameters.grads, index, out=grads)
-        self._compiled_optimizer().apply(values, grads)
-        parameters.values[index] = values
+        else:
+            values, grads = self._update_values, self._update_grads
+            assert values is not None and grads is not None  # set with the index
+            np.take(parameters.values, index, out=values)
+            np.take(parameters.grads, index, out=grads)
+            self._compiled_optimizer().apply(values, grads)
+            parameters.values[index] = values
+        parameters.apply_constraints()
 
     # -- one step -----------------------------------------------------------------------------
     def _forward(self, x, training: bool = False):
@@ -395,9 +396,7 @@ class Trainer:
             grads.append(grad)
         self._run_backward(grads, fused)
         self._check_divergence(loss)
-        parameters = self._buffer_of_parameters()
-        self._apply_update(parameters)
-        parameters.apply_constraints()  # after the step, as Keras does
+        self._apply_update(self._buffer_of_parameters())
         return loss
 
     def _check_divergence(self, loss: float) -> None:
