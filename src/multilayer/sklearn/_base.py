@@ -220,7 +220,7 @@ class MultilayerRegressorMixin(RegressorMixin):
             raise ValueError(
                 f"y has {width} outputs; the estimator was fitted with {self.n_outputs_}"
             )
-        return y.reshape(len(y), self.n_outputs_).astype(np.float32)
+        return y.reshape(len(y), self.n_outputs_)
 
     def _output_units(self) -> int:
         return self.n_outputs_
@@ -246,7 +246,7 @@ def check_model(model: Any, units: int, what: str) -> Model:
     """``model`` if it is a single-output multilayer model whose output has ``units`` units."""
     if not isinstance(model, Model):
         raise TypeError(f"{what} must return a multilayer Model, got {type(model).__name__}")
-    shapes = model.output_shapes
+    shapes = model.output_shapes()
     if shapes is not None:
         if len(shapes) != 1:
             raise ValueError(f"{what}: the model must have one output, it has {len(shapes)}")

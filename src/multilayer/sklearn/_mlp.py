@@ -186,11 +186,13 @@ class _BaseMLP(MultilayerEstimator):
     def _batch_size(self, n: int) -> int:
         return min(200, n) if self.batch_size == "auto" else min(int(self.batch_size), n)
 
-    def _build(self, n_features: int, sizes: tuple[int, ...], seed: int, batch: int) -> Sequential:
+    def _build(
+        self, n_features: int, sizes: tuple[int, ...], seed: int, batch: int, dtype: str
+    ) -> Sequential:
         activation = ACTIVATIONS.get(self.activation, self.activation)
         # scikit-learn adds 0.5 * alpha * ||W||^2 / batch_size to each batch's loss
         penalty = regularizers.L2(self.alpha / (2.0 * batch)) if self.alpha else None
-        model = Sequential([Input(shape=(n_features,))], seed=seed)
+        model = Sequential([Input(shape=(n_features,))], seed=seed, dtype=dtype)
         for units in sizes:
             model.add(Dense(int(units), activation=activation, kernel_regularizer=penalty))
         output, loss = self._head()
@@ -225,7 +227,9 @@ class _BaseMLP(MultilayerEstimator):
         seed, rng = seed_from(self.random_state)
         if first:
             batch = self._batch_size(len(X))
-            self.model_ = self._build(X.shape[1], sizes, seed, batch)
+            # float32 data trains a float32 network, anything else float64 (as scikit-learn's)
+            dtype = "float32" if X.dtype == np.float32 else "float64"
+            self.model_ = self._build(X.shape[1], sizes, seed, batch, dtype)
             self.loss_curve_ = []
             self.n_iter_ = 0
             self.t_ = 0

@@ -80,6 +80,7 @@ class _BaseWrapper(MultilayerEstimator):
         meta: dict[str, Any] = {
             "n_features_in_": int(X.shape[1]),
             "n_outputs_": self._output_units(),
+            "dtype": X.dtype.name,
         }
         if hasattr(self, "feature_names_in_"):
             meta["feature_names_in_"] = list(self.feature_names_in_)
@@ -299,7 +300,7 @@ class ModelClassifier(MultilayerClassifierMixin, _BaseWrapper):
         return meta
 
     def _default_loss(self, model: Model) -> str:
-        shapes = model.output_shapes
+        shapes = model.output_shapes()
         if self.multilabel_ or (shapes is not None and shapes[0][-1:] == (1,)):
             return "binary_crossentropy"
         return "sparse_categorical_crossentropy"
@@ -311,7 +312,7 @@ class ModelClassifier(MultilayerClassifierMixin, _BaseWrapper):
         name = _loss_name(config.get("loss"))
         if "categorical" in name and "sparse" not in name:
             return np.eye(len(self.classes_), dtype=np.float32)[target]
-        shapes = model.output_shapes
+        shapes = model.output_shapes()
         if shapes is not None and shapes[0][-1:] == (1,):
             return target.astype(np.float32).reshape(-1, 1)
         return target
