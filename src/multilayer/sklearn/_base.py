@@ -246,7 +246,13 @@ def check_model(model: Any, units: int, what: str) -> Model:
     """``model`` if it is a single-output multilayer model whose output has ``units`` units."""
     if not isinstance(model, Model):
         raise TypeError(f"{what} must return a multilayer Model, got {type(model).__name__}")
+    model._build_if_possible()  # traced as soon as the input shape is known, as in Keras
     shapes = model.output_shapes()
+    if shapes is None:
+        raise ValueError(
+            f"{what}: the model has no input shape; start it with Input(shape=(n_features,)) "
+            "(meta['n_features_in_'])"
+        )
     if shapes is not None:
         if len(shapes) != 1:
             raise ValueError(f"{what}: the model must have one output, it has {len(shapes)}")

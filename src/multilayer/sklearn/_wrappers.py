@@ -164,7 +164,6 @@ class _BaseWrapper(MultilayerEstimator):
         with seeded_globals(seed):
             model = self._call_model_function(self._meta(X))
             model = check_model(model, self._output_units(), "the model function")
-            model._build_if_possible()
             if model.loss is None:  # not compiled by the function
                 model.compile(
                     optimizer=self._make_optimizer(),
