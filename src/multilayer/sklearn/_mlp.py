@@ -55,11 +55,12 @@ class _Convergence(Callback):
                 est.best_validation_score_ = score
                 self.best_weights = [w.copy() for w in self.model.get_weights()]
         else:
-            if loss > est.best_loss_ - est.tol:
+            best = np.inf if est.best_loss_ is None else est.best_loss_
+            if loss > best - est.tol:
                 est._no_improvement_count += 1
             else:
                 est._no_improvement_count = 0
-            est.best_loss_ = min(est.best_loss_, loss)
+            est.best_loss_ = min(best, loss)
         if est._no_improvement_count > est.n_iter_no_change:
             est._converged = True
             self.model.stop_training = True
@@ -123,13 +124,14 @@ class _BaseMLP(MultilayerEstimator):
                 f"hidden_layer_sizes must be an int or a sequence of ints, got {sizes!r}"
             ) from None
         if not all(
-            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and int(s) > 0
+            for s in sizes
         ):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got {sizes!r}")
 
         def positive_int(name: str) -> None:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
         def number(name: str, low: float, high: float | None = None, open_low: bool = False):
@@ -137,9 +139,10 @@ class _BaseMLP(MultilayerEstimator):
             if (
                 isinstance(value, bool)
                 or not isinstance(value, numbers.Real)
-                or not np.isfinite(value)
+                or not np.isfinite(float(value))
             ):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
+            value = float(value)
             if value < low or (open_low and value == low) or (high is not None and value >= high):
                 bound = (
                     f"in ({low}, {high})"
@@ -192,7 +195,8 @@ class _BaseMLP(MultilayerEstimator):
         activation = ACTIVATIONS.get(self.activation, self.activation)
         # scikit-learn adds 0.5 * alpha * ||W||^2 / batch_size to each batch's loss
         penalty = regularizers.L2(self.alpha / (2.0 * batch)) if self.alpha else None
-        model = Sequential([Input(shape=(n_features,))], seed=seed, dtype=dtype)
+        model = Sequential(seed=seed, dtype=dtype)
+        model.add(Input(shape=(n_features,)))
         for units in sizes:
             model.add(Dense(int(units), activation=activation, kernel_regularizer=penalty))
         output, loss = self._head()
@@ -230,12 +234,12 @@ class _BaseMLP(MultilayerEstimator):
             # float32 data trains a float32 network, anything else float64 (as scikit-learn's)
             dtype = "float32" if X.dtype == np.float32 else "float64"
             self.model_ = self._build(X.shape[1], sizes, seed, batch, dtype)
-            self.loss_curve_ = []
+            self.loss_curve_: list[float] = []
             self.n_iter_ = 0
             self.t_ = 0
-            self.best_loss_ = np.inf
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
+            self.best_loss_: float | None = np.inf
+            self.validation_scores_: list[float] | None = None
+            self.best_validation_score_: float | None = None
         validation = None
         early = self.early_stopping and not incremental
         if early:

@@ -184,7 +184,16 @@ class _BaseWrapper(MultilayerEstimator):
         epochs; ``fit_params`` (and the routed ``fit__x`` parameters) go to ``model.fit``."""
         return self._fit(X, y, sample_weight, epochs=self.epochs, fit_params=fit_params)
 
-    def _fit(self, X, y, sample_weight, epochs, fit_params, classes=None, incremental=False):
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        epochs: int,
+        fit_params: dict[str, Any],
+        classes: Any = None,
+        incremental: bool = False,
+    ) -> _BaseWrapper:
         first = not ((incremental or self.warm_start) and hasattr(self, "model_"))
         X, y = self._validate_Xy(X, y, reset=first)
         target = self._encode_y(y, classes=classes, reset=first)
