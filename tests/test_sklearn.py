@@ -172,6 +172,10 @@ def test_mlp_classifier_digits_accuracy(digits):
     assert clf.loss_curve_[-1] < clf.loss_curve_[0] / 10
     assert clf.classes_.tolist() == list(range(10))
     assert clf.n_features_in_ == 64
+    assert [c.shape for c in clf.coefs_] == [(64, 100), (100, 10)]
+    assert [b.shape for b in clf.intercepts_] == [(100,), (10,)]
+    assert clf.n_layers_ == 3 and clf.out_activation_ == "softmax"
+    np.testing.assert_array_equal(clf.coefs_[1], clf.model_.get_weights()[2])
     assert clf.predict_proba(X_test).shape == (len(X_test), 10)
     np.testing.assert_allclose(clf.predict_proba(X_test).sum(axis=1), 1.0, atol=1e-12)
 

@@ -210,6 +210,32 @@ class _BaseMLP(MultilayerEstimator):
     def _validation_score(self, X, y) -> float:
         raise NotImplementedError
 
+    # -- scikit-learn's names for the network's parts (read from model_) -----------------------
+    def _dense_weights(self) -> list[list[np.ndarray]]:
+        check_is_fitted(self)
+        return [layer.get_weights() for layer in self.model_.layers if isinstance(layer, Dense)]
+
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """The weight matrix of each layer (copies of ``model_``'s kernels), as scikit-learn's."""
+        return [weights[0] for weights in self._dense_weights()]
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """The bias vector of each layer (copies of ``model_``'s biases)."""
+        return [weights[1] for weights in self._dense_weights()]
+
+    @property
+    def n_layers_(self) -> int:
+        """Layers counted as scikit-learn does: input, hidden layers and output."""
+        return len(self._dense_weights()) + 1
+
+    @property
+    def out_activation_(self) -> str:
+        """The output layer's activation by scikit-learn's name."""
+        check_is_fitted(self)
+        return {"softmax": "softmax", "sigmoid": "logistic", "linear": "identity"}[self._head()[0]]
+
     # -- training ------------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
         """Train for up to ``max_iter`` epochs (scikit-learn's stopping rule: see the
