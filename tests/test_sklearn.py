@@ -425,6 +425,26 @@ def test_unpickling_checks_the_model_bytes(iris):
         MLPClassifier().__setstate__(state)
 
 
+def test_unpickling_refuses_another_state(iris):
+    X, y = iris
+    clf = quiet(MLPClassifier((8,), max_iter=2, random_state=0).fit, X, y)
+    state = clf.__getstate__()
+    for text, message in [
+        ("{", "^a pickled multilayer estimator state that is not JSON"),
+        (
+            '{"format": "other/9"}',
+            "^a pickled multilayer estimator of format 'other/9'; this version reads multilayer.sklearn/1$",
+        ),
+        (
+            '{"format": "multilayer.sklearn/1", "attributes": {"a": {"__ndarray__": {}}}}',
+            "^a pickled multilayer estimator with invalid attributes",
+        ),
+    ]:
+        bad = {**state, STATE_KEY: {**state[STATE_KEY], "json": text}}
+        with pytest.raises(ValueError, match=message):
+            MLPClassifier().__setstate__(bad)
+
+
 def test_joblib_round_trip(tmp_path, iris):
     joblib = pytest.importorskip("joblib")
     X, y = iris
@@ -551,6 +571,11 @@ def test_wrapper_errors(iris):
         ValueError, match=r"^the model function has no parameter 'units' \(given as model__units\)$"
     ):
         ModelClassifier(build_mlp, model__units=3).fit(X, y)
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown parameter 'epoch': not a parameter of ModelClassifier nor of the model function",
+    ):
+        ModelClassifier(build_mlp, epoch=3).fit(X, y)
     with pytest.raises(ValueError, match=r"^unknown routed parameter 'compile__x'"):
         ModelClassifier(build_mlp, compile__x=3).fit(X, y)
     with pytest.raises(TypeError, match="not a model"):

@@ -138,6 +138,13 @@ class _BaseWrapper(MultilayerEstimator):
                 f"the model function has no parameter {', '.join(map(repr, unknown))} "
                 f"(given as {', '.join('model__' + k for k in unknown)})"
             )
+        unused = [k for k in plain if k not in named] if not takes_any else []
+        if unused:
+            raise ValueError(
+                f"unknown parameter {', '.join(map(repr, unused))}: not a parameter of "
+                f"{type(self).__name__} nor of the model function (route parameters with "
+                f"{', '.join(p + '__' for p in ROUTES)})"
+            )
         kwargs = {name: available[name] for name in named if name in available}
         if takes_any:
             kwargs.update({**plain, **routed})
