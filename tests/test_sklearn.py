@@ -560,6 +560,17 @@ def test_routed_parameters_reach_their_targets(iris):
     assert clf.model_.compile_config["loss"]["class_name"] == "SparseCategoricalCrossentropy"
 
 
+def test_callbacks_are_copied_not_attached(iris):
+    from multilayer.callbacks import EarlyStopping
+
+    X, y = iris
+    stop = EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    clf = ModelClassifier(build_mlp, epochs=50, callbacks=[stop], random_state=0).fit(X, y)
+    assert clf.n_iter_ == 2  # the copy stopped training: no epoch improved the loss by 10
+    assert stop.model is None and clf.callbacks[0] is stop
+    assert b"multilayer.model" in pickle.dumps(clf)
+
+
 def test_wrapper_errors(iris):
     X, y = iris
     with pytest.raises(

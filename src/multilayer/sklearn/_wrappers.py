@@ -3,6 +3,7 @@ builds a multilayer model, with scikeras' routed parameters."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -222,6 +223,10 @@ class _BaseWrapper(MultilayerEstimator):
         }
         if incremental:
             arguments["epochs"] = 1
+        if arguments.get("callbacks") is not None:
+            # copies: fit attaches the model to its callbacks, and a parameter stays as given
+            # (and pickles without the network in it)
+            arguments["callbacks"] = copy.deepcopy(arguments["callbacks"])
         history = self.model_.fit(
             X, self._targets_for(self.model_, target), sample_weight=weights, **arguments
         )
