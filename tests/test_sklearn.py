@@ -369,6 +369,26 @@ def test_multilabel_and_multioutput():
     assert reg.score(X, targets) > 0.95
 
 
+def test_warm_start_and_wrapper_partial_fit(iris):
+    X, y = iris
+    clf = MLPClassifier((8,), max_iter=3, warm_start=True, random_state=0)
+    quiet(clf.fit, X, y)
+    first = clf.model_
+    quiet(clf.fit, X, y)
+    assert clf.model_ is first and clf.n_iter_ == 6 and len(clf.loss_curve_) == 6
+    cold = quiet(clf.set_params(warm_start=False).fit, X, y)
+    assert cold.model_ is not first and cold.n_iter_ == 3
+    reg = ModelRegressor(build_mlp, epochs=5, random_state=0)
+    targets = X[:, :2] @ [1.0, -1.0]
+    for _ in range(3):
+        reg.partial_fit(X, targets)
+    assert reg.n_iter_ == 3 and len(reg.history_["loss"]) == 3 and reg.n_outputs_ == 1
+    assert reg.history_["loss"][-1] < reg.history_["loss"][0]
+    assert reg.predict(X).shape == (150,)
+    with pytest.raises(ValueError, match="^y has 2 outputs; the estimator was fitted with 1$"):
+        reg.partial_fit(X, np.stack([targets, targets], axis=1))
+
+
 # -- pickling ---------------------------------------------------------------------------------
 def _globals_in(data: bytes) -> set[str]:
     """The module.name of every global a pickle would import."""
