@@ -476,7 +476,16 @@ def test_joblib_round_trip(tmp_path, iris):
 
 
 # -- in scikit-learn's tools ------------------------------------------------------------------
-def test_grid_search_in_two_processes(iris):
+@pytest.fixture
+def loky_workers():
+    """Stop the worker processes joblib starts (it keeps them for reuse) after the test."""
+    yield
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+
+
+def test_grid_search_in_two_processes(iris, loky_workers):
     X, y = iris
     search = GridSearchCV(
         ModelClassifier(build_mlp, epochs=20, optimizer__learning_rate=0.01, random_state=0),
