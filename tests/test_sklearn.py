@@ -16,7 +16,7 @@ sklearn = pytest.importorskip("sklearn")
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.compose import ColumnTransformer  # noqa: E402
-from sklearn.datasets import load_digits, load_iris  # noqa: E402
+from sklearn.datasets import load_digits, load_iris, make_regression  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.metrics import accuracy_score  # noqa: E402
 from sklearn.model_selection import (  # noqa: E402
@@ -587,6 +587,24 @@ def test_routed_parameters_reach_their_targets(iris):
     assert type(clf.model_.optimizer).__name__ == "SGD"
     assert sorted(clf.history_) == ["loss", "val_loss"]
     assert clf.model_.compile_config["loss"]["class_name"] == "SparseCategoricalCrossentropy"
+
+
+def test_a_functional_model_for_several_targets():
+    import multilayer
+
+    X, Y = make_regression(n_samples=200, n_features=5, n_targets=3, noise=0.1, random_state=0)
+    Y = Y / Y.std(axis=0)
+
+    def functional(meta, width=32):
+        inputs = multilayer.Input(shape=(meta["n_features_in_"],))
+        hidden = Dense(width, activation="tanh")(inputs)
+        return multilayer.Model(inputs, Dense(meta["n_outputs_"])(hidden))
+
+    reg = ModelRegressor(functional, epochs=60, optimizer__learning_rate=0.01, random_state=0)
+    reg.fit(X, Y)
+    assert reg.n_outputs_ == 3 and reg.predict(X).shape == (200, 3)
+    assert reg.score(X, Y) > 0.95
+    assert reg.model_.compile_config["loss"]["class_name"] == "MeanSquaredError"
 
 
 def test_callbacks_are_copied_not_attached(iris):
