@@ -240,7 +240,7 @@ def calibration_curve(
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
     edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.searchsorted(edges[1:-1], p, side="right")
+    index = np.searchsorted(edges[1:-1], p)  # bins (a, b], the first [0, b]
     counts = np.bincount(index, minlength=bins)
     hits = np.bincount(index, weights=positive, minlength=bins)
     sums = np.bincount(index, weights=p, minlength=bins)
