@@ -86,15 +86,15 @@ def _model_and_spec(run_or_model: Any, spec: TableSpec | None) -> tuple[Any, Tab
 
 
 def _batches(table: TableSource, batch_rows: int) -> Iterator[Table]:
-    """The table in batches of at most ``batch_rows`` rows."""
+    """The table in batches of at most ``batch_rows`` rows (a file is read as it goes: CSV in
+    blocks of about a megabyte, Parquet in ``batch_rows`` rows)."""
     if isinstance(table, (str, Path)):
         from multilayer.data.tables import iter_batches
 
         rows = 0
-        for batch in iter_batches(table, batch_rows):
-            rows += batch.rows
-            if batch.rows:
-                yield batch
+        for block in iter_batches(table, batch_rows):
+            rows += block.rows
+            yield from _split(block, batch_rows)
         if rows == 0:
             raise TableError(f"{table} has a header but no rows")
         return
@@ -107,10 +107,18 @@ def _batches(table: TableSource, batch_rows: int) -> Iterator[Table]:
         )
     if table.rows == 0:
         raise TableError(f"{table.source} has no rows")
+    yield from _split(table, batch_rows)
+
+
+def _split(table: Table, batch_rows: int) -> Iterator[Table]:
+    if table.rows <= batch_rows:
+        if table.rows:
+            yield table
+        return
     names = table.column_names
+    booleans = [n for n in names if table.kind(n) == "boolean"]
     for start in range(0, table.rows, batch_rows):
         part = {n: table.column(n)[start : start + batch_rows] for n in names}
-        booleans = [n for n in names if table.kind(n) == "boolean"]
         yield Table(part, table.source, booleans)
 
 
@@ -384,23 +392,30 @@ def target_values(table: Table, spec: TableSpec) -> np.ndarray:
 
 
 def _class_indices(values: np.ndarray, spec: TableSpec, source: str) -> np.ndarray:
-    index: dict[Any, int] = {}
-    for k, label in enumerate(spec.classes):
-        # Labels compare as read: text as text, numbers (and true/false) as numbers.
-        key = label if isinstance(label, str) else float(label)
-        index[key] = k
-    raw = values.tolist()
-    out = np.empty(len(raw), dtype=np.int64)
-    for row, value in enumerate(raw):
-        key = value if isinstance(value, str) else float(value)
-        k = index.get(key)
-        if k is None:
-            raise TableError(
-                f"target column {spec.target[0]!r} of {source}, data row {row + 1}: "
-                f"{value!r} is not one of the classes the model was trained on "
-                f"{list(spec.classes)[:20]}"
-            )
-        out[row] = k
+    """Each row's index in ``spec.classes``; labels compare as read: text as text, numbers
+    and true/false as numbers."""
+    keys = [c if isinstance(c, str) else float(c) for c in spec.classes]
+    if values.dtype != object and not any(isinstance(k, str) for k in keys):
+        numbers = np.asarray(keys, dtype=np.float64)
+        order = np.argsort(numbers)
+        at = np.clip(np.searchsorted(numbers[order], values), 0, len(keys) - 1)
+        found = numbers[order][at] == values
+        out = order[at].astype(np.int64)
+    else:
+        index = {key: k for k, key in enumerate(keys)}
+        raw = values.tolist()
+        looked = [index.get(v if isinstance(v, str) else float(v), -1) for v in raw]
+        out = np.asarray(looked, dtype=np.int64)
+        found = out >= 0
+    if not np.all(found):
+        row = int(np.flatnonzero(~found)[0])
+        value = values[row]
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise TableError(
+            f"target column {spec.target[0]!r} of {source}, data row {row + 1}: "
+            f"{shown!r} is not one of the classes the model was trained on "
+            f"{list(spec.classes)[:20]}"
+        )
     return out
 
 
