@@ -98,6 +98,7 @@ def write_report(
     *,
     misclassified: int = MISCLASSIFIED,
     weight_units: int = WEIGHT_UNITS,
+    test_table=None,
 ) -> Path:
     """Write ``RUN_DIR/report/``: PNG figures and a self-contained ``index.html``.
 
@@ -110,6 +111,10 @@ def write_report(
             test-set figures are replaced by a note.
         misclassified: how many confidently wrong test images to show.
         weight_units: how many first-layer units to draw.
+        test_table: for a run trained on a table (config.json has a "table" spec): the test
+            rows, with the target column(s), as a CSV/Parquet path, a `Table` or a DataFrame.
+            The report then shows the task's figures (`multilayer.report.tabular`) instead of
+            images and weights; without it, a note.
 
     Returns:
         the path of ``report/index.html``.
@@ -130,7 +135,19 @@ def write_report(
     out.mkdir(exist_ok=True)
 
     sections = [_curves_section(out, history)]
-    if model is None:
+    spec = run.table_spec()
+    if spec is not None:
+        if model is None:
+            sections.append(Section("Model", note=f"{run.path} has no model file."))
+        elif test_table is None:
+            sections.append(
+                Section("Test set", note="No test table was given: no test-set figures.")
+            )
+        else:
+            from multilayer.report.tabular import table_sections
+
+            sections.extend(table_sections(out, model, spec, test_table))
+    elif model is None:
         sections.append(Section("Model", note=f"{run.path} has no model file."))
     else:
         if test_data is None:
@@ -145,7 +162,7 @@ def write_report(
         sections.append(_weights_section(out, model, weight_units, shape))
 
     title = f"Run report: {run.path.name}"
-    dataset = _dataset_name(config)
+    dataset = _dataset_name(config) if spec is None else f"a table (target {spec.target[0]})"
     page = render_page(
         title,
         f"{run.path.resolve()} · dataset: {dataset}",

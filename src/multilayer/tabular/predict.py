@@ -47,6 +47,7 @@ __all__ = [
     "predict_table",
     "table_outputs",
     "target_values",
+    "targets_and_outputs",
     "test_metrics",
     "write_predictions",
 ]
@@ -419,6 +420,27 @@ def _class_indices(values: np.ndarray, spec: TableSpec, source: str) -> np.ndarr
     return out
 
 
+def targets_and_outputs(
+    run_or_model: Any,
+    table: TableSource,
+    *,
+    spec: TableSpec | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> tuple[np.ndarray, np.ndarray, TableSpec]:
+    """The targets (`target_values`) and the model's outputs (rows, spec.n_outputs) for every
+    row of ``table``, which must have the target column(s); and the spec.
+
+    A file is read in batches; memory grows with the targets and outputs kept (a few numbers
+    per row), not with the input columns.
+    """
+    model, spec = _model_and_spec(run_or_model, spec)
+    targets, outputs = [], []
+    for batch in _batches(table, batch_rows):
+        targets.append(target_values(batch, spec))
+        outputs.append(table_outputs(model, batch, spec))
+    return np.concatenate(targets), np.concatenate(outputs), spec
+
+
 def evaluate_table(
     run_or_model: Any,
     table: TableSource,
@@ -426,18 +448,9 @@ def evaluate_table(
     spec: TableSpec | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> dict[str, float | int | None]:
-    """`task_metrics` of the model on ``table``, which must have the target column(s).
-
-    A file is read in batches; memory grows with the targets and outputs kept for the
-    metrics (a few numbers per row), not with the input columns.
-    """
-    model, spec = _model_and_spec(run_or_model, spec)
-    targets, outputs = [], []
-    for batch in _batches(table, batch_rows):
-        targets.append(target_values(batch, spec))
-        outputs.append(table_outputs(model, batch, spec))
-    y = np.concatenate(targets)
-    p = np.concatenate(outputs)
+    """`task_metrics` of the model on ``table``, which must have the target column(s)
+    (see `targets_and_outputs`)."""
+    y, p, spec = targets_and_outputs(run_or_model, table, spec=spec, batch_rows=batch_rows)
     return task_metrics(spec.task, y, p[:, 0] if spec.n_outputs == 1 else p, spec.classes)
 
 
