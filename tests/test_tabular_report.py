@@ -113,3 +113,41 @@ def test_cli_report_of_a_table_run(table_run, capsys):  # noqa: F811 (the import
     assert (code, err) == (0, "")
     assert out.strip() == f"report written to {run.report_path}"
     assert_figures(run, ["predicted_vs_true.png", "residuals.png"])
+
+
+def test_trained_table_run_metrics_report_and_predictions_agree(tmp_path, capsys):
+    """train_table (h11-tabular's train path) with a separate test file: metrics.json holds
+    spec_metrics of the test rows, which `mlp evaluate` reproduces from the saved model; the
+    report has the binary figures; `mlp predict` writes one row per test row."""
+    from multilayer.tabular.predict import evaluate_table
+    from multilayer.tabular.training import train_table
+
+    train = write_csv(tmp_path / "train.csv", rows(160, seed=1))
+    test = write_csv(tmp_path / "test.csv", rows(40, seed=2))
+    result = train_table(
+        train, "y", test_data=test, seed=0, output=tmp_path / "run", overrides={"epochs": 2}
+    )
+    run = result.run
+    evaluated = evaluate_table(run.path, test)
+    metrics = run.metrics
+    assert metrics["test_samples"] == evaluated["samples"] == 40
+    for key in ("accuracy", "log_loss", "roc_auc", "f1"):
+        assert metrics[f"test_{key}"] == pytest.approx(evaluated[key], rel=1e-9), key
+    page = assert_figures(run, ["roc_curve.png", "calibration.png"])
+    assert "test ROC AUC" in page
+
+    code, out, err = run_cli(capsys, "evaluate", run.path, test, "--json")
+    assert (code, err) == (0, "")
+    import json
+
+    assert json.loads(out)["roc_auc"] == evaluated["roc_auc"]
+    predictions = tmp_path / "predictions.csv"
+    code, out, err = run_cli(capsys, "predict", run.path, test, "-o", predictions)
+    assert (code, err) == (0, "")
+    import pyarrow.csv as pacsv
+
+    back = pacsv.read_csv(predictions).to_pydict()
+    assert list(back) == ["prediction", "proba_no", "proba_yes"]
+    assert len(back["prediction"]) == 40
+    assert set(back["prediction"]) <= {"no", "yes"}
+    np.testing.assert_allclose(np.add(back["proba_no"], back["proba_yes"]), 1.0, rtol=0, atol=1e-15)

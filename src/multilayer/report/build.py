@@ -74,6 +74,13 @@ def _headline(metrics: dict | None, history: dict | None) -> list[tuple[str, str
         if isinstance(value, (int, float)):
             cards.append((label, f"{100 * value:.2f}%"))
             break
+    for key, label in (
+        ("test_roc_auc", "test ROC AUC"),
+        ("test_rmse", "test RMSE"),
+        ("test_r2", "test R²"),
+    ):  # a table run's task metrics
+        if isinstance(metrics.get(key), (int, float)):
+            cards.append((label, f"{metrics[key]:.4g}"))
     if isinstance(metrics.get("test_loss"), (int, float)):
         cards.append(("test loss", f"{metrics['test_loss']:.4f}"))
     if history and history.get("epoch"):
@@ -99,6 +106,7 @@ def write_report(
     misclassified: int = MISCLASSIFIED,
     weight_units: int = WEIGHT_UNITS,
     test_table=None,
+    test_outputs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Path:
     """Write ``RUN_DIR/report/``: PNG figures and a self-contained ``index.html``.
 
@@ -114,7 +122,10 @@ def write_report(
         test_table: for a run trained on a table (config.json has a "table" spec): the test
             rows, with the target column(s), as a CSV/Parquet path, a `Table` or a DataFrame.
             The report then shows the task's figures (`multilayer.report.tabular`) instead of
-            images and weights; without it, a note.
+            images and weights; without it (or ``test_outputs``), a note.
+        test_outputs: for a run trained on a table, instead of ``test_table``: the test
+            targets and the model's outputs on them, ``(y_true, outputs)`` as
+            `multilayer.tabular.metrics.task_metrics` takes them.
 
     Returns:
         the path of ``report/index.html``.
@@ -139,14 +150,14 @@ def write_report(
     if spec is not None:
         if model is None:
             sections.append(Section("Model", note=f"{run.path} has no model file."))
-        elif test_table is None:
+        elif test_table is None and test_outputs is None:
             sections.append(
                 Section("Test set", note="No test table was given: no test-set figures.")
             )
         else:
             from multilayer.report.tabular import table_sections
 
-            sections.extend(table_sections(out, model, spec, test_table))
+            sections.extend(table_sections(out, model, spec, test_table, test_outputs))
     elif model is None:
         sections.append(Section("Model", note=f"{run.path} has no model file."))
     else:

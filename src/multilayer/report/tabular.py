@@ -21,7 +21,7 @@ from multilayer.report.html import Section, flatten, key_value_table, per_class_
 from multilayer.tabular.metrics import calibration_curve, roc_curve, task_metrics
 from multilayer.tabular.spec import TableSpec
 
-__all__ = ["MAX_LABEL_CURVES", "table_sections"]
+__all__ = ["MAX_LABEL_CURVES", "table_sections", "write_table_report"]
 
 #: Labels of a multi-label task drawn in the ROC figure.
 MAX_LABEL_CURVES = 10
@@ -35,13 +35,23 @@ def _save(out: Path, name: str, figure: Any) -> bytes:
     return png
 
 
-def table_sections(out: Path, model: Any, spec: TableSpec, table: Any) -> list[Section]:
+def table_sections(
+    out: Path,
+    model: Any,
+    spec: TableSpec,
+    table: Any = None,
+    outputs: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[Section]:
     """The sections for the model's predictions on ``table`` (a path, Table or DataFrame
-    with the target column(s)); PNG files are written into ``out``."""
-    from multilayer.tabular.predict import targets_and_outputs
+    with the target column(s)), or for ``outputs``: ``(y_true, model outputs)`` as
+    `task_metrics` takes them, already computed. PNG files are written into ``out``."""
+    if outputs is None:
+        from multilayer.tabular.predict import targets_and_outputs
 
-    y, outputs, spec = targets_and_outputs(model, table, spec=spec)
-    p = outputs[:, 0] if spec.n_outputs == 1 else outputs
+        y, raw, spec = targets_and_outputs(model, table, spec=spec)
+    else:
+        y, raw = np.asarray(outputs[0]), np.asarray(outputs[1], dtype=np.float64)
+    p = raw[:, 0] if spec.n_outputs == 1 and raw.ndim == 2 else raw
     metrics = task_metrics(spec.task, y, p, spec.classes)
     sections = [
         Section(
@@ -160,3 +170,17 @@ def _multilabel(out: Path, y: np.ndarray, p: np.ndarray, spec: TableSpec) -> Sec
         _save(out, "roc_curve.png", plots.roc_figure(curves)),
         "roc_curve.png",
     )
+
+
+def write_table_report(
+    run_dir: str | Path, model: Any, y_true: np.ndarray, outputs: np.ndarray
+) -> tuple[Path | None, str | None]:
+    """The report of a table run that has just been trained, from its test targets and the
+    model's test outputs: ``(index.html, None)``, or ``(None, why)`` when matplotlib is
+    missing (a note, not a failed run)."""
+    try:
+        from multilayer.report.build import write_report
+
+        return write_report(run_dir, model, test_outputs=(y_true, outputs)), None
+    except ImportError as error:
+        return None, str(error)

@@ -36,12 +36,15 @@ from typing import Any
 
 import numpy as np
 
+from multilayer.tabular.spec import TableSpec
+
 __all__ = [
     "THRESHOLD",
     "TASKS",
     "calibration_curve",
     "roc_auc",
     "roc_curve",
+    "spec_metrics",
     "task_metrics",
 ]
 
@@ -91,6 +94,20 @@ def task_metrics(
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("multilabel y_true must hold 0 and 1 only")
     return _multilabel(y.astype(np.int64), _probabilities(p))
+
+
+def spec_metrics(
+    spec: TableSpec, y_true: Any, outputs: Any, prefix: str = "test_"
+) -> dict[str, float | int | None]:
+    """`task_metrics` for a table model's ``outputs`` (final units, (rows, spec.n_outputs))
+    against ``y_true`` as `task_metrics` takes it, keys prefixed with ``prefix`` and without
+    ``samples``: what a table run writes into metrics.json (``test_rmse``, ``test_roc_auc``...).
+    """
+    p = np.asarray(outputs)
+    if spec.n_outputs == 1 and p.ndim == 2 and p.shape[1] == 1:
+        p = p[:, 0]
+    values = task_metrics(spec.task, y_true, p, spec.classes)
+    return {f"{prefix}{key}": value for key, value in values.items() if key != "samples"}
 
 
 def _column(values: np.ndarray, name: str) -> np.ndarray:

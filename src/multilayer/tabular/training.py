@@ -11,7 +11,8 @@ the separate ``test_data``) and a validation split of the training rows (stratif
 classification), adapts a `FeatureSpace` to the training rows and builds the model of the
 recipe (`build_table_model`). It writes nothing. `PreparedTableRun.run` trains with
 best-epoch selection on the validation split (the weights of the epoch with the lowest
-validation loss are kept), computes the task's test metrics (`task_metrics`) and writes the
+validation loss are kept), computes the task's test metrics
+(`multilayer.tabular.metrics.spec_metrics`) and writes the
 run directory: ``model.safetensors``, ``config.json`` (with the `TableSpec` under
 ``"table"``), ``history.csv``/``.json`` and ``metrics.json``.
 
@@ -33,6 +34,7 @@ from multilayer.data import tables
 from multilayer.recipes import Recipe, get_recipe, make_schedule
 from multilayer.runs import RunDir, new_run_path
 from multilayer.tabular.features import FeatureSpace
+from multilayer.tabular.metrics import spec_metrics
 from multilayer.tabular.spec import TableSpec
 
 if TYPE_CHECKING:
@@ -45,7 +47,6 @@ __all__ = [
     "build_table_model",
     "encode_target",
     "prepare_table_run",
-    "task_metrics",
     "train_table",
 ]
 
@@ -209,97 +210,6 @@ def build_table_model(
     return model
 
 
-# -- metrics ------------------------------------------------------------------------------------
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_values = values[order]
-    boundaries = np.flatnonzero(np.diff(sorted_values)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(values)]])
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0  # 1-based average rank of ties
-    return ranks
-
-
-def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
-    """The area under the ROC curve of binary ``y_true`` (0/1) for ``scores`` (ties count
-    half, the Mann-Whitney statistic); None when only one class is present."""
-    positive = y_true.astype(bool)
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = _average_ranks(np.asarray(scores, dtype=np.float64))
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    tp = float(np.sum(y_true & y_pred))
-    fp = float(np.sum(~y_true & y_pred))
-    fn = float(np.sum(y_true & ~y_pred))
-    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
-
-
-def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return float(np.mean(present)) if present else None
-
-
-def task_metrics(spec: TableSpec, y: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
-    """The task's test metrics of model ``outputs`` (final units, see the contract) against
-    training values ``y`` (`encode_target`).
-
-    regression: ``rmse``, ``mae``, ``r2``. Classification: ``accuracy``, ``log_loss``,
-    ``roc_auc`` and ``f1`` (binary: of ``classes[1]``; multi-class: one-vs-rest ROC AUC and
-    F1 averaged over the classes (macro); multi-label: per label at 0.5, then macro, and
-    ``accuracy`` per label). Keys are prefixed ``test_``.
-    """
-    eps = 1e-15
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if spec.task == "regression":
-        pred = outputs.reshape(-1)
-        error = pred - y
-        total = float(np.sum(np.square(y - y.mean())))
-        r2 = 1.0 - float(np.sum(np.square(error))) / total if total > 0 else None
-        return {
-            "test_rmse": float(np.sqrt(np.mean(np.square(error)))),
-            "test_mae": float(np.mean(np.abs(error))),
-            "test_r2": r2,
-        }
-    if spec.task == "binary":
-        p = np.clip(outputs.reshape(-1), eps, 1 - eps)
-        truth = y.astype(bool)
-        pred = p >= 0.5
-        return {
-            "test_accuracy": float(np.mean(pred == truth)),
-            "test_log_loss": float(-np.mean(np.where(truth, np.log(p), np.log(1 - p)))),
-            "test_roc_auc": roc_auc(truth, p),
-            "test_f1": _f1(truth, pred),
-        }
-    if spec.task == "multiclass":
-        p = np.clip(outputs, eps, 1.0)
-        p = p / p.sum(axis=1, keepdims=True)
-        pred = np.argmax(outputs, axis=1)
-        k = outputs.shape[1]
-        return {
-            "test_accuracy": float(np.mean(pred == y)),
-            "test_log_loss": float(-np.mean(np.log(p[np.arange(len(y)), y]))),
-            "test_roc_auc": _mean([roc_auc(y == c, outputs[:, c]) for c in range(k)]),
-            "test_f1": _mean([_f1(y == c, pred == c) for c in range(k) if np.any(y == c)]),
-        }
-    p = np.clip(outputs, eps, 1 - eps)
-    truth = y.astype(bool)
-    pred = p >= 0.5
-    k = outputs.shape[1]
-    return {
-        "test_accuracy": float(np.mean(pred == truth)),
-        "test_log_loss": float(-np.mean(np.where(truth, np.log(p), np.log(1 - p)))),
-        "test_roc_auc": _mean([roc_auc(truth[:, c], p[:, c]) for c in range(k)]),
-        "test_f1": _mean([_f1(truth[:, c], pred[:, c]) for c in range(k)]),
-    }
-
-
 # -- a run --------------------------------------------------------------------------------------
 @dataclass
 class PreparedTableRun:
@@ -365,6 +275,10 @@ class PreparedTableRun:
             if run.path.is_dir() and not any(run.path.iterdir()):
                 run.path.rmdir()
             raise
+        from multilayer.report.tabular import write_table_report
+
+        x, y = self.test  # the report adapted to the task (matplotlib missing: no report)
+        write_table_report(run.path, self.model, y, self.model.predict(x, verbose=0))
         return TableRunResult(run, self.model, history, config, metrics)
 
     def _test(self, history: History, seconds: float, best_epoch: int) -> dict[str, Any]:
@@ -375,7 +289,7 @@ class PreparedTableRun:
         return {
             "task": self.spec.task,
             "test_loss": float(loss),
-            **task_metrics(self.spec, y, outputs),
+            **spec_metrics(self.spec, y, outputs),
             "test_samples": int(len(y)),
             "epochs": epochs,
             "best_epoch": int(best_epoch),
