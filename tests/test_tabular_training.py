@@ -170,10 +170,11 @@ def test_task_metrics_match_scikit_learn():
     p = np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1)
     p[:10] = 0.5  # ties
     got = task_metrics(TableSpec(["y"], "binary", [0, 1], ["x"], {"x": "numeric"}), y, p[:, None])
-    assert got["test_accuracy"] == pytest.approx(sk.accuracy_score(y, p >= 0.5))
+    # 0.5 is the negative class, as in BinaryAccuracy (Keras: y_pred > threshold)
+    assert got["test_accuracy"] == pytest.approx(sk.accuracy_score(y, p > 0.5))
     assert got["test_log_loss"] == pytest.approx(sk.log_loss(y, p))
     assert got["test_roc_auc"] == pytest.approx(sk.roc_auc_score(y, p))
-    assert got["test_f1"] == pytest.approx(sk.f1_score(y, p >= 0.5))
+    assert got["test_f1"] == pytest.approx(sk.f1_score(y, p > 0.5))
 
     y3 = rng.integers(0, 3, 300)
     logits = rng.normal(size=(300, 3)) + np.eye(3)[y3]
@@ -190,7 +191,7 @@ def test_task_metrics_match_scikit_learn():
     specm = TableSpec(["p", "q"], "multilabel", ["p", "q"], ["x"], {"x": "numeric"})
     got = task_metrics(specm, ym, pm)
     assert got["test_roc_auc"] == pytest.approx(sk.roc_auc_score(ym, pm, average="macro"))
-    assert got["test_f1"] == pytest.approx(sk.f1_score(ym, pm >= 0.5, average="macro"))
+    assert got["test_f1"] == pytest.approx(sk.f1_score(ym, pm > 0.5, average="macro"))
 
     yr = rng.normal(size=50)
     pr = yr + rng.normal(scale=0.3, size=50)

@@ -47,10 +47,13 @@ __all__ = [
     "build_table_model",
     "encode_target",
     "prepare_table_run",
+    "task_metrics",
     "train_table",
 ]
 
 DEFAULT_RECIPE = "tabular"
+#: The task's test metrics, ``test_``-prefixed: `multilayer.tabular.metrics.spec_metrics`.
+task_metrics = spec_metrics
 #: The recipe fields a table run may override.
 OVERRIDABLE = (
     "hidden",
