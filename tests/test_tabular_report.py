@@ -151,3 +151,44 @@ def test_trained_table_run_metrics_report_and_predictions_agree(tmp_path, capsys
     assert len(back["prediction"]) == 40
     assert set(back["prediction"]) <= {"no", "yes"}
     np.testing.assert_allclose(np.add(back["proba_no"], back["proba_yes"]), 1.0, rtol=0, atol=1e-15)
+
+
+def test_cli_train_predict_evaluate_end_to_end(tmp_path, capsys):
+    """mlp train --data/--target (binary) writes the report; mlp evaluate prints the
+    metrics.json values; mlp predict writes one labelled row per input row; --no-report."""
+    import json
+
+    import pyarrow.csv as pacsv
+
+    train = write_csv(tmp_path / "train.csv", rows(150, seed=3, labels=("low", "mid")))
+    test = write_csv(tmp_path / "test.csv", rows(30, seed=4, labels=("low", "mid")))
+    out = tmp_path / "run"
+    fast = ["--epochs", "2", "--seed", "0", "--quiet"]
+    code, stdout, err = run_cli(
+        capsys, "train", "--data", train, "--target", "y", "--test-data", test, "-o", out, *fast
+    )
+    assert code == 0, err
+    run = RunDir(out)
+    assert f"report: {run.report_path}" in stdout
+    assert_figures(run, ["roc_curve.png", "calibration.png"])
+
+    code, stdout, err = run_cli(capsys, "evaluate", out, test, "--json")
+    assert code == 0, err
+    printed = json.loads(stdout)
+    for key in ("accuracy", "log_loss", "roc_auc", "f1"):
+        assert printed[key] == pytest.approx(run.metrics[f"test_{key}"], rel=1e-9), key
+
+    code, _, err = run_cli(capsys, "predict", out, test, "-o", tmp_path / "p.csv")
+    assert code == 0, err
+    back = pacsv.read_csv(tmp_path / "p.csv").to_pydict()
+    assert run.table_spec().classes == ["low", "mid"]
+    assert list(back) == ["prediction", "proba_low", "proba_mid"]
+    assert set(back["prediction"]) <= {"low", "mid"}
+    assert len(back["prediction"]) == 30
+
+    other = tmp_path / "run2"
+    code, stdout, err = run_cli(
+        capsys, "train", "--data", train, "--target", "y", "-o", other, "--no-report", *fast
+    )
+    assert code == 0, err
+    assert not RunDir(other).report_dir.exists() and "report:" not in stdout

@@ -296,7 +296,7 @@ def command(
                 "validation_split": validation_split, "label_smoothing": label_smoothing,
             },
             {"--optimizer": optimizer, "--resume": resume, "--checkpoint-every": checkpoint_every},
-            early_stopping, seed, output, verbose,
+            early_stopping, seed, output, verbose, report,
         )  # fmt: skip
         return
     table_only: dict[str, object] = {"--target": target, "--test-data": test_data}
@@ -384,6 +384,7 @@ def _train_table(
     seed: int | None,
     output: Path | None,
     verbose: bool,
+    report: bool = True,
 ) -> None:
     """``mlp train --data TABLE --target COLUMN``: `prepare_table_run`, then run it."""
     from multilayer.data.tables import TASKS
@@ -421,5 +422,7 @@ def _train_table(
     )
     if verbose:
         print(table_plan_message(prepared), flush=True)
-    result = prepared.run(verbose=1 if verbose else 0)
+    result = prepared.run(verbose=1 if verbose else 0, report=report)
     print(table_result_message(result))
+    if report and result.run.report_path.is_file():
+        print(f"report: {result.run.report_path}")

@@ -235,8 +235,9 @@ class PreparedTableRun:
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.train[1]) / self.recipe.batch_size)
 
-    def run(self, verbose: int = 0) -> TableRunResult:
-        """Train (best epoch on the validation split), test, write the run directory."""
+    def run(self, verbose: int = 0, report: bool = True) -> TableRunResult:
+        """Train (best epoch on the validation split), test, write the run directory (and
+        its report adapted to the task, unless ``report`` is False or matplotlib missing)."""
         from multilayer.callbacks import EarlyStopping
 
         run = RunDir(self.output)
@@ -279,10 +280,11 @@ class PreparedTableRun:
             if run.path.is_dir() and not any(run.path.iterdir()):
                 run.path.rmdir()
             raise
-        from multilayer.report.tabular import write_table_report
+        if report:
+            from multilayer.report.tabular import write_table_report
 
-        x, y = self.test  # the report adapted to the task (matplotlib missing: no report)
-        write_table_report(run.path, self.model, y, self.model.predict(x, verbose=0))
+            x, y = self.test
+            write_table_report(run.path, self.model, y, self.model.predict(x, verbose=0))
         return TableRunResult(run, self.model, history, config, metrics)
 
     def _test(self, history: History, seconds: float, best_epoch: int) -> dict[str, Any]:
