@@ -349,3 +349,21 @@ def test_cli_table_options_on_an_image_model_are_refused(tmp_path, capsys):
     assert code == 2 and "-o/--output is for runs trained on a table" in stderr
     code, _, stderr = run_cli(capsys, "evaluate", path, rows)
     assert code == 2 and "a table file is for runs trained on a table" in stderr
+
+
+def test_a_bare_table_model_file_carries_its_spec(table_run, tmp_path, capsys):
+    """A model file outside its run directory: the spec comes from its training_info."""
+    from multilayer.models import load_model
+    from multilayer.tabular.predict import model_table_spec
+
+    run, data = table_run
+    model = load_model(run.model_path)
+    assert model_table_spec(model) is None  # this one was saved without it
+    model.training_info = {"table": run.table_spec().to_config()}
+    bare = tmp_path / "houses.safetensors"
+    model.save(bare)
+    assert model_table_spec(load_model(bare)) == run.table_spec()
+    code, _, err = run_cli(capsys, "predict", bare, data, "-o", tmp_path / "p.csv")
+    assert (code, err) == (0, "")
+    assert pacsv.read_csv(tmp_path / "p.csv").to_pydict() == {"prediction": [57.0, 28.0, 45.0]}
+    assert predict_table(model, data)["prediction"].tolist() == [57.0, 28.0, 45.0]

@@ -72,9 +72,9 @@ def command(
     """Evaluate a model on a dataset's test split, or a table run on a table."""
     from multilayer.cli import tabular
 
-    table = tabular.table_run(model)
-    if table is not None:
-        tabular.evaluate(table[0], table[1], table_file, as_json)
+    spec = tabular.table_run(model)
+    if spec is not None:
+        tabular.evaluate(model, spec, table_file, as_json)
         return
     if table_file is not None:
         raise typer.BadParameter(

@@ -69,9 +69,8 @@ def command(
 
     from multilayer.cli import tabular
 
-    table = tabular.table_run(model)
-    if table is not None:
-        tabular.predict(table[0], images, output)
+    if tabular.table_run(model) is not None:
+        tabular.predict(model, images, output)
         return
     if output is not None:
         raise typer.BadParameter(

@@ -1,6 +1,6 @@
 """``mlp predict`` and ``mlp evaluate`` for a run trained on a table (the library does the work:
 `multilayer.tabular.predict`); the commands call these when the run's config.json records a
-table (``RunDir.table_spec()``)."""
+table (``RunDir.table_spec()``), or, for a bare model file, its ``training_info`` does."""
 
 from __future__ import annotations
 
@@ -10,18 +10,22 @@ from pathlib import Path
 import typer
 
 from multilayer.cli.common import console
-from multilayer.runs import RunDir, resolve_model_path
+from multilayer.runs import resolve_model_path
 from multilayer.tabular.spec import TableSpec
 
 
-def table_run(model: Path) -> tuple[RunDir, TableSpec] | None:
-    """The run directory and its spec if ``model`` names a run trained on a table, else None."""
-    _, run = resolve_model_path(model)
-    spec = run.table_spec() if run is not None else None
-    return None if spec is None or run is None else (run, spec)
+def table_run(model: Path) -> TableSpec | None:
+    """The spec if ``model`` names a run directory or model file trained on a table, else
+    None (a bare model file is loaded to read its ``training_info``)."""
+    from multilayer.tabular.predict import load_model_file, model_table_spec
+
+    model_file, run = resolve_model_path(model)
+    if run is not None:  # a run directory: its config.json says
+        return run.table_spec()
+    return model_table_spec(load_model_file(model_file))
 
 
-def predict(run: RunDir, files: list[Path], output: Path | None) -> None:
+def predict(run: Path, files: list[Path], output: Path | None) -> None:
     """Write the predictions for one CSV/Parquet file to ``output``."""
     from multilayer.tabular.predict import output_format, write_predictions
 
@@ -38,22 +42,22 @@ def predict(run: RunDir, files: list[Path], output: Path | None) -> None:
     console().print(f"wrote {rows:,} predictions to {output}")
 
 
-def evaluate(run: RunDir, spec: TableSpec, data: Path | None, as_json: bool) -> None:
+def evaluate(run: Path, spec: TableSpec, data: Path | None, as_json: bool) -> None:
     """Print the task's metrics of the run's model on the table ``data``."""
     from multilayer.tabular.predict import evaluate_table
 
     if data is None:
         raise typer.BadParameter(
             f"give the table to evaluate on, with the target column {spec.target[0]!r}: "
-            f"mlp evaluate {run.path} test.csv"
+            f"mlp evaluate {run} test.csv"
         )
     results = evaluate_table(run, data)
     if as_json:
-        print(json.dumps({"run": str(run.path), "data": str(data), "task": spec.task, **results}))
+        print(json.dumps({"run": str(run), "data": str(data), "task": spec.task, **results}))
         return
     from rich.table import Table
 
-    table = Table(title=f"{run.path} on {data} ({spec.task})", title_justify="left")
+    table = Table(title=f"{run} on {data} ({spec.task})", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in results.items():

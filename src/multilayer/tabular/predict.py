@@ -41,6 +41,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "evaluate_table",
     "load_table_run",
+    "model_table_spec",
     "output_format",
     "prediction_columns",
     "predict_batches",
@@ -58,31 +59,53 @@ OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet"}
 TableSource = str | Path | Table | Any  # Any: a pandas or polars DataFrame
 
 
-def load_table_run(run: Any) -> tuple[Any, TableSpec]:
-    """The model and :class:`TableSpec` of a run directory trained on a table.
+def model_table_spec(model: Any) -> TableSpec | None:
+    """The :class:`TableSpec` a table model carries in its ``training_info`` (written by
+    table training), or None. Raises DataError if it is malformed."""
+    info = getattr(model, "training_info", None)
+    if not isinstance(info, dict) or "table" not in info:
+        return None
+    return TableSpec.from_config(info["table"])
+
+
+def load_table_run(path: Any) -> tuple[Any, TableSpec]:
+    """The model and :class:`TableSpec` of a run directory (or a model file) trained on a
+    table: the spec from the run's config.json, else from the model's ``training_info``.
 
     Raises:
-        FileNotFoundError / ModelFileError / DataError: not a run directory with a model.
-        DataError: a run that was not trained on a table (its config.json has no "table").
+        FileNotFoundError / ModelFileError: no model at ``path``.
+        DataError: a model that was not trained on a table.
     """
-    from multilayer.runs import RunDir
+    from multilayer.runs import RunDir, resolve_model_path
 
-    run = run if isinstance(run, RunDir) else RunDir(run)
-    run.require()
-    spec = run.table_spec()
+    model_file, run = resolve_model_path(path.path if isinstance(path, RunDir) else path)
+    spec = run.table_spec() if run is not None else None
+    model = load_model_file(model_file)
+    spec = spec or model_table_spec(model)
     if spec is None:
         raise DataError(
-            f"{run.path} was not trained on a table (its config.json has no 'table' entry)"
+            f"{path} was not trained on a table (no 'table' entry in its config.json or "
+            "its model's training_info)"
         )
-    return run.load_model(compile=False), spec
+    return model, spec
+
+
+def load_model_file(path: Path) -> Any:
+    from multilayer.models import load_model
+
+    return load_model(path, compile=False)
 
 
 def _model_and_spec(run_or_model: Any, spec: TableSpec | None) -> tuple[Any, TableSpec]:
     if isinstance(run_or_model, (str, Path)) or type(run_or_model).__name__ == "RunDir":
         model, recorded = load_table_run(run_or_model)
         return model, spec or recorded
+    spec = spec or model_table_spec(run_or_model)
     if spec is None:
-        raise ValueError("give the TableSpec of the model (or pass its run directory instead)")
+        raise ValueError(
+            "give the TableSpec of the model (it has none in its training_info), or pass its "
+            "run directory instead"
+        )
     return run_or_model, spec
 
 
