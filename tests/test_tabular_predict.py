@@ -18,7 +18,7 @@ import pyarrow.parquet as pq  # noqa: E402
 
 import multilayer as keras  # noqa: E402
 from multilayer.cli.main import main  # noqa: E402
-from multilayer.data.tables import TableError, read_table  # noqa: E402
+from multilayer.data.tables import TableError, from_frame, read_table  # noqa: E402
 from multilayer.runs import RunDir  # noqa: E402
 from multilayer.tabular import TableSpec  # noqa: E402
 from multilayer.tabular.metrics import task_metrics  # noqa: E402
@@ -181,13 +181,24 @@ def test_missing_column_is_named(tmp_path):
 
 
 def test_text_in_a_numeric_column_is_named(tmp_path):
-    path = write_csv(tmp_path / "bad.csv", [("high", "red")], header=("x", "color"))
+    path = write_csv(tmp_path / "bad.csv", [("1.5", "red"), ("high", "red")], header=("x", "color"))
     with pytest.raises(TableError) as error:
         predict_table(StandIn("binary"), path, spec=spec_for("binary", ["no", "yes"]))
     assert str(error.value) == (
-        f"column 'x' of {path} holds text (such as 'high'), but the model was trained on it "
-        "as numeric values"
+        f"column 'x' of {path} has the non-numeric value 'high' (row 2 of a batch of 2), but "
+        "the model was trained on it as numeric values"
     )
+
+
+def test_numbers_as_text_in_a_numeric_column_are_numbers():
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": ["0.5", None, "-2.5"], "color": ["red", "blue", "red"]})
+    assert from_frame(frame).kind("x") == "categorical"  # text of numbers only: no error
+    model = StandIn("regression")
+    got = predict_table(model, frame, spec=spec_for("regression"))
+    np.testing.assert_array_equal(model.seen["x"], [0.5, np.nan, -2.5])
+    np.testing.assert_array_equal(got["prediction"], [4.0, 1.0, -2.0])
 
 
 def test_empty_and_header_only_files(tmp_path):

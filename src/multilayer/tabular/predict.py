@@ -34,6 +34,7 @@ import numpy as np
 
 from multilayer.data.tables import BATCH_ROWS, Table, TableError, from_frame, is_frame
 from multilayer.errors import DataError
+from multilayer.runs import RunDir
 from multilayer.tabular.metrics import THRESHOLD, task_metrics
 from multilayer.tabular.spec import TableSpec
 
@@ -76,7 +77,7 @@ def load_table_run(path: Any) -> tuple[Any, TableSpec]:
         FileNotFoundError / ModelFileError: no model at ``path``.
         DataError: a model that was not trained on a table.
     """
-    from multilayer.runs import RunDir, resolve_model_path
+    from multilayer.runs import resolve_model_path
 
     model_file, run = resolve_model_path(path.path if isinstance(path, RunDir) else path)
     spec = run.table_spec() if run is not None else None
@@ -97,7 +98,7 @@ def load_model_file(path: Path) -> Any:
 
 
 def _model_and_spec(run_or_model: Any, spec: TableSpec | None) -> tuple[Any, TableSpec]:
-    if isinstance(run_or_model, (str, Path)) or type(run_or_model).__name__ == "RunDir":
+    if isinstance(run_or_model, (str, Path, RunDir)):
         model, recorded = load_table_run(run_or_model)
         return model, spec or recorded
     spec = spec or model_table_spec(run_or_model)
@@ -174,14 +175,18 @@ def _feature(table: Table, name: str, kind: str) -> np.ndarray:
             ],
             dtype=object,
         )
-    if values.dtype == object:
-        present = next((v for v in values.tolist() if v is not None), None)
-        if present is None:  # all missing in this batch
-            return np.full(len(values), np.nan)
-        raise TableError(
-            f"column {name!r} of {table.source} holds text (such as {present!r}), but the "
-            f"model was trained on it as {kind} values"
-        )
+    if values.dtype == object:  # text where training saw numbers
+        numbers = []
+        for row, value in enumerate(values.tolist()):
+            try:
+                numbers.append(np.nan if value is None else float(value))
+            except ValueError:
+                raise TableError(
+                    f"column {name!r} of {table.source} has the non-numeric value {value!r} "
+                    f"(row {row + 1} of a batch of {table.rows}), but the model was trained "
+                    f"on it as {kind} values"
+                ) from None
+        return np.asarray(numbers, dtype=np.float64)  # numbers written as text, or all missing
     return values
 
 
