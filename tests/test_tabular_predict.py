@@ -333,6 +333,7 @@ def test_cli_predict_and_evaluate_a_table_run(table_run, tmp_path, capsys):
     [
         (["predict", "{run}", "{data}", "-o", "{tmp}/p.json"], "unknown output format '.json'"),
         (["predict", "{run}", "{data}"], "give the file to write the predictions to"),
+        (["predict", "{run}", "{data}", "--json", "-o", "{tmp}/p.csv"], "--json is for images"),
         (["predict", "{run}", "{data}", "{data}", "-o", "{tmp}/p.csv"], "one CSV or Parquet file"),
         (["predict", "{run}", "{tmp}/none.csv", "-o", "{tmp}/p.csv"], "none.csv: no such file"),
         (["evaluate", "{run}"], "give the table to evaluate on, with the target column 'price'"),

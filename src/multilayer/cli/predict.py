@@ -70,6 +70,11 @@ def command(
     from multilayer.cli import tabular
 
     if tabular.table_run(model) is not None:
+        if as_json:
+            raise typer.BadParameter(
+                "--json is for images; a run trained on a table writes its predictions to "
+                "-o FILE (.csv or .parquet)"
+            )
         tabular.predict(model, images, output)
         return
     if output is not None:
