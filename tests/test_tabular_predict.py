@@ -379,3 +379,13 @@ def test_a_bare_table_model_file_carries_its_spec(table_run, tmp_path, capsys):
     assert (code, err) == (0, "")
     assert pacsv.read_csv(tmp_path / "p.csv").to_pydict() == {"prediction": [57.0, 28.0, 45.0]}
     assert predict_table(model, data)["prediction"].tolist() == [57.0, 28.0, 45.0]
+
+
+def test_one_incomplete_row_of_a_dataframe_is_predicted():
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [np.nan], "color": [None]})
+    model = StandIn("binary")
+    got = predict_table(model, frame, spec=spec_for("binary", ["no", "yes"]))
+    assert got["proba_yes"].tolist() == [0.5] and got["prediction"].tolist() == ["no"]
+    assert model.seen["color"].tolist() == [None]

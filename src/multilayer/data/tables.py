@@ -462,8 +462,11 @@ def is_frame(value: object) -> bool:
     return module in ("pandas", "polars") and type(value).__name__ == "DataFrame"
 
 
-def from_frame(frame: Any, source: str = "the DataFrame") -> Table:
-    """A pandas or polars DataFrame as a :class:`Table` (no pyarrow needed)."""
+def from_frame(frame: Any, source: str = "the DataFrame", check: bool = True) -> Table:
+    """A pandas or polars DataFrame as a :class:`Table` (no pyarrow needed).
+
+    ``check=False`` skips the checks meant for training data (a column with no values, a
+    numeric column with a few text values): rows to predict may be few and incomplete."""
     if not is_frame(frame):
         raise TableError(f"expected a pandas or polars DataFrame, got {type(frame).__name__}")
     pandas = type(frame).__module__.split(".")[0] == "pandas"
@@ -479,7 +482,8 @@ def from_frame(frame: Any, source: str = "the DataFrame") -> Table:
             boolean.append(key)
     if not arrays or len(frame) == 0:
         raise TableError(f"{source} is empty ({len(frame)} rows, {len(arrays)} columns)")
-    return _checked(Table(arrays, source, boolean))
+    table = Table(arrays, source, boolean)
+    return _checked(table) if check else table
 
 
 def _pandas_column(column: Any) -> tuple[np.ndarray, bool]:

@@ -124,7 +124,7 @@ def _batches(table: TableSource, batch_rows: int) -> Iterator[Table]:
             raise TableError(f"{table} has a header but no rows")
         return
     if is_frame(table):
-        table = from_frame(table)
+        table = from_frame(table, check=False)  # rows to predict may be few and incomplete
     if not isinstance(table, Table):
         raise TypeError(
             "expected a CSV or Parquet path, a Table or a pandas/polars DataFrame, "
