@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from multilayer.data import tables
+from multilayer.engine.layers.robust import DEFAULT_CLIP
 from multilayer.recipes import Recipe, get_recipe, make_schedule
 from multilayer.runs import RunDir, new_run_path
-from multilayer.engine.layers.robust import DEFAULT_CLIP
 from multilayer.tabular.features import FeatureSpace
 from multilayer.tabular.spec import TableSpec
 
