@@ -533,6 +533,10 @@ def prepare_table_run(
         kept, held = split_rows(len(y_train), chosen.validation_split, seed + 1, labels)
         validation = (_take(x_train, held), y_train[held])
         x_train, y_train = _take(x_train, kept), y_train[kept]
+    min_steps = int(chosen.extra.get("min_steps_per_epoch", 1))
+    if min_steps > 1:  # a small table: smaller batches, so an epoch is several steps
+        batch = max(min(chosen.batch_size, math.ceil(len(y_train) / min_steps)), 16)
+        chosen = chosen.with_overrides(batch_size=min(batch, chosen.batch_size))
     space = feature_space(spec, chosen, seed).adapt(x_train)
     steps = math.ceil(len(y_train) / chosen.batch_size)
     model = build_table_model(space, spec, chosen, y_train, steps, seed=seed)
