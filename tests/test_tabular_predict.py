@@ -389,3 +389,30 @@ def test_one_incomplete_row_of_a_dataframe_is_predicted():
     got = predict_table(model, frame, spec=spec_for("binary", ["no", "yes"]))
     assert got["proba_yes"].tolist() == [0.5] and got["prediction"].tolist() == ["no"]
     assert model.seen["color"].tolist() == [None]
+
+
+def test_a_file_is_read_as_it_is_predicted(tmp_path):
+    """predict_batches yields the first batch before reading the rest of a larger file."""
+    from multilayer.tabular.predict import predict_batches
+
+    n = 120_000  # about 2.5 MB of CSV: several of pyarrow's 1 MB blocks
+    rng = np.random.default_rng(0)
+    table = pa.table({"x": rng.normal(size=n), "color": rng.choice(["red", "blue"], n)})
+    path = tmp_path / "big.csv"
+    pacsv.write_csv(table, path)
+    model = StandIn("binary")
+    batches = predict_batches(model, path, spec=spec_for("binary", ["no", "yes"]), batch_rows=5000)
+    first = next(batches)
+    assert len(first["prediction"]) == 5000 and model.batches == [5000]
+    assert 5000 + sum(len(b["prediction"]) for b in batches) == n
+    assert max(model.batches) == 5000
+
+
+def test_parquet_input_gives_the_csv_predictions(rows_csv, tmp_path):
+    spec = spec_for("binary", ["no", "yes"])
+    parquet = tmp_path / "rows.parquet"
+    pq.write_table(pacsv.read_csv(rows_csv), parquet)
+    from_csv = predict_table(StandIn("binary"), rows_csv, spec=spec)
+    from_parquet = predict_table(StandIn("binary"), parquet, spec=spec)
+    for name in from_csv:
+        assert from_csv[name].tolist() == from_parquet[name].tolist()
