@@ -26,6 +26,7 @@ from multilayer.tabular.predict import (  # noqa: E402
     evaluate_table,
     predict_table,
     target_values,
+    test_metrics,
     write_predictions,
 )
 
@@ -254,6 +255,7 @@ def test_evaluate_equals_task_metrics(rows_csv):
     p = _sigmoid(np.array([1.5, -1.0, 0.0, 3.0, -1.5]))
     assert got == task_metrics("binary", y, p, ["no", "yes"])
     assert got["accuracy"] == 1.0
+    assert test_metrics(model, rows_csv, spec) == got  # what mlp train's test path may call
 
 
 def test_evaluate_needs_the_target_and_known_classes(tmp_path):
