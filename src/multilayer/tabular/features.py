@@ -228,9 +228,16 @@ class FeatureSpace:
 
     @staticmethod
     def float_robust(
-        clip: builtins.float | None = DEFAULT_CLIP, missing_indicator: bool | str = "auto"
+        clip: builtins.float | None = DEFAULT_CLIP,
+        missing_indicator: bool | str = "auto",
+        scale_factor: builtins.float = 1.0,
     ) -> Feature:
-        return Feature("float_robust", {"clip": clip, "missing_indicator": missing_indicator})
+        """RealMLP's robust scaling ``(x - median) / IQR`` (times ``scale_factor``: 1.349
+        makes it unit variance for normal data) with smooth clipping at ``clip``."""
+        return Feature(
+            "float_robust",
+            {"clip": clip, "missing_indicator": missing_indicator, "scale_factor": scale_factor},
+        )
 
     @staticmethod
     def float_discretized(num_bins: int = 32) -> Feature:
@@ -412,6 +419,7 @@ class FeatureSpace:
             indicator = options.get("missing_indicator", "auto")
             if indicator == "auto":
                 indicator = stats.missing > 0
+            scale *= float(options.get("scale_factor", 1.0))
             return RobustScaling(
                 center=median,
                 scale=scale if math.isfinite(scale) else 0.0,

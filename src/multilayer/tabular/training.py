@@ -164,7 +164,10 @@ def feature_space(spec: TableSpec, recipe: Recipe, seed: int) -> FeatureSpace:
     numeric = (
         FeatureSpace.float_normalized()
         if recipe.extra.get("numeric") == "normalized"
-        else FeatureSpace.float_robust(clip=recipe.extra.get("clip", DEFAULT_CLIP))
+        else FeatureSpace.float_robust(
+            clip=recipe.extra.get("clip", DEFAULT_CLIP),
+            scale_factor=float(recipe.extra.get("scale_factor", 1.0)),
+        )
     )
     return FeatureSpace.from_kinds(
         spec.kinds,
@@ -350,7 +353,9 @@ class PreparedTableRun:
             if self.validation is not None:
                 patience = int(self.recipe.extra.get("patience", self.recipe.epochs))
                 callbacks.append(
-                    EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+                    EarlyStopping(
+                        monitor=self._monitor(), patience=patience, restore_best_weights=True
+                    )
                 )
             start = time.perf_counter()
             history = self.model.fit(
@@ -388,6 +393,13 @@ class PreparedTableRun:
                 run.path.rmdir()
             raise
         return TableRunResult(run, self.model, history, config, metrics)
+
+    def _monitor(self) -> str:
+        """What selects the best epoch: ``val_loss``, or ``recipe.extra["monitor"]``."""
+        monitor = str(self.recipe.extra.get("monitor", "val_loss"))
+        if monitor == "val_accuracy" and self.spec.task == "regression":
+            return "val_loss"
+        return monitor
 
     def _refit(self, epochs: int) -> None:
         """Train a fresh model (features adapted anew) on the training and validation rows
