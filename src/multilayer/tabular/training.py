@@ -33,7 +33,7 @@ from multilayer.data import tables
 from multilayer.engine.layers.robust import DEFAULT_CLIP
 from multilayer.recipes import Recipe, get_recipe, make_schedule
 from multilayer.runs import RunDir, new_run_path
-from multilayer.tabular.features import FeatureSpace
+from multilayer.tabular.features import FeatureSpace, rename_clashes
 from multilayer.tabular.spec import TableSpec
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ def build_table_model(
         mean = float(np.mean(y_train))
         std = float(np.std(y_train)) or 1.0
         x = Dense(1, kernel_initializer=recipe.kernel_initializer)(x)
-        output = Rescaling(std, offset=mean, name="target_scale")(x)
+        output = Rescaling(std, offset=mean)(x)
         loss: Any = losses.MeanSquaredError()
         metrics = [RootMeanSquaredError(name="rmse"), "mae"]
     elif spec.task == "multiclass":
@@ -220,6 +220,7 @@ def build_table_model(
         output = Dense(spec.n_outputs, activation="sigmoid")(x)
         loss = losses.BinaryCrossentropy(label_smoothing=recipe.label_smoothing)
         metrics = ["accuracy", AUC(name="auc")] if spec.task == "binary" else ["accuracy"]
+    rename_clashes(output, set(inputs))
     model = Model(inputs, output, seed=seed)
     learning_rate = make_schedule(recipe, steps_per_epoch)
     weight_decay = float(recipe.extra.get("weight_decay", 0.0))
