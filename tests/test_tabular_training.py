@@ -170,10 +170,11 @@ def test_task_metrics_match_scikit_learn():
     p = np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1)
     p[:10] = 0.5  # ties
     got = task_metrics(TableSpec(["y"], "binary", [0, 1], ["x"], {"x": "numeric"}), y, p[:, None])
-    assert got["test_accuracy"] == pytest.approx(sk.accuracy_score(y, p >= 0.5))
+    # 0.5 is the negative class, as in BinaryAccuracy (Keras: y_pred > threshold)
+    assert got["test_accuracy"] == pytest.approx(sk.accuracy_score(y, p > 0.5))
     assert got["test_log_loss"] == pytest.approx(sk.log_loss(y, p))
     assert got["test_roc_auc"] == pytest.approx(sk.roc_auc_score(y, p))
-    assert got["test_f1"] == pytest.approx(sk.f1_score(y, p >= 0.5))
+    assert got["test_f1"] == pytest.approx(sk.f1_score(y, p > 0.5))
 
     y3 = rng.integers(0, 3, 300)
     logits = rng.normal(size=(300, 3)) + np.eye(3)[y3]
@@ -190,7 +191,7 @@ def test_task_metrics_match_scikit_learn():
     specm = TableSpec(["p", "q"], "multilabel", ["p", "q"], ["x"], {"x": "numeric"})
     got = task_metrics(specm, ym, pm)
     assert got["test_roc_auc"] == pytest.approx(sk.roc_auc_score(ym, pm, average="macro"))
-    assert got["test_f1"] == pytest.approx(sk.f1_score(ym, pm >= 0.5, average="macro"))
+    assert got["test_f1"] == pytest.approx(sk.f1_score(ym, pm > 0.5, average="macro"))
 
     yr = rng.normal(size=50)
     pr = yr + rng.normal(scale=0.3, size=50)
@@ -262,3 +263,30 @@ def test_cli_errors_for_bad_tables(capsys, tmp_path, csv):
     assert error_line(run(capsys, "train", "--target", "price", "--epochs", "1")) == (
         "error: Invalid value: --target only apply to a table given with --data (.csv, .tsv, .parquet)"
     )
+
+
+def test_columns_named_like_layers_do_not_clash(tmp_path):
+    from multilayer.tabular.training import train_table
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {name: rng.normal(size=60) for name in ("dense", "concatenate", "robust_scaling", "input")}
+    )
+    frame["y"] = 2 * frame["dense"]
+    result = train_table(frame, "y", seed=0, output=tmp_path / "run", overrides={"epochs": 2})
+    names = [layer.name for layer in result.model.layers]
+    assert len(names) == len(set(names))
+    assert set(result.model.input_names) == {"dense", "concatenate", "robust_scaling", "input"}
+
+
+def test_a_table_model_predicts_a_dataframe_with_text_and_missing_values(tmp_path):
+    from multilayer.tabular.training import train_table
+
+    frame = table(n=120).drop(columns=["label", "grade", "tag_a", "tag_b"])
+    result = train_table(frame, "price", seed=0, output=tmp_path / "run", overrides={"epochs": 2})
+    rows = frame.drop(columns=["price"]).head(10)
+    rows.loc[0, "city"] = None
+    rows.loc[1, "city"] = "madrid"
+    expected = result.model.predict(features(rows), verbose=0)
+    assert np.array_equal(result.model.predict(rows, verbose=0), expected)
+    assert np.all(np.isfinite(expected))

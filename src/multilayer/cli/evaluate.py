@@ -1,4 +1,6 @@
-"""``mlp evaluate MODEL``: test loss, accuracy, per-class precision/recall, confusion matrix."""
+"""``mlp evaluate MODEL``: test loss, accuracy, per-class precision/recall, confusion matrix;
+for a run trained on a table, ``mlp evaluate RUN test.csv``: the task's metrics
+(see `multilayer.cli.tabular`)."""
 
 import json
 from pathlib import Path
@@ -50,6 +52,12 @@ def print_report(results: dict, title: str) -> None:
 
 def command(
     model: Annotated[Path, typer.Argument(help="A .safetensors model file or a run directory.")],
+    table_file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="For a run trained on a table: a CSV or Parquet file with the target column."
+        ),
+    ] = None,
     dataset: Annotated[
         str | None,
         typer.Option(
@@ -61,7 +69,18 @@ def command(
     data_dir: DataDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Evaluate a model on a dataset's test split."""
+    """Evaluate a model on a dataset's test split, or a table run on a table."""
+    from multilayer.cli import tabular
+
+    spec = tabular.table_run(model)
+    if spec is not None:
+        tabular.evaluate(model, spec, table_file, as_json)
+        return
+    if table_file is not None:
+        raise typer.BadParameter(
+            f"a table file is for runs trained on a table; {model} was not (its config.json "
+            "has no 'table' entry): use --dataset"
+        )
     loaded, model_file, run = load_model_arg(model)
     if dataset is None:
         dataset = run.dataset_argument if run is not None else "mnist"

@@ -1,4 +1,5 @@
-"""``mlp predict MODEL IMAGE...``: the most probable classes of each image.
+"""``mlp predict MODEL IMAGE...``: the most probable classes of each image; for a run trained
+on a table, ``mlp predict RUN rows.csv -o predictions.csv`` (see `multilayer.cli.tabular`).
 
 An image that cannot be read does not hide the results for the others: they are printed,
 then one error line names every image that failed (exit code 1). With ``--json`` such an
@@ -45,13 +46,42 @@ def recorded_image_shape(run) -> tuple[int, ...] | None:
 def command(
     model: Annotated[Path, typer.Argument(help="A .safetensors model file or a run directory.")],
     images: Annotated[
-        list[Path], typer.Argument(help="PNG or JPEG files of any size, or .npy arrays.")
+        list[Path],
+        typer.Argument(
+            help="PNG or JPEG files of any size, or .npy arrays; for a run trained on a "
+            "table, one CSV or Parquet file."
+        ),
     ],
     top: Annotated[int, typer.Option(min=1, help="How many classes to show per image.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="For a run trained on a table: the file to write the predictions to "
+            "(.csv or .parquet), one row per input row.",
+        ),
+    ] = None,
 ) -> None:
-    """Classify images of digits with a trained model."""
+    """Classify images of digits with a trained model, or predict the rows of a table."""
     import numpy as np
+
+    from multilayer.cli import tabular
+
+    if tabular.table_run(model) is not None:
+        if as_json:
+            raise typer.BadParameter(
+                "--json is for images; a run trained on a table writes its predictions to "
+                "-o FILE (.csv or .parquet)"
+            )
+        tabular.predict(model, images, output)
+        return
+    if output is not None:
+        raise typer.BadParameter(
+            f"-o/--output is for runs trained on a table; {model} was not (its config.json "
+            "has no 'table' entry)"
+        )
 
     from multilayer.cli.errors import describe
     from multilayer.data.images import load_image, preprocess, resize_to

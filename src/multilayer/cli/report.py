@@ -12,12 +12,28 @@ from multilayer.datasets import load_dataset
 def command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by mlp train.")],
     data_dir: DataDirOption = None,
+    test_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="For a run trained on a table: the test rows (CSV or Parquet, with the "
+            "target column) for the task's figures."
+        ),
+    ] = None,
 ) -> None:
     """Write RUN_DIR/report/: PNG figures and one self-contained HTML page."""
     from multilayer.report import TestData, write_report
     from multilayer.runs import RunDir
 
     run = RunDir(run_dir).require()
+    if run.table_spec() is not None:
+        page = write_report(run.path, test_table=test_data)
+        console().print(f"report written to {page}")
+        return
+    if test_data is not None:
+        raise typer.BadParameter(
+            "--test-data is for runs trained on a table; this run's config.json has no "
+            "'table' entry"
+        )
     data = load_dataset(run.dataset_argument, data_dir)
     page = write_report(run.path, test_data=TestData(data.x_test, data.y_test, data.class_names))
     console().print(f"report written to {page}")

@@ -428,7 +428,7 @@ def _check_mostly_numeric(table: Table, name: str, path: Path | None) -> None:
     values = table.column(name).tolist()
     distinct = {v for v in values if v is not None}
     bad = {v for v in distinct if not _is_number(v)}
-    if len(bad) == len(distinct):
+    if not bad or len(bad) == len(distinct):  # all numbers written as text, or all text
         return
     present = sum(1 for v in values if v is not None)
     wrong = sum(1 for v in values if v is not None and v in bad)
@@ -462,8 +462,11 @@ def is_frame(value: object) -> bool:
     return module in ("pandas", "polars") and type(value).__name__ == "DataFrame"
 
 
-def from_frame(frame: Any, source: str = "the DataFrame") -> Table:
-    """A pandas or polars DataFrame as a :class:`Table` (no pyarrow needed)."""
+def from_frame(frame: Any, source: str = "the DataFrame", check: bool = True) -> Table:
+    """A pandas or polars DataFrame as a :class:`Table` (no pyarrow needed).
+
+    ``check=False`` skips the checks meant for training data (a column with no values, a
+    numeric column with a few text values): rows to predict may be few and incomplete."""
     if not is_frame(frame):
         raise TableError(f"expected a pandas or polars DataFrame, got {type(frame).__name__}")
     pandas = type(frame).__module__.split(".")[0] == "pandas"
@@ -479,7 +482,8 @@ def from_frame(frame: Any, source: str = "the DataFrame") -> Table:
             boolean.append(key)
     if not arrays or len(frame) == 0:
         raise TableError(f"{source} is empty ({len(frame)} rows, {len(arrays)} columns)")
-    return _checked(Table(arrays, source, boolean))
+    table = Table(arrays, source, boolean)
+    return _checked(table) if check else table
 
 
 def _pandas_column(column: Any) -> tuple[np.ndarray, bool]:
@@ -510,11 +514,14 @@ def frame_inputs(
     frame: Any, input_names: Sequence[str] | None
 ) -> np.ndarray | dict[str, np.ndarray]:
     """What ``fit``/``predict`` take from a DataFrame: for a model with several named
-    inputs, ``{column name: values (rows, 1)}`` (the trainer then matches them to the
-    inputs by name); otherwise all columns, in order, as one float matrix (rows, columns).
-    Categorical (text) columns are refused by name."""
+    inputs (or one input named as the frame's only column), ``{column name: raw values
+    (rows, 1)}``: numbers as float64 with NaN for missing values, text as ``str`` objects with
+    None (the trainer matches them to the inputs by name, and lets text and missing values
+    through only to layers that take them, such as a table model's); otherwise all columns,
+    in order, as one float matrix (rows, columns), categorical (text) columns refused by
+    name."""
     table = from_frame(frame)
-    matrix = table.to_numpy()
-    if input_names is not None and len(input_names) > 1:
-        return {name: matrix[:, [k]] for k, name in enumerate(table.column_names)}
-    return matrix
+    names = table.column_names
+    if input_names is not None and (len(input_names) > 1 or list(input_names) == names):
+        return {name: table.column(name).reshape(-1, 1) for name in names}
+    return table.to_numpy()

@@ -74,6 +74,13 @@ def _headline(metrics: dict | None, history: dict | None) -> list[tuple[str, str
         if isinstance(value, (int, float)):
             cards.append((label, f"{100 * value:.2f}%"))
             break
+    for key, label in (
+        ("test_roc_auc", "test ROC AUC"),
+        ("test_rmse", "test RMSE"),
+        ("test_r2", "test R²"),
+    ):  # a table run's task metrics
+        if isinstance(metrics.get(key), (int, float)):
+            cards.append((label, f"{metrics[key]:.4g}"))
     if isinstance(metrics.get("test_loss"), (int, float)):
         cards.append(("test loss", f"{metrics['test_loss']:.4f}"))
     if history and history.get("epoch"):
@@ -98,6 +105,8 @@ def write_report(
     *,
     misclassified: int = MISCLASSIFIED,
     weight_units: int = WEIGHT_UNITS,
+    test_table=None,
+    test_outputs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Path:
     """Write ``RUN_DIR/report/``: PNG figures and a self-contained ``index.html``.
 
@@ -110,6 +119,13 @@ def write_report(
             test-set figures are replaced by a note.
         misclassified: how many confidently wrong test images to show.
         weight_units: how many first-layer units to draw.
+        test_table: for a run trained on a table (config.json has a "table" spec): the test
+            rows, with the target column(s), as a CSV/Parquet path, a `Table` or a DataFrame.
+            The report then shows the task's figures (`multilayer.report.tabular`) instead of
+            images and weights; without it (or ``test_outputs``), a note.
+        test_outputs: for a run trained on a table, instead of ``test_table``: the test
+            targets and the model's outputs on them, ``(y_true, outputs)`` as
+            `multilayer.tabular.metrics.task_metrics` takes them.
 
     Returns:
         the path of ``report/index.html``.
@@ -130,7 +146,19 @@ def write_report(
     out.mkdir(exist_ok=True)
 
     sections = [_curves_section(out, history)]
-    if model is None:
+    spec = run.table_spec()
+    if spec is not None:
+        if model is None:
+            sections.append(Section("Model", note=f"{run.path} has no model file."))
+        elif test_table is None and test_outputs is None:
+            sections.append(
+                Section("Test set", note="No test table was given: no test-set figures.")
+            )
+        else:
+            from multilayer.report.tabular import table_sections
+
+            sections.extend(table_sections(out, model, spec, test_table, test_outputs))
+    elif model is None:
         sections.append(Section("Model", note=f"{run.path} has no model file."))
     else:
         if test_data is None:
@@ -145,7 +173,7 @@ def write_report(
         sections.append(_weights_section(out, model, weight_units, shape))
 
     title = f"Run report: {run.path.name}"
-    dataset = _dataset_name(config)
+    dataset = _dataset_name(config) if spec is None else f"a table (target {spec.target[0]})"
     page = render_page(
         title,
         f"{run.path.resolve()} · dataset: {dataset}",

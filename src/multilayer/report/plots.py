@@ -21,13 +21,20 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "calibration_figure",
     "confusion_matrix_figure",
     "first_layer_weights_figure",
     "learning_curves_figure",
     "misclassified_figure",
     "precision_recall_figure",
+    "predicted_vs_true_figure",
+    "residuals_figure",
+    "roc_figure",
     "save_png",
 ]
+
+#: Most points drawn in a scatter plot (a random sample of the rows beyond that).
+MAX_POINTS = 20_000
 
 _MATPLOTLIB_MISSING = "Reports need matplotlib: pip install 'multilayer[plots]'"
 #: History keys that are not metrics to plot per epoch.
@@ -247,4 +254,92 @@ def first_layer_weights_figure(
     ax = figure.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
     ax.imshow(mosaic, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    return figure
+
+
+def _sample(count: int, limit: int = MAX_POINTS) -> np.ndarray:
+    """Indices of at most ``limit`` of ``count`` rows (all of them, or a fixed random sample)."""
+    if count <= limit:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(0).choice(count, size=limit, replace=False))
+
+
+def predicted_vs_true_figure(y_true: np.ndarray, predicted: np.ndarray) -> Figure:
+    """Predicted against true values of a regression, with the diagonal of perfect
+    predictions (at most `MAX_POINTS` points, a fixed random sample beyond)."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(predicted, dtype=np.float64).ravel()
+    keep = _sample(len(y))
+    figure = _new_figure(4.8, 4.4)
+    ax = figure.subplots()
+    ax.scatter(y[keep], p[keep], s=6, alpha=0.5, linewidths=0)
+    low = float(min(y.min(), p.min()))
+    high = float(max(y.max(), p.max()))
+    ax.plot([low, high], [low, high], color="#b00020", linewidth=1, label="perfect")
+    ax.set_xlabel("true value")
+    ax.set_ylabel("predicted value")
+    ax.set_title("predicted vs true (test set)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return figure
+
+
+def residuals_figure(y_true: np.ndarray, predicted: np.ndarray) -> Figure:
+    """Residuals (true - predicted) against the predicted value, and their histogram."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(predicted, dtype=np.float64).ravel()
+    residuals = y - p
+    keep = _sample(len(y))
+    figure = _new_figure(8.4, 3.6)
+    left, right = figure.subplots(1, 2, width_ratios=[2, 1])
+    left.scatter(p[keep], residuals[keep], s=6, alpha=0.5, linewidths=0)
+    left.axhline(0.0, color="#b00020", linewidth=1)
+    left.set_xlabel("predicted value")
+    left.set_ylabel("residual (true - predicted)")
+    left.set_title("residuals (test set)")
+    left.grid(alpha=0.3)
+    right.hist(residuals, bins=min(50, max(5, len(residuals) // 10)), orientation="horizontal")
+    right.axhline(0.0, color="#b00020", linewidth=1)
+    right.set_xlabel("rows")
+    right.set_title("distribution")
+    return figure
+
+
+def roc_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float | None]]) -> Figure:
+    """ROC curves: one ``(label, false positive rates, true positive rates, AUC)`` each,
+    with the diagonal of a random guess."""
+    figure = _new_figure(4.8, 4.4)
+    ax = figure.subplots()
+    for label, fpr, tpr, auc in curves:
+        text = label if auc is None else f"{label} (AUC {auc:.3f})"
+        ax.plot(fpr, tpr, linewidth=1.5, label=text)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="random")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC curve (test set)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def calibration_figure(
+    fraction_positive: np.ndarray, mean_predicted: np.ndarray, counts: np.ndarray
+) -> Figure:
+    """The reliability diagram: the share of positives against the mean predicted
+    probability per bin (on the diagonal when calibrated), and the rows per bin."""
+    figure = _new_figure(4.8, 5.4)
+    top, bottom = figure.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    top.plot(mean_predicted, fraction_positive, marker="o", linewidth=1.5, label="model")
+    top.set_ylim(0, 1)
+    top.set_ylabel("share of positive rows")
+    top.set_title("calibration (test set)")
+    top.grid(alpha=0.3)
+    top.legend(fontsize=8, loc="upper left")
+    bottom.bar(mean_predicted, counts, width=0.05)
+    bottom.set_xlim(0, 1)
+    bottom.set_xlabel("predicted probability")
+    bottom.set_ylabel("rows")
     return figure

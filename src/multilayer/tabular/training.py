@@ -11,7 +11,8 @@ the separate ``test_data``) and a validation split of the training rows (stratif
 classification), adapts a `FeatureSpace` to the training rows and builds the model of the
 recipe (`build_table_model`). It writes nothing. `PreparedTableRun.run` trains with
 best-epoch selection on the validation split (the weights of the epoch with the lowest
-validation loss are kept), computes the task's test metrics (`task_metrics`) and writes the
+validation loss are kept), computes the task's test metrics
+(`multilayer.tabular.metrics.spec_metrics`) and writes the
 run directory: ``model.safetensors``, ``config.json`` (with the `TableSpec` under
 ``"table"``), ``history.csv``/``.json`` and ``metrics.json``.
 
@@ -30,9 +31,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from multilayer.data import tables
+from multilayer.engine.layers.robust import DEFAULT_CLIP
 from multilayer.recipes import Recipe, get_recipe, make_schedule
 from multilayer.runs import RunDir, new_run_path
-from multilayer.tabular.features import FeatureSpace
+from multilayer.tabular.features import FeatureSpace, rename_clashes
+from multilayer.tabular.metrics import spec_metrics
 from multilayer.tabular.spec import TableSpec
 
 if TYPE_CHECKING:
@@ -50,6 +53,8 @@ __all__ = [
 ]
 
 DEFAULT_RECIPE = "tabular"
+#: The task's test metrics, ``test_``-prefixed: `multilayer.tabular.metrics.spec_metrics`.
+task_metrics = spec_metrics
 #: The recipe fields a table run may override.
 OVERRIDABLE = (
     "hidden",
@@ -157,6 +162,25 @@ def split_rows(
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
 
 
+def feature_space(spec: TableSpec, recipe: Recipe, seed: int) -> FeatureSpace:
+    """The (unadapted) `FeatureSpace` of ``recipe`` for ``spec``'s columns. ``recipe.extra``
+    may set ``one_hot_max`` and ``clip`` (the smooth-clipping bound of numeric columns)."""
+    numeric = (
+        FeatureSpace.float_normalized()
+        if recipe.extra.get("numeric") == "normalized"
+        else FeatureSpace.float_robust(
+            clip=recipe.extra.get("clip", DEFAULT_CLIP),
+            scale_factor=float(recipe.extra.get("scale_factor", 1.0)),
+        )
+    )
+    return FeatureSpace.from_kinds(
+        spec.kinds,
+        numeric=numeric,
+        one_hot_max=int(recipe.extra.get("one_hot_max", 16)),
+        seed=seed,
+    )
+
+
 # -- the model ----------------------------------------------------------------------------------
 def build_table_model(
     space: FeatureSpace,
@@ -189,7 +213,7 @@ def build_table_model(
         mean = float(np.mean(y_train))
         std = float(np.std(y_train)) or 1.0
         x = Dense(1, kernel_initializer=recipe.kernel_initializer)(x)
-        output = Rescaling(std, offset=mean, name="target_scale")(x)
+        output = Rescaling(std, offset=mean)(x)
         loss: Any = losses.MeanSquaredError()
         metrics = [RootMeanSquaredError(name="rmse"), "mae"]
     elif spec.task == "multiclass":
@@ -200,6 +224,7 @@ def build_table_model(
         output = Dense(spec.n_outputs, activation="sigmoid")(x)
         loss = losses.BinaryCrossentropy(label_smoothing=recipe.label_smoothing)
         metrics = ["accuracy", AUC(name="auc")] if spec.task == "binary" else ["accuracy"]
+    rename_clashes(output, set(inputs))
     model = Model(inputs, output, seed=seed)
     learning_rate = make_schedule(recipe, steps_per_epoch)
     weight_decay = float(recipe.extra.get("weight_decay", 0.0))
@@ -208,97 +233,6 @@ def build_table_model(
     )
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     return model
-
-
-# -- metrics ------------------------------------------------------------------------------------
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_values = values[order]
-    boundaries = np.flatnonzero(np.diff(sorted_values)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(values)]])
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0  # 1-based average rank of ties
-    return ranks
-
-
-def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
-    """The area under the ROC curve of binary ``y_true`` (0/1) for ``scores`` (ties count
-    half, the Mann-Whitney statistic); None when only one class is present."""
-    positive = y_true.astype(bool)
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = _average_ranks(np.asarray(scores, dtype=np.float64))
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    tp = float(np.sum(y_true & y_pred))
-    fp = float(np.sum(~y_true & y_pred))
-    fn = float(np.sum(y_true & ~y_pred))
-    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
-
-
-def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return float(np.mean(present)) if present else None
-
-
-def task_metrics(spec: TableSpec, y: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
-    """The task's test metrics of model ``outputs`` (final units, see the contract) against
-    training values ``y`` (`encode_target`).
-
-    regression: ``rmse``, ``mae``, ``r2``. Classification: ``accuracy``, ``log_loss``,
-    ``roc_auc`` and ``f1`` (binary: of ``classes[1]``; multi-class: one-vs-rest ROC AUC and
-    F1 averaged over the classes (macro); multi-label: per label at 0.5, then macro, and
-    ``accuracy`` per label). Keys are prefixed ``test_``.
-    """
-    eps = 1e-15
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if spec.task == "regression":
-        pred = outputs.reshape(-1)
-        error = pred - y
-        total = float(np.sum(np.square(y - y.mean())))
-        r2 = 1.0 - float(np.sum(np.square(error))) / total if total > 0 else None
-        return {
-            "test_rmse": float(np.sqrt(np.mean(np.square(error)))),
-            "test_mae": float(np.mean(np.abs(error))),
-            "test_r2": r2,
-        }
-    if spec.task == "binary":
-        p = np.clip(outputs.reshape(-1), eps, 1 - eps)
-        truth = y.astype(bool)
-        pred = p >= 0.5
-        return {
-            "test_accuracy": float(np.mean(pred == truth)),
-            "test_log_loss": float(-np.mean(np.where(truth, np.log(p), np.log(1 - p)))),
-            "test_roc_auc": roc_auc(truth, p),
-            "test_f1": _f1(truth, pred),
-        }
-    if spec.task == "multiclass":
-        p = np.clip(outputs, eps, 1.0)
-        p = p / p.sum(axis=1, keepdims=True)
-        pred = np.argmax(outputs, axis=1)
-        k = outputs.shape[1]
-        return {
-            "test_accuracy": float(np.mean(pred == y)),
-            "test_log_loss": float(-np.mean(np.log(p[np.arange(len(y)), y]))),
-            "test_roc_auc": _mean([roc_auc(y == c, outputs[:, c]) for c in range(k)]),
-            "test_f1": _mean([_f1(y == c, pred == c) for c in range(k) if np.any(y == c)]),
-        }
-    p = np.clip(outputs, eps, 1 - eps)
-    truth = y.astype(bool)
-    pred = p >= 0.5
-    k = outputs.shape[1]
-    return {
-        "test_accuracy": float(np.mean(pred == truth)),
-        "test_log_loss": float(-np.mean(np.where(truth, np.log(p), np.log(1 - p)))),
-        "test_roc_auc": _mean([roc_auc(truth[:, c], p[:, c]) for c in range(k)]),
-        "test_f1": _mean([_f1(truth[:, c], pred[:, c]) for c in range(k)]),
-    }
 
 
 # -- a run --------------------------------------------------------------------------------------
@@ -322,8 +256,9 @@ class PreparedTableRun:
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.train[1]) / self.recipe.batch_size)
 
-    def run(self, verbose: int = 0) -> TableRunResult:
-        """Train (best epoch on the validation split), test, write the run directory."""
+    def run(self, verbose: int = 0, report: bool = True) -> TableRunResult:
+        """Train (best epoch on the validation split), test, write the run directory (and
+        its report adapted to the task, unless ``report`` is False or matplotlib missing)."""
         from multilayer.callbacks import EarlyStopping
 
         run = RunDir(self.output)
@@ -333,7 +268,9 @@ class PreparedTableRun:
             if self.validation is not None:
                 patience = int(self.recipe.extra.get("patience", self.recipe.epochs))
                 callbacks.append(
-                    EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+                    EarlyStopping(
+                        monitor=self._monitor(), patience=patience, restore_best_weights=True
+                    )
                 )
             start = time.perf_counter()
             history = self.model.fit(
@@ -344,9 +281,13 @@ class PreparedTableRun:
                 callbacks=callbacks,
                 verbose=verbose,
             )
-            seconds = time.perf_counter() - start
             best = callbacks[0].best_epoch if callbacks else len(history.epoch) - 1
+            refit = bool(self.recipe.extra.get("refit")) and self.validation is not None
+            if refit:
+                self._refit(best + 1)
+            seconds = time.perf_counter() - start
             metrics = self._test(history, seconds, best)
+            metrics["refit_epochs"] = best + 1 if refit else None
             config = self._config()
             self.model.training_info = {
                 "recipe": self.recipe.name,
@@ -366,7 +307,35 @@ class PreparedTableRun:
             if run.path.is_dir() and not any(run.path.iterdir()):
                 run.path.rmdir()
             raise
+        if report:
+            from multilayer.report.tabular import write_table_report
+
+            x, y = self.test
+            write_table_report(run.path, self.model, y, self.model.predict(x, verbose=0))
         return TableRunResult(run, self.model, history, config, metrics)
+
+    def _monitor(self) -> str:
+        """What selects the best epoch: ``val_loss``, or ``recipe.extra["monitor"]``."""
+        monitor = str(self.recipe.extra.get("monitor", "val_loss"))
+        if monitor == "val_accuracy" and self.spec.task == "regression":
+            return "val_loss"
+        return monitor
+
+    def _refit(self, epochs: int) -> None:
+        """Train a fresh model (features adapted anew) on the training and validation rows
+        together for the best epoch count found on the validation split: on a small table
+        the held-out fifth is worth more as training data than as a stopping rule."""
+        assert self.validation is not None
+        x = {
+            name: np.concatenate([self.train[0][name], self.validation[0][name]])
+            for name in self.train[0]
+        }
+        y = np.concatenate([self.train[1], self.validation[1]])
+        space = feature_space(self.spec, self.recipe, self.seed).adapt(x)
+        steps = math.ceil(len(y) / self.recipe.batch_size)
+        model = build_table_model(space, self.spec, self.recipe, y, steps, seed=self.seed)
+        model.fit(x, y, batch_size=self.recipe.batch_size, epochs=epochs, verbose=0)
+        self.space, self.model = space, model
 
     def _test(self, history: History, seconds: float, best_epoch: int) -> dict[str, Any]:
         x, y = self.test
@@ -376,7 +345,7 @@ class PreparedTableRun:
         return {
             "task": self.spec.task,
             "test_loss": float(loss),
-            **task_metrics(self.spec, y, outputs),
+            **spec_metrics(self.spec, y, outputs),
             "test_samples": int(len(y)),
             "epochs": epochs,
             "best_epoch": int(best_epoch),
@@ -496,12 +465,11 @@ def prepare_table_run(
         kept, held = split_rows(len(y_train), chosen.validation_split, seed + 1, labels)
         validation = (_take(x_train, held), y_train[held])
         x_train, y_train = _take(x_train, kept), y_train[kept]
-    space = FeatureSpace.from_kinds(
-        spec.kinds,
-        one_hot_max=int(chosen.extra.get("one_hot_max", 16)),
-        seed=seed,
-    )
-    space.adapt(x_train)
+    min_steps = int(chosen.extra.get("min_steps_per_epoch", 1))
+    if min_steps > 1:  # a small table: smaller batches, so an epoch is several steps
+        batch = max(min(chosen.batch_size, math.ceil(len(y_train) / min_steps)), 16)
+        chosen = chosen.with_overrides(batch_size=min(batch, chosen.batch_size))
+    space = feature_space(spec, chosen, seed).adapt(x_train)
     steps = math.ceil(len(y_train) / chosen.batch_size)
     model = build_table_model(space, spec, chosen, y_train, steps, seed=seed)
     source = {
