@@ -36,6 +36,8 @@ class Recipe:
     label_smoothing: float = 0.0
     validation_split: float = 0.1
     dropout: float = 0.0
+    #: decoupled weight decay of the optimizer (``p -= lr * weight_decay * p``); 0 for none
+    weight_decay: float = 0.0
     #: scale pixels to MNIST's mean 0 / standard deviation 1 instead of [0, 1]
     standardize: bool = False
     kernel_initializer: str = "glorot_uniform"
@@ -172,10 +174,11 @@ def build_model(
     model.add(Dense(classes, activation="softmax", kernel_initializer=init))
     optimizer = optimizers.get(recipe.optimizer)
     learning_rate = make_schedule(recipe, steps_per_epoch)
+    decay = {"weight_decay": recipe.weight_decay} if recipe.weight_decay else {}
     if isinstance(optimizer, optimizers.Adam):
-        optimizer = type(optimizer)(learning_rate=learning_rate, beta_2=recipe.beta_2)
+        optimizer = type(optimizer)(learning_rate=learning_rate, beta_2=recipe.beta_2, **decay)
     else:
-        optimizer = type(optimizer)(learning_rate=learning_rate)
+        optimizer = type(optimizer)(learning_rate=learning_rate, **decay)
     from multilayer.engine.losses import SparseCategoricalCrossentropy
 
     model.compile(
