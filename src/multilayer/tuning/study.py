@@ -190,7 +190,7 @@ class _FileLock:
         self._file = None
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self, key: int | None = None) -> Iterator[None]:
         if self._file is None:
             self._file = open(self.path, "a+b")  # noqa: SIM115 - kept open for the worker's life
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
@@ -203,6 +203,10 @@ class _FileLock:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+#: The advisory-lock key under which Optuna's tables are created ("mlpt" "schm").
+_SCHEMA_KEY = 0x6D6C7074_7363686D - (1 << 63)
 
 
 class _AdvisoryLock:
@@ -219,20 +223,19 @@ class _AdvisoryLock:
         self._connection: Any = None
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self, key: int | None = None) -> Iterator[None]:
         import sqlalchemy
 
+        key = self._key if key is None else key
         if self._connection is None:
             self._connection = self._engine.connect().execution_options(
                 isolation_level="AUTOCOMMIT"
             )
-        self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+        self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
         try:
             yield
         finally:
-            self._connection.execute(
-                sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key}
-            )
+            self._connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
     def close(self) -> None:
         if self._connection is not None:
@@ -303,15 +306,21 @@ def open_backend(settings: TuneSettings) -> Backend:
 
         return Backend(storage, _FileLock(settings.path / LOCK_FILE), beat, fail_stale, "journal")
 
+    lock = _AdvisoryLock(settings.storage or "", settings.study)
     try:
-        storage = optuna.storages.RDBStorage(
-            settings.storage,
-            engine_kwargs={"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True},
-            heartbeat_interval=settings.heartbeat,
-            grace_period=2 * settings.heartbeat,
-            heartbeat_stale_trial_callback=_retry_callback(),
-        )
+        # Optuna creates its tables on first use; two workers doing it at once collide
+        # (a unique violation in pg_type), so one at a time, under a database-wide key.
+        with lock.held(_SCHEMA_KEY), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                settings.storage or "",
+                engine_kwargs={"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True},
+                heartbeat_interval=settings.heartbeat,
+                grace_period=2 * settings.heartbeat,
+                heartbeat_stale_trial_callback=_retry_callback(),
+            )
     except Exception as error:  # sqlalchemy's OperationalError, ImportError of the driver...
+        lock.close()
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TuneError(f"cannot open {redact(settings.storage or '')}: {reason}") from None
 
@@ -320,7 +329,6 @@ def open_backend(settings: TuneSettings) -> Backend:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
 
-    lock = _AdvisoryLock(settings.storage or "", settings.study)
     return Backend(storage, lock, storage.record_heartbeat, fail_stale_rdb, "postgresql")
 
 
@@ -346,14 +354,15 @@ def open_study(settings: TuneSettings, backend: Backend | None = None, worker: i
         sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=5)
     epochs = settings.space.get("epochs", {}).get("value", 1)
     try:
-        return optuna.create_study(
-            storage=backend.storage,
-            study_name=settings.study,
-            direction=settings.direction,
-            sampler=sampler,
-            pruner=make_pruner(settings.pruner, epochs if isinstance(epochs, int) else 1),
-            load_if_exists=True,
-        )
+        with backend.lock.held():
+            return optuna.create_study(
+                storage=backend.storage,
+                study_name=settings.study,
+                direction=settings.direction,
+                sampler=sampler,
+                pruner=make_pruner(settings.pruner, epochs if isinstance(epochs, int) else 1),
+                load_if_exists=True,
+            )
     except ValueError as error:
         raise TuneError(f"study {settings.study!r}: {error}") from None
 
