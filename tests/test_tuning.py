@@ -338,3 +338,40 @@ def test_journal_two_workers_one_killed(mnist_npz, tmp_path):
 @pytest.mark.slow
 def test_postgresql_two_workers_one_killed(mnist_npz, tmp_path, postgres_url):
     _kill_one_worker_mid_trial(tmp_path, mnist_npz, postgres_url)
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_worker_cleanly_and_rerunning_continues(mnist_npz, tmp_path):
+    """SIGINT mid-trial: exit 130 with no trial left RUNNING; the interrupted trial is queued
+    again with its parameters, and the same command then finishes the study."""
+    space = tmp_path / "space.toml"
+    space.write_text(SLOW_SPACE_TOML)
+    process = _mlp_tune(tmp_path / "t", mnist_npz, space, 3)
+    try:
+        while not (tmp_path / "t/tune.json").is_file():
+            time.sleep(0.05)
+        study = _study(tmp_path / "t")
+        interrupted = _wait_for_running_trial(study, process.pid, process)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, output
+    assert "interrupted: results so far in" in output and "Traceback" not in output
+    trials = {t.number: t for t in study.get_trials()}
+    assert trials[interrupted].state == TrialState.FAIL
+    waiting = [t for t in trials.values() if t.state == TrialState.WAITING]
+    # an enqueued trial holds its parameters as "fixed_params" until it runs
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [trials[interrupted].params]
+    assert not [t for t in trials.values() if t.state == TrialState.RUNNING]
+
+    rerun = _mlp_tune(tmp_path / "t", mnist_npz, space, 3)
+    output, _ = rerun.communicate(timeout=240)
+    assert rerun.returncode == 0, output
+    states = [t.state for t in study.get_trials()]
+    assert states.count(TrialState.COMPLETE) == 3 and TrialState.WAITING not in states
+    (retried,) = [t for t in study.get_trials() if t.number == waiting[0].number]
+    assert retried.state == TrialState.COMPLETE
+    assert retried.params == trials[interrupted].params

@@ -174,11 +174,13 @@ def build_model(
     model.add(Dense(classes, activation="softmax", kernel_initializer=init))
     optimizer = optimizers.get(recipe.optimizer)
     learning_rate = make_schedule(recipe, steps_per_epoch)
-    decay = {"weight_decay": recipe.weight_decay} if recipe.weight_decay else {}
+    decay = recipe.weight_decay or None
     if isinstance(optimizer, optimizers.Adam):
-        optimizer = type(optimizer)(learning_rate=learning_rate, beta_2=recipe.beta_2, **decay)
+        optimizer = type(optimizer)(
+            learning_rate=learning_rate, beta_2=recipe.beta_2, weight_decay=decay
+        )
     else:
-        optimizer = type(optimizer)(learning_rate=learning_rate, **decay)
+        optimizer = type(optimizer)(learning_rate=learning_rate, weight_decay=decay)
     from multilayer.engine.losses import SparseCategoricalCrossentropy
 
     model.compile(

@@ -33,9 +33,7 @@ def _pruner(value: str) -> str:
 def command(
     output: Annotated[
         Path,
-        typer.Option(
-            "--output", "-o", metavar="TUNE_DIR", help="Directory of the search's files."
-        ),
+        typer.Option("--output", "-o", metavar="TUNE_DIR", help="Directory of the search's files."),
     ],
     dataset: DatasetOption = "mnist",
     data_dir: DataDirOption = None,

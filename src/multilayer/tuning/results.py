@@ -20,6 +20,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from multilayer.runs import write_json
 from multilayer.tuning.study import TuneSettings, counts
@@ -119,7 +120,7 @@ def _figures(study) -> list:
     from multilayer.report.html import Section
 
     sections = []
-    specs = [
+    specs: list[tuple[str, str, Any]] = [
         (
             "Optimisation history",
             "The objective of every finished trial, and the best so far.",

@@ -199,7 +199,7 @@ def load_space(path: str | Path, base: dict[str, dict]) -> dict[str, dict]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
     path = Path(path)
     with open(path, "rb") as handle:

@@ -187,7 +187,7 @@ class _FileLock:
 
     def __init__(self, path: Path):
         self.path = path
-        self._file = None
+        self._file: Any = None
 
     @contextlib.contextmanager
     def held(self, key: int | None = None) -> Iterator[None]:
@@ -279,12 +279,12 @@ def open_backend(settings: TuneSettings) -> Backend:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         settings.path.mkdir(parents=True, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(str(settings.path / JOURNAL_FILE)))
+        journal = JournalStorage(JournalFileBackend(str(settings.path / JOURNAL_FILE)))
         grace = 2 * settings.heartbeat
         retry = _retry_callback()
 
         def beat(trial_id: int) -> None:
-            storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+            journal.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
         def fail_stale(study) -> None:
             now = time.time()
@@ -296,15 +296,15 @@ def open_backend(settings: TuneSettings) -> Backend:
                 if last is None or now - float(last) <= grace:
                     continue
                 try:
-                    failed = storage.set_trial_state_values(
+                    failed = journal.set_trial_state_values(
                         trial._trial_id, state=optuna.trial.TrialState.FAIL
                     )
                 except optuna.exceptions.UpdateFinishedTrialError:
                     continue
                 if failed:
-                    retry(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
+                    retry(study, copy.deepcopy(journal.get_trial(trial._trial_id)))
 
-        return Backend(storage, _FileLock(settings.path / LOCK_FILE), beat, fail_stale, "journal")
+        return Backend(journal, _FileLock(settings.path / LOCK_FILE), beat, fail_stale, "journal")
 
     lock = _AdvisoryLock(settings.storage or "", settings.study)
     try:
@@ -358,7 +358,7 @@ def open_study(settings: TuneSettings, backend: Backend | None = None, worker: i
             return optuna.create_study(
                 storage=backend.storage,
                 study_name=settings.study,
-                direction=settings.direction,
+                direction="maximize" if settings.direction == "maximize" else "minimize",
                 sampler=sampler,
                 pruner=make_pruner(settings.pruner, epochs if isinstance(epochs, int) else 1),
                 load_if_exists=True,
