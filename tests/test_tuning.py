@@ -164,7 +164,7 @@ def test_saved_settings_hold_no_password(tmp_path):
     save_settings(settings)
     text = (tmp_path / "tune.json").read_text()
     assert "s3cret" not in text
-    assert "postgresql://tuner@db.example:5432/studies" in text
+    assert "postgresql+psycopg2://tuner@db.example:5432/studies" in text
 
 
 # -- one process -------------------------------------------------------------------------------------
@@ -375,3 +375,79 @@ def test_ctrl_c_ends_a_worker_cleanly_and_rerunning_continues(mnist_npz, tmp_pat
     (retried,) = [t for t in study.get_trials() if t.number == waiting[0].number]
     assert retried.state == TrialState.COMPLETE
     assert retried.params == trials[interrupted].params
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+
+def _cli(capsys, *argv):
+    from multilayer.cli.main import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (
+            ["--storage", "sqlite:///study.db"],
+            1,
+            "error: SQLite is not supported: parallel workers get 'database is locked'",
+        ),
+        (
+            ["--storage", "postgresql://nobody:pw@127.0.0.1:1/none"],
+            1,
+            "error: cannot open postgresql+psycopg2://nobody@127.0.0.1:1/none: ",
+        ),
+        (["--pruner", "mediane"], 2, "expected one of median, hyperband, none, got 'mediane'"),
+        (["--timeout", "ten"], 2, "expected a duration such as 90s, 10m or 2h, got 'ten'"),
+        (
+            ["--trials", "0"],
+            2,
+            "Invalid value for '--trials': Input should be greater than or equal to 1",
+        ),
+    ],
+)
+def test_cli_errors_are_one_line(capsys, tmp_path, argv, code, message):
+    result = _cli(capsys, "tune", "--dataset", "mnist", "-o", tmp_path / "t", *argv)
+    exit_code, out, err = result
+    assert exit_code == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0]
+    assert "Traceback" not in out + err
+
+
+def test_cli_space_error_names_the_file(capsys, tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text("[units]\nlow = 64\nhigh = 32\n")
+    _, _, err = _cli(capsys, "tune", "--space", space, "-o", tmp_path / "t")
+    assert err.strip() == f"error: {space}: [units]: low must be below high, got 64 and 32"
+
+
+def test_cli_tune_then_report(capsys, mnist_npz, tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text("[units]\nchoices = [16]\n[layers]\nvalue = 1\n[epochs]\nvalue = 1\n")
+    code, out, err = _cli(
+        capsys,
+        "tune",
+        "--dataset",
+        mnist_npz,
+        "--space",
+        space,
+        "--trials",
+        "2",
+        "-o",
+        tmp_path / "t",
+    )
+    assert code == 0, err
+    assert "trials: 2 complete" in out
+    assert f"best run: {tmp_path / 't' / 'best'}" in out
+    assert f"report: {tmp_path / 't' / 'report' / 'index.html'}" in out
+    (tmp_path / "t/report/index.html").unlink()
+    code, out, err = _cli(capsys, "report", tmp_path / "t")
+    assert code == 0, err
+    assert f"report written to {tmp_path / 't' / 'report' / 'index.html'}" in out
+    assert (tmp_path / "t/report/index.html").is_file()

@@ -125,7 +125,7 @@ class TuneSettings:
         if not self.study or len(self.study) > 512:
             raise TuneError("the study name must be 1 to 512 characters")
         if self.storage is not None:
-            check_storage_url(self.storage)
+            self.storage = check_storage_url(self.storage)
         self.space = validate_space(self.space)
 
     @property
@@ -150,13 +150,16 @@ class TuneSettings:
 
 
 def check_storage_url(url: str) -> str:
-    """``url`` if it names PostgreSQL (``postgresql://`` or ``postgresql+psycopg2://``).
+    """``url`` if it names PostgreSQL; a plain ``postgresql://`` gets the driver the
+    ``[tune]`` extra installs (``postgresql+psycopg2://``; SQLAlchemy 2.1 would pick psycopg 3).
 
     Raises:
         TuneError: any other kind of URL, with what to use instead.
     """
     scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme in ("postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+    if scheme == "postgresql":
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    if scheme in ("postgresql+psycopg2", "postgresql+psycopg"):
         return url
     if scheme.startswith("sqlite"):
         raise TuneError(
@@ -306,8 +309,9 @@ def open_backend(settings: TuneSettings) -> Backend:
 
         return Backend(journal, _FileLock(settings.path / LOCK_FILE), beat, fail_stale, "journal")
 
-    lock = _AdvisoryLock(settings.storage or "", settings.study)
+    lock = None
     try:
+        lock = _AdvisoryLock(settings.storage or "", settings.study)
         # Optuna creates its tables on first use; two workers doing it at once collide
         # (a unique violation in pg_type), so one at a time, under a database-wide key.
         with lock.held(_SCHEMA_KEY), warnings.catch_warnings():
@@ -320,7 +324,8 @@ def open_backend(settings: TuneSettings) -> Backend:
                 heartbeat_stale_trial_callback=_retry_callback(),
             )
     except Exception as error:  # sqlalchemy's OperationalError, ImportError of the driver...
-        lock.close()
+        if lock is not None:
+            lock.close()
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TuneError(f"cannot open {redact(settings.storage or '')}: {reason}") from None
 
