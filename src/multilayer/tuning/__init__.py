@@ -186,21 +186,19 @@ def _run_processes(settings: TuneSettings, workers: int) -> None:
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     command = [sys.executable, "-m", "multilayer.tuning.worker", str(settings.path.resolve())]
-    processes = [
-        subprocess.Popen([*command, str(index)], env=env, stderr=subprocess.PIPE, text=True)
-        for index in range(workers)
-    ]
+    # stdout and stderr are the terminal's: a worker prints its trials and its own error
+    # line (a pipe left unread could fill up and stall a worker the others wait for)
+    processes = [subprocess.Popen([*command, str(index)], env=env) for index in range(workers)]
     try:
         errors = []
         for index, process in enumerate(processes):
-            _, stderr = process.communicate()
+            process.wait()
             if process.returncode == 130:
                 raise KeyboardInterrupt
             if process.returncode != 0:
-                last = (stderr or "").strip().splitlines()
-                errors.append(f"worker {index}: {last[-1] if last else process.returncode}")
+                errors.append(f"worker {index} exited with status {process.returncode}")
         if errors:
-            raise TuneError("; ".join(errors))
+            raise TuneError("; ".join(errors) + " (its error is printed above)")
     except KeyboardInterrupt:
         for process in processes:
             if process.poll() is None:

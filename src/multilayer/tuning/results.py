@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +169,7 @@ def _report(study, settings: TuneSettings, rows: list[dict], summary: dict) -> P
 
     import matplotlib
 
-    if "matplotlib.pyplot" not in __import__("sys").modules:
+    if "matplotlib.pyplot" not in sys.modules:  # no window: draw into PNGs
         matplotlib.use("Agg")
     from multilayer.report.html import Section, render_page
 
