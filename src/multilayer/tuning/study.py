@@ -527,7 +527,11 @@ def run_worker(
                     break
                 trial = None
                 if waiting or done + running < settings.trials:
-                    trial = study.ask()
+                    with warnings.catch_warnings():
+                        # Optuna's note that heartbeats are meant for Study.optimize: this
+                        # loop sends them itself (`_Heartbeat`), as optimize would
+                        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                        trial = study.ask()
                     backend.beat(trial._trial_id)
             if trial is None:  # the others run the last trials: wait, in case one dies
                 time.sleep(poll)
