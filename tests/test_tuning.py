@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("optuna")
 
+from optuna.study import StudyDirection  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from multilayer.tuning import (  # noqa: E402
@@ -451,3 +452,53 @@ def test_cli_tune_then_report(capsys, mnist_npz, tmp_path):
     assert code == 0, err
     assert f"report written to {tmp_path / 't' / 'report' / 'index.html'}" in out
     assert (tmp_path / "t/report/index.html").is_file()
+
+
+# -- tables (mlp train --data --target) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def table_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] - 0.5 * x[:, 1] + rng.normal(scale=0.3, size=400) > 0).astype(int)
+    lines = ["a,b,c,colour,label"] + [
+        f"{x[i, 0]:.4f},{x[i, 1]:.4f},{x[i, 2]:.4f},{('red', 'blue')[i % 2]},{y[i]}"
+        for i in range(400)
+    ]
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_tune_on_a_table_minimises_the_validation_loss(table_csv, tmp_path):
+    import json
+
+    space = {"units": {"choices": [8, 16]}, "epochs": {"value": 3}}
+    result = tune(None, tmp_path / "t", data=table_csv, target="label", trials=3, space=space)
+    assert result.counts == {"COMPLETE": 3} and result.monitor == "val_loss"
+    study = _study(tmp_path / "t")
+    assert study.direction == StudyDirection.MINIMIZE
+    assert result.best_value == min(t.value for t in study.trials)
+    best = study.best_trial
+    # the objective is the lowest val_loss of the run, whose weights the run keeps
+    history = json.loads((tmp_path / "t/best/history.json").read_text())
+    assert best.value == min(history["val_loss"])
+    metrics = json.loads((tmp_path / "t/best/metrics.json").read_text())
+    assert metrics["test_loss"] == best.user_attrs["test_loss"]
+    assert metrics["test_roc_auc"] == best.user_attrs["test_roc_auc"]
+    header = (tmp_path / "t/trials.csv").read_text().splitlines()[0]
+    assert "test_accuracy,test_loss," in header and "test_roc_auc" in header
+
+
+def test_table_search_refuses_weight_decay_and_half_a_table(table_csv, tmp_path, capsys):
+    with pytest.raises(TuneError, match=r"a table run keeps its recipe's weight_decay: drop"):
+        tune(
+            None,
+            tmp_path / "t",
+            data=table_csv,
+            target="label",
+            space={"weight_decay": {"value": 0.1}},
+        )
+    _, _, err = _cli(capsys, "tune", "--data", table_csv, "-o", tmp_path / "t")
+    assert "a table search needs both --data TABLE and --target COLUMN" in err

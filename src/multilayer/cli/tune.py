@@ -36,10 +36,25 @@ def command(
         typer.Option("--output", "-o", metavar="TUNE_DIR", help="Directory of the search's files."),
     ],
     dataset: DatasetOption = "mnist",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="TABLE",
+            help="A CSV or Parquet table to search on instead of --dataset (with --target).",
+        ),
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(help="The target column of --data; repeat it for a multi-label task."),
+    ] = None,
     data_dir: DataDirOption = None,
     recipe: Annotated[
-        str, typer.Option(help="The recipe whose other settings every trial keeps.")
-    ] = "fast",
+        str | None,
+        typer.Option(
+            help="The recipe whose other settings every trial keeps (default: fast, or "
+            "tabular for --data)."
+        ),
+    ] = None,
     trials: Annotated[
         int,
         typer.Option(
@@ -90,8 +105,14 @@ def command(
     def log(line: str) -> None:
         print(line, flush=True)
 
+    if (data is None) != (target is None or target == []):
+        raise typer.BadParameter(
+            "a table search needs both --data TABLE and --target COLUMN", param_hint="--data"
+        )
+    source = dataset if data is None else f"{data} (target {', '.join(target or [])})"
     print(
-        f"Tuning recipe {recipe!r} on {dataset}: {trials} trials, {workers} worker(s), "
+        f"Tuning recipe {recipe or ('fast' if data is None else 'tabular')!r} on {source}: "
+        f"{trials} trials, {workers} worker(s), "
         f"study {study!r} in {'a journal in ' + str(output) if storage is None else 'PostgreSQL'}",
         flush=True,
     )
@@ -99,6 +120,8 @@ def command(
         result = tune(
             dataset,
             output,
+            data=data,
+            target=target,
             recipe=recipe,
             data_dir=data_dir,
             trials=trials,
@@ -118,9 +141,10 @@ def command(
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts.items()))
     print(f"trials: {states}")
     if result.best_number is not None:
+        accuracy = result.best_test_accuracy
         print(
-            f"best: trial {result.best_number}, val_accuracy {result.best_value:.4f}, "
-            f"test accuracy {100 * (result.best_test_accuracy or 0):.2f}%"
+            f"best: trial {result.best_number}, {result.monitor} {result.best_value:.4f}"
+            + ("" if accuracy is None else f", test accuracy {100 * accuracy:.2f}%")
         )
         print(f"params: {result.best_params}")
     if result.best_dir is not None:

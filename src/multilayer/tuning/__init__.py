@@ -89,11 +89,18 @@ def _check_optuna() -> None:
         raise ImportError(TUNE_EXTRA_HINT) from None
 
 
+#: Epochs of a table trial by default (the `tabular` recipe's 100, with patience 30, are
+#: for one final run; a search wants many shorter ones).
+TABLE_EPOCHS = 30
+
+
 def tune(
-    dataset: str,
+    dataset: str | None,
     output: str | Path,
     *,
-    recipe: str = "fast",
+    data: str | Path | None = None,
+    target: str | list[str] | None = None,
+    recipe: str | None = None,
     data_dir: str | Path | None = None,
     trials: int = 20,
     timeout: float | None = None,
@@ -111,6 +118,9 @@ def tune(
 
     Args:
         dataset: what `multilayer.training.prepare_run` takes: ``"mnist"``, an ``.npz`` path...
+        data, target: a CSV/Parquet table and its target column(s) instead of ``dataset``
+            (`multilayer.tabular.training`); trials minimise the validation loss.
+        recipe: the recipe trials start from (default ``fast``, ``tabular`` for a table).
         trials: finished (COMPLETE or PRUNED) trials the study should have, all workers and
             all runs of the command together: re-running continues up to this number.
         timeout: seconds after which no worker starts a new trial.
@@ -135,17 +145,30 @@ def tune(
 
     if workers < 1:
         raise TuneError(f"workers must be at least 1, got {workers}")
-    base = get_recipe(recipe)
-    defaults = default_space("classification", epochs=base.epochs)
+    if data is not None:
+        recipe = recipe or "tabular"
+        targets = [target] if isinstance(target, str) else list(target or [])
+        defaults = default_space("table", epochs=min(get_recipe(recipe).epochs, TABLE_EPOCHS))
+    else:
+        if dataset is None:
+            raise TuneError("give a dataset, or a table with data and target")
+        recipe = recipe or "fast"
+        targets = None
+        defaults = default_space("classification", epochs=get_recipe(recipe).epochs)
     if space is None:
         chosen = defaults
     elif isinstance(space, dict):
         chosen = {**defaults, **validate_space(space)}
     else:
         chosen = load_space(space, defaults)
+    table = None if data is None else str(Path(data).resolve())
     settings = TuneSettings(
         tune_dir=str(Path(output)),
-        dataset=str(dataset),
+        dataset=table or str(dataset),
+        data=table,
+        target=targets,
+        monitor="val_accuracy" if table is None else "val_loss",
+        direction="maximize" if table is None else "minimize",
         space=chosen,
         recipe=recipe,
         data_dir=None if data_dir is None else str(data_dir),

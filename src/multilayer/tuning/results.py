@@ -33,16 +33,8 @@ BEST_DIR = "best"
 TRIALS_CSV = "trials.csv"
 SUMMARY_FILE = "summary.json"
 REPORT_DIR = "report"
-_USER_COLUMNS = (
-    "test_accuracy",
-    "test_loss",
-    "epochs",
-    "pruned_after_epoch",
-    "train_seconds",
-    "run_dir",
-    "host",
-    "error",
-)
+#: trial user attributes in trials.csv, after the test metrics (``test_*``) the runs recorded
+_USER_COLUMNS = ("epochs", "pruned_after_epoch", "train_seconds", "run_dir", "host", "error")
 
 
 @dataclass
@@ -67,13 +59,18 @@ class TuneResult:
     trials_csv: Path
     report: Path | None
     note: str | None = None
+    #: what the objective is: "val_accuracy" (maximised) or "val_loss" (minimised, tables)
+    monitor: str = "val_accuracy"
 
 
 def trial_rows(study) -> list[dict]:
     """One dict per trial, in trial order (what trials.csv holds)."""
     names: list[str] = []
+    tests: list[str] = []
     for trial in study.get_trials(deepcopy=False):
         names.extend(n for n in trial.params if n not in names)
+        tests.extend(k for k in trial.user_attrs if k.startswith("test_") and k not in tests)
+    tests.sort(key=lambda k: (k not in ("test_accuracy", "test_loss"), k))
     rows = []
     for trial in study.get_trials(deepcopy=False):
         row = {
@@ -83,7 +80,7 @@ def trial_rows(study) -> list[dict]:
             "retry_of": trial.system_attrs.get("failed_trial", trial.user_attrs.get("retry_of")),
         }
         row.update({f"param_{n}": trial.params.get(n) for n in names})
-        row.update({k: trial.user_attrs.get(k) for k in _USER_COLUMNS})
+        row.update({k: trial.user_attrs.get(k) for k in (*tests, *_USER_COLUMNS)})
         duration = trial.duration
         row["seconds"] = None if duration is None else round(duration.total_seconds(), 3)
         rows.append(row)
@@ -180,7 +177,7 @@ def _report(study, settings: TuneSettings, rows: list[dict], summary: dict) -> P
         if best_link.is_file()
         else "<p>No best run here (see summary.json).</p>"
     )
-    header = ["number", "state", "value", "test_accuracy", "epochs", "seconds"]
+    header = ["number", "state", "value", "test_accuracy", "test_loss", "epochs", "seconds"]
     params = [k for k in (rows[0] if rows else {}) if k.startswith("param_")]
     cells = "".join(f"<th>{html.escape(h)}</th>" for h in header + params)
     body = "".join(
@@ -276,7 +273,8 @@ def write_results(settings: TuneSettings, study=None, report: bool = True) -> Tu
                 "number": best_row["number"],
                 "value": best_row["value"],
                 "params": params,
-                "test_accuracy": best_row["test_accuracy"],
+                "test_accuracy": best_row.get("test_accuracy"),
+                "test": {k: v for k, v in best_row.items() if k.startswith("test_")},
                 "run_dir": best_row["run_dir"],
                 "host": best_row["host"],
             },
@@ -285,7 +283,7 @@ def write_results(settings: TuneSettings, study=None, report: bool = True) -> Tu
         page = None
         if report:
             try:
-                if best_dir is not None:
+                if best_dir is not None and settings.data is None:  # image runs' report
                     from multilayer.datasets import load_dataset
                     from multilayer.report import TestData, write_report
 
@@ -307,7 +305,8 @@ def write_results(settings: TuneSettings, study=None, report: bool = True) -> Tu
         best_number=None if best_row is None else best_row["number"],
         best_value=None if best_row is None else best_row["value"],
         best_params=params,
-        best_test_accuracy=None if best_row is None else best_row["test_accuracy"],
+        best_test_accuracy=None if best_row is None else best_row.get("test_accuracy"),
+        monitor=settings.monitor,
         best_dir=best_dir,
         trials_csv=trials_csv,
         report=page,

@@ -80,11 +80,27 @@ class SpaceError(MultilayerError, ValueError):
 
 
 def default_space(task: str = "classification", epochs: int = 4) -> dict[str, dict]:
-    """The default space of ``task`` (``"classification"``): the recipe's learning rate,
-    width and depth, batch size, schedule, dropout, weight decay and label smoothing;
-    ``epochs`` is fixed (every trial gets the same budget, which pruning cuts short)."""
+    """The default space of ``task``: ``"classification"`` (images): the recipe's learning
+    rate, width and depth, batch size, schedule, dropout, weight decay and label smoothing;
+    ``"table"`` (``--data``/``--target``, any table task): the same without weight decay and
+    label smoothing. ``epochs`` is fixed: every trial gets the same budget, which pruning
+    cuts short."""
+    if task == "table":
+        # tables (multilayer.tabular): the `tabular` recipe's neighbourhood; its weight decay
+        # and patience stay the recipe's
+        return {
+            "learning_rate": {"low": 3e-4, "high": 1e-2, "log": True},
+            "layers": {"low": 1, "high": 4},
+            "units": {"choices": [64, 128, 256, 512]},
+            "batch_size": {"choices": [64, 128, 256, 512]},
+            "schedule": {"choices": ["constant", "cosine", "onecycle"]},
+            "dropout": {"low": 0.0, "high": 0.4},
+            "epochs": {"value": epochs},
+        }
     if task != "classification":
-        raise SpaceError(f"no default search space for task {task!r}: expected classification")
+        raise SpaceError(
+            f"no default search space for task {task!r}: expected classification or table"
+        )
     return {
         "learning_rate": {"low": 3e-4, "high": 1e-2, "log": True},
         "layers": {"low": 1, "high": 3},

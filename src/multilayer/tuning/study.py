@@ -84,6 +84,8 @@ class TuneSettings:
     Attributes:
         tune_dir: where the journal, the trials' run directories and the results go.
         dataset: what ``mlp train --dataset`` takes (a name or an ``.npz`` path).
+        data, target: a table and its target column(s) instead (``mlp train --data
+            --target``); trials then minimise the validation loss (any task).
         recipe: the recipe whose other fields every trial keeps.
         trials: how many trials of the study end COMPLETE or PRUNED (all workers together).
         timeout: seconds after which a worker starts no new trial (None: no limit).
@@ -109,6 +111,9 @@ class TuneSettings:
     seed: int | None = None
     monitor: str = "val_accuracy"
     direction: str = "maximize"
+    #: a table (CSV/Parquet) and its target column(s), instead of ``dataset``
+    data: str | None = None
+    target: list[str] | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -127,6 +132,19 @@ class TuneSettings:
         if self.storage is not None:
             self.storage = check_storage_url(self.storage)
         self.space = validate_space(self.space)
+        if (self.data is None) != (self.target is None):
+            raise TuneError("a table needs both data and target (--data FILE --target COLUMN)")
+        if self.target is not None and (
+            not self.target or not all(isinstance(t, str) and t for t in self.target)
+        ):
+            raise TuneError(f"target must be one or more column names, got {self.target!r}")
+        if self.data is not None:
+            unsupported = sorted(set(self.space) & {"weight_decay", "optimizer"})
+            if unsupported:
+                raise TuneError(
+                    f"a table run keeps its recipe's {', '.join(unsupported)}: drop "
+                    f"{', '.join(f'[{name}]' for name in unsupported)} from the space"
+                )
 
     @property
     def path(self) -> Path:
@@ -405,18 +423,20 @@ def trial_run_dir(settings: TuneSettings, number: int) -> Path:
 def run_trial(trial, settings: TuneSettings) -> tuple[float, bool]:
     """Train one trial's run; returns ``(value, pruned)`` and records the run in the trial's
     user attributes (``run_dir``, ``test_accuracy``, ``epochs``...)."""
-    from multilayer.recipes import build_model
-    from multilayer.training import OVERRIDABLE, prepare_run
-
-    values = sample(trial, settings.space)
     from multilayer.recipes import get_recipe
 
+    values = sample(trial, settings.space)
     fields = recipe_values(values, get_recipe(settings.recipe).hidden)
     output = trial_run_dir(settings, trial.number)
     trial.set_user_attr("run_dir", str(output.resolve()))
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
     seed = (settings.seed or 0) * 100_003 + trial.number
+    if settings.data is not None:
+        return _run_table_trial(trial, settings, fields, seed, output)
+    from multilayer.recipes import build_model
+    from multilayer.training import OVERRIDABLE, prepare_run
+
     prepared = prepare_run(
         settings.recipe,
         settings.dataset,
@@ -443,9 +463,7 @@ def run_trial(trial, settings: TuneSettings) -> tuple[float, bool]:
     )
     history = result.history.history
     value = float(history[monitor][-1])
-    metrics = result.metrics
-    for key in ("test_accuracy", "test_loss", "epochs", "train_seconds"):
-        trial.set_user_attr(key, metrics[key])
+    _record(trial, result.metrics)
     if pruning.pruned_after is not None:
         trial.set_user_attr("pruned_after_epoch", pruning.pruned_after)
     return value, pruning.pruned_after is not None
@@ -480,6 +498,45 @@ class _Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _run_table_trial(
+    trial, settings: TuneSettings, fields: dict, seed: int, output: Path
+) -> tuple[float, bool]:
+    """A table trial (`multilayer.tabular.training`): the objective is the lowest validation
+    loss, that of the weights the run keeps (its best epoch)."""
+    from multilayer.tabular.training import prepare_table_run
+
+    prepared = prepare_table_run(
+        settings.data,
+        settings.target or [],
+        recipe=settings.recipe,
+        overrides=fields,
+        seed=seed,
+        output=output,
+    )
+    if prepared.validation is None:
+        raise TuneError("a table search needs a validation split (the recipe's is 0)")
+    pruning = PruningCallback(trial, "val_loss")
+    prepared.callbacks.append(pruning)
+    result = prepared.run(verbose=0)
+    value = float(min(result.history.history["val_loss"]))
+    _record(trial, result.metrics)
+    if pruning.pruned_after is not None:
+        trial.set_user_attr("pruned_after_epoch", pruning.pruned_after)
+    return value, pruning.pruned_after is not None
+
+
+def _record(trial, metrics: dict) -> None:
+    """The run's scalar test metrics, epochs and seconds as the trial's user attributes."""
+    for key, value in metrics.items():
+        scalar = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if (key.startswith("test_") and (scalar or value is None)) or key in (
+            "epochs",
+            "train_seconds",
+            "task",
+        ):
+            trial.set_user_attr(key, value)
 
 
 def counts(study) -> dict[str, int]:
