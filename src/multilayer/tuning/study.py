@@ -582,6 +582,9 @@ def run_worker(
                 if done >= settings.trials:
                     summary.stopped = "done"
                     break
+                errors = states.get("FAIL", 0)
+                if errors >= 3 * settings.trials + 10:
+                    raise TuneError(f"{errors} trials failed: see trials.csv")
                 trial = None
                 if waiting or done + running < settings.trials:
                     with warnings.catch_warnings():
@@ -593,9 +596,6 @@ def run_worker(
             if trial is None:  # the others run the last trials: wait, in case one dies
                 time.sleep(poll)
                 continue
-            errors = states.get("FAIL", 0)
-            if errors >= 3 * settings.trials + 10:
-                raise TuneError(f"{errors} trials failed: see trials.csv")
             heartbeat = _Heartbeat(backend.beat, trial._trial_id, settings.heartbeat)
             try:
                 value, pruned = run_trial(trial, settings)
