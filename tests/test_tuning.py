@@ -502,3 +502,20 @@ def test_table_search_refuses_weight_decay_and_half_a_table(table_csv, tmp_path,
         )
     _, _, err = _cli(capsys, "tune", "--data", table_csv, "-o", tmp_path / "t")
     assert "a table search needs both --data TABLE and --target COLUMN" in err
+
+
+def test_diverging_trials_fail_and_the_search_stops_after_too_many(monkeypatch, tmp_path):
+    """A trial whose training diverges is FAIL with the reason; its slot goes to a new trial;
+    after 3 x trials + 10 failures the search stops with an error, nothing left RUNNING."""
+    from multilayer.errors import TrainingError
+    from multilayer.tuning import study as study_module
+
+    def diverge(trial, settings):
+        raise TrainingError("loss became NaN at epoch 1")
+
+    monkeypatch.setattr(study_module, "run_trial", diverge)
+    with pytest.raises(TuneError, match=r"^13 trials failed: see trials.csv$"):
+        tune("mnist", tmp_path / "t", trials=1, space=TINY_SPACE, results=False)
+    trials = _study(tmp_path / "t").get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] * 13
+    assert {t.user_attrs["error"] for t in trials} == {"loss became NaN at epoch 1"}
