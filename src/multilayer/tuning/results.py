@@ -143,7 +143,10 @@ def _figures(study) -> list:
                 axes = draw(study)
             figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
             buffer = io.BytesIO()
-            figure.set_size_inches(8, 4.5)
+            # one axis per parameter: the parallel coordinates need the width
+            figure.set_size_inches(
+                *((12, 5.5) if draw is plots.plot_parallel_coordinate else (8, 4.5))
+            )
             figure.tight_layout()
             figure.savefig(buffer, format="png", dpi=100)
             import matplotlib.pyplot as plt
