@@ -223,6 +223,12 @@ def _run_processes(settings: TuneSettings, workers: int) -> None:
         if errors:
             raise TuneError("; ".join(errors) + " (its error is printed above)")
     except KeyboardInterrupt:
+        # Ctrl-C in a terminal reached the workers too (one process group): give them a
+        # moment to queue their trials again before a second SIGINT could cut that short;
+        # a SIGINT sent to this process alone is passed on after it.
+        grace = time.monotonic() + 10
+        while time.monotonic() < grace and any(p.poll() is None for p in processes):
+            time.sleep(0.1)
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
