@@ -1,4 +1,4 @@
-"""Shared test setup: point MULTILAYER_DATA at the real MNIST copy when it is not set.
+"""Shared test setup: MULTILAYER_DATA at the real MNIST copy, a throwaway user cache.
 
 A relative MULTILAYER_DATA (the README's ``export MULTILAYER_DATA=../shared/datasets``) is
 made absolute here, once, against the directory pytest was started in: tests and the
@@ -6,7 +6,10 @@ subprocesses they start run in temporary directories, where the relative path wo
 another place.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,13 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 if os.environ.get(DATA_ENV_VAR, "").strip():
     os.environ[DATA_ENV_VAR] = str(resolve_setting(os.environ[DATA_ENV_VAR].strip()))
+
+# The suite never writes into the user's real cache (~/.cache/multilayer): verification
+# records and downloads go to a throwaway cache, one per test process, removed at exit.
+# Subprocesses inherit it through the environment.
+_TEST_CACHE = tempfile.mkdtemp(prefix="multilayer-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _TEST_CACHE
+atexit.register(shutil.rmtree, _TEST_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -17,6 +17,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import zlib
 from pathlib import Path
@@ -899,3 +900,12 @@ def test_fashion_mnist_download_skips_a_damaged_recompressed_copy(monkeypatch, t
 def test_a_file_check_needs_something_to_check():
     with pytest.raises(ValueError, match="^a FileCheck needs md5, content_md5 or content_check$"):
         download.FileCheck()
+
+
+def test_the_suite_never_writes_into_the_users_real_cache():
+    # conftest points XDG_CACHE_HOME at a throwaway directory for the whole run (and the
+    # subprocesses tests start), so verification records never land in ~/.cache/multilayer.
+    from multilayer.data.paths import cache_dir
+
+    assert not cache_dir().resolve().is_relative_to(Path.home().resolve() / ".cache")
+    assert cache_dir().resolve().is_relative_to(Path(tempfile.gettempdir()).resolve())
