@@ -36,6 +36,8 @@ class Recipe:
     label_smoothing: float = 0.0
     validation_split: float = 0.1
     dropout: float = 0.0
+    #: decoupled weight decay of the optimizer (``p -= lr * weight_decay * p``); 0 for none
+    weight_decay: float = 0.0
     #: scale pixels to MNIST's mean 0 / standard deviation 1 instead of [0, 1]
     standardize: bool = False
     kernel_initializer: str = "glorot_uniform"
@@ -198,10 +200,13 @@ def build_model(
     model.add(Dense(classes, activation="softmax", kernel_initializer=init))
     optimizer = optimizers.get(recipe.optimizer)
     learning_rate = make_schedule(recipe, steps_per_epoch)
+    decay = recipe.weight_decay or None
     if isinstance(optimizer, optimizers.Adam):
-        optimizer = type(optimizer)(learning_rate=learning_rate, beta_2=recipe.beta_2)
+        optimizer = type(optimizer)(
+            learning_rate=learning_rate, beta_2=recipe.beta_2, weight_decay=decay
+        )
     else:
-        optimizer = type(optimizer)(learning_rate=learning_rate)
+        optimizer = type(optimizer)(learning_rate=learning_rate, weight_decay=decay)
     from multilayer.engine.losses import SparseCategoricalCrossentropy
 
     model.compile(

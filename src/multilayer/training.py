@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,6 +194,8 @@ class PreparedRun:
         output: the run directory to write.
         settings: what a resume needs, recorded in every checkpoint.
         resumed_from: the checkpoint a resumed run continues from, else None.
+        callbacks: more callbacks for ``fit``, after the run's own (e.g. the pruning callback
+            of `multilayer.tuning`).
     """
 
     recipe: Recipe
@@ -207,6 +209,7 @@ class PreparedRun:
     early_stopping: int | None = None
     checkpoint_every: str | None = None
     resumed_from: Checkpoint | None = None
+    callbacks: list = field(default_factory=list)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -274,10 +277,11 @@ class PreparedRun:
         from multilayer.callbacks import EarlyStopping
 
         if not self.early_stopping:
-            return []
+            return list(self.callbacks)
         monitor = "val_loss" if self.validation is not None else "loss"
         return [
-            EarlyStopping(monitor=monitor, patience=self.early_stopping, restore_best_weights=True)
+            EarlyStopping(monitor=monitor, patience=self.early_stopping, restore_best_weights=True),
+            *self.callbacks,
         ]
 
     def _checkpoint_config(self, run_path: Path, resume_hint: str | None) -> CheckpointConfig:

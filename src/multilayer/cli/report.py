@@ -10,7 +10,9 @@ from multilayer.datasets import load_dataset
 
 
 def command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by mlp train.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory of mlp train, or a TUNE_DIR of mlp tune.")
+    ],
     data_dir: DataDirOption = None,
     test_data: Annotated[
         Path | None,
@@ -23,6 +25,17 @@ def command(
     """Write RUN_DIR/report/: PNG figures and one self-contained HTML page."""
     from multilayer.report import TestData, write_report
     from multilayer.runs import RunDir
+
+    if (run_dir / "tune.json").is_file():  # a search of mlp tune: its report, and best/'s
+        from multilayer.tuning import read_settings, write_results
+
+        result = write_results(read_settings(run_dir))
+        if result.best_dir is not None:
+            console().print(f"best run: {result.best_dir / 'report' / 'index.html'}")
+        if result.note:
+            console().print(f"note: {result.note}")
+        console().print(f"report written to {result.report}")
+        return
 
     run = RunDir(run_dir).require()
     if run.table_spec() is not None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -251,6 +251,8 @@ class PreparedTableRun:
     output: Path
     source: dict[str, Any]
     flags: dict[str, Any]
+    #: more callbacks for ``fit``, after the run's own (e.g. the pruning of `multilayer.tuning`)
+    callbacks: list = field(default_factory=list)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -278,7 +280,7 @@ class PreparedTableRun:
                 batch_size=self.recipe.batch_size,
                 epochs=self.recipe.epochs,
                 validation_data=self.validation,
-                callbacks=callbacks,
+                callbacks=[*callbacks, *self.callbacks],
                 verbose=verbose,
             )
             best = callbacks[0].best_epoch if callbacks else len(history.epoch) - 1
