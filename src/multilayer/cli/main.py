@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "info": "multilayer.cli.info",
     "report": "multilayer.cli.report",
     "serve": "multilayer.cli.serve",
+    "export": "multilayer.cli.export",
 }
 
 
