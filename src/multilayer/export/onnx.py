@@ -43,7 +43,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -161,9 +161,9 @@ class GraphBuilder:
 
     def const(self, hint: str, value: Any, kind: str = FLOAT) -> str:
         """A constant tensor (an initializer) of ``kind``."""
-        dtype = {FLOAT: self.dtype, INT64: np.int64, DOUBLE: np.float64}[kind]
+        dtypes = {FLOAT: self.dtype, INT64: np.dtype(np.int64), DOUBLE: np.dtype(np.float64)}
         name = self.name(hint)
-        array = np.asarray(value, dtype=dtype)
+        array = np.asarray(value, dtype=dtypes[kind])
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         self.kinds[name] = kind
         return name
@@ -207,6 +207,20 @@ class GraphBuilder:
 
 
 Converter = Callable[[GraphBuilder, Any, Any], str]
+
+
+def _in_shape(layer: Layer) -> tuple[int, ...]:
+    """The sample shape a built one-input layer takes."""
+    return tuple(cast(tuple[int, ...], layer.input_shape))
+
+
+def _out_shape(layer: Layer) -> tuple[int, ...]:
+    return tuple(cast(tuple[int, ...], layer.output_shape))
+
+
+def _in_shapes(layer: Layer) -> list[tuple[int, ...]]:
+    """The sample shape of each input of a built merge layer."""
+    return [tuple(shape) for shape in cast(list[tuple[int, ...]], layer.input_shape)]
 
 
 # -- activations ------------------------------------------------------------------------------
@@ -276,7 +290,7 @@ def _flatten(g: GraphBuilder, layer: Flatten, x: str) -> str:
 
 
 def _reshape(g: GraphBuilder, layer: Reshape, x: str) -> str:
-    shape = g.const(f"{layer.name}/shape", [0, *layer.output_shape], INT64)
+    shape = g.const(f"{layer.name}/shape", [0, *_out_shape(layer)], INT64)
     return g.op("Reshape", [x, shape], layer.name, kind=g.kinds[x])
 
 
@@ -291,7 +305,7 @@ def _rescaling(g: GraphBuilder, layer: Rescaling, x: str) -> str:
 
 def _softmax(g: GraphBuilder, layer: Softmax, x: str) -> str:
     x = g.to_float(x, layer.name)
-    axes = sample_axes(layer.axis, len(layer.input_shape), f"Softmax layer {layer.name!r}")
+    axes = sample_axes(layer.axis, len(_in_shape(layer)), f"Softmax layer {layer.name!r}")
     if len(axes) == 1:
         return g.op("Softmax", [x], layer.name, axis=axes[0])
     # over several axes: exp(x - max) / sum, as multilayer computes it
@@ -343,8 +357,8 @@ def _broadcast(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]
 def _batch_normalization(g: GraphBuilder, layer: BatchNormalization, x: str) -> str:
     name = layer.name
     x = g.to_float(x, name)
-    axes = sample_axes(layer.axis, len(layer.input_shape), f"BatchNormalization layer {name!r}")
-    shape = _broadcast(layer.input_shape, axes)
+    axes = sample_axes(layer.axis, len(_in_shape(layer)), f"BatchNormalization layer {name!r}")
+    shape = _broadcast(_in_shape(layer), axes)
     dtype = g.dtype
     mean = layer.weights["moving_mean"].reshape(shape)
     variance = layer.weights["moving_variance"].reshape(shape)
@@ -367,7 +381,7 @@ def _gamma_beta(g: GraphBuilder, layer: Any, y: str, shape: tuple[int, ...]) -> 
 def _layer_normalization(g: GraphBuilder, layer: LayerNormalization, x: str) -> str:
     name = layer.name
     x = g.to_float(x, name)
-    axes = sample_axes(layer.axis, len(layer.input_shape), f"LayerNormalization layer {name!r}")
+    axes = sample_axes(layer.axis, len(_in_shape(layer)), f"LayerNormalization layer {name!r}")
     ax = g.axes(name, axes)
     centered = g.op("Sub", [x, g.op("ReduceMean", [x, ax], name, keepdims=1)], name)
     square = g.op("Mul", [centered, centered], name)
@@ -377,7 +391,7 @@ def _layer_normalization(g: GraphBuilder, layer: LayerNormalization, x: str) -> 
     )
     inv_std = g.op("Div", [g.const(f"{name}/one", 1.0), std], name)
     y = g.op("Mul", [centered, inv_std], name)
-    return _gamma_beta(g, layer, y, _broadcast(layer.input_shape, axes))
+    return _gamma_beta(g, layer, y, _broadcast(_in_shape(layer), axes))
 
 
 def _normalization(g: GraphBuilder, layer: Normalization, x: str) -> str:
@@ -427,9 +441,7 @@ def _encode(
 
 def _category_encoding(g: GraphBuilder, layer: CategoryEncoding, x: str) -> str:
     indices = g.to_int64(x, layer.name)
-    return _encode(
-        g, indices, layer.num_tokens, layer.output_mode, tuple(layer.input_shape), layer.name
-    )
+    return _encode(g, indices, layer.num_tokens, layer.output_mode, _in_shape(layer), layer.name)
 
 
 def _lookup(g: GraphBuilder, layer: IntegerLookup | StringLookup, x: str) -> str:
@@ -472,9 +484,7 @@ def _lookup(g: GraphBuilder, layer: IntegerLookup | StringLookup, x: str) -> str
     indices = g.op("Where", [unknown, oov, found], name, kind=INT64)
     if layer.output_mode == "int":
         return indices
-    return _encode(
-        g, indices, layer.vocabulary_size(), layer.output_mode, tuple(layer.input_shape), name
-    )
+    return _encode(g, indices, layer.vocabulary_size(), layer.output_mode, _in_shape(layer), name)
 
 
 def _discretization(g: GraphBuilder, layer: Discretization, x: str) -> str:
@@ -503,7 +513,7 @@ def _discretization(g: GraphBuilder, layer: Discretization, x: str) -> str:
         buckets = g.op("ReduceSum", [counts, g.axes(name, [-1])], name, kind=INT64, keepdims=0)
     if layer.output_mode == "int":
         return buckets
-    return _encode(g, buckets, len(bins) + 1, layer.output_mode, tuple(layer.input_shape), name)
+    return _encode(g, buckets, len(bins) + 1, layer.output_mode, _in_shape(layer), name)
 
 
 def _fold(g: GraphBuilder, op: str, layer: Layer, xs: list[str]) -> str:
@@ -540,14 +550,14 @@ def _average(g: GraphBuilder, layer: Average, xs: list[str]) -> str:
 
 
 def _concatenate(g: GraphBuilder, layer: Concatenate, xs: list[str]) -> str:
-    rank = len(layer.input_shape[0]) + 1
+    rank = len(_in_shapes(layer)[0]) + 1
     xs = [g.to_float(x, layer.name) for x in xs]
     return g.op("Concat", xs, layer.name, axis=layer.axis % rank)
 
 
 def _dot(g: GraphBuilder, layer: Dot, xs: list[str]) -> str:
     name = layer.name
-    shapes = [tuple(s) for s in layer.input_shape]
+    shapes = _in_shapes(layer)
     x1, x2 = (g.to_float(x, name) for x in xs)
     a1, a2 = (axis % (len(shape) + 1) for axis, shape in zip(layer.axes, shapes, strict=True))
     if layer.normalize:
@@ -567,7 +577,7 @@ def _dot(g: GraphBuilder, layer: Dot, xs: list[str]) -> str:
     out = ["b"] + [c for c in s1[1:] if c != "z"] + [c for c in s2[1:] if c != "z"]
     equation = f"{''.join(s1)},{''.join(s2)}->{''.join(out)}"
     y = g.op("Einsum", [x1, x2], name, equation=equation)
-    return g.op("Reshape", [y, g.const(f"{name}/shape", [0, *layer.output_shape], INT64)], name)
+    return g.op("Reshape", [y, g.const(f"{name}/shape", [0, *_out_shape(layer)], INT64)], name)
 
 
 #: Layer class -> converter. Looked up by exact class (see `converter_for`).
