@@ -553,3 +553,24 @@ def test_export_does_not_need_the_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MULTILAYER_DATA", str(tmp_path / "none"))
     model = one_layer(L.Dense(3, activation="softmax"), (4,))
     assert Path(model.export(tmp_path / "m.onnx")).is_file()
+
+
+def test_subclassed_and_nested_models():
+    class TwoLayers(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden, self.out = L.Dense(8, activation="relu"), L.Dense(3, activation="softmax")
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    subclassed = TwoLayers()
+    subclassed.build((None, 5))
+    inner = keras.Sequential([L.Dense(4, activation="tanh", input_shape=(5,)), L.Dense(4)])
+    nested = keras.Sequential([inner, L.Dense(1, activation="sigmoid")])
+    nested.build((None, 5))
+    x = floats(6, 5)
+    for model in (subclassed, nested):
+        got = run_onnx(model, x)
+        np.testing.assert_allclose(got["probabilities"], model.predict(x), rtol=1e-6, atol=1e-6)
+    assert np.array_equal(got["label"], (nested.predict(x)[:, 0] > 0.5).astype(np.int64))
