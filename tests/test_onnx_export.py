@@ -133,6 +133,13 @@ def ints(high, *shape, low=0):
     return RNG.integers(low, high, size=shape).astype(np.float32)
 
 
+def with_nan(x):
+    """``x`` with NaN (a missing value, for the layers that take raw table values) in places."""
+    x = x.copy()
+    x.flat[:: max(x.size // 3, 1)] = np.nan
+    return x
+
+
 def one_layer(layer, sample_shape):
     inputs = keras.Input(shape=sample_shape)
     return keras.Model(inputs, layer(inputs))
@@ -293,6 +300,31 @@ LAYER_CASES = [
         "IntegerLookup-multi_hot",
         lambda: one_layer(L.IntegerLookup(vocabulary=[3, 5, 8], output_mode="multi_hot"), (3,)),
         lambda n: RNG.choice([3, 5, 8, 1], size=(n, 3)).astype(np.float32),
+    ),
+    (
+        "IntegerLookup-missing",
+        lambda: one_layer(L.IntegerLookup(vocabulary=[3, 5, 8], mask_token=0), (3,)),
+        lambda n: with_nan(RNG.choice([0, 3, 5, 8, 1], size=(n, 3)).astype(np.float32)),
+    ),
+    (
+        "RobustScaling",
+        lambda: one_layer(L.RobustScaling(center=[1.0, -2.0, 0.5], scale=[0.5, 2.0, 0.0]), (3,)),
+        lambda n: with_nan(floats(n, 3) * 4),
+    ),
+    (
+        "RobustScaling-indicators-noclip",
+        lambda: one_layer(
+            L.RobustScaling(
+                center=[0.0, 1.0], scale=[1.0, 3.0], clip=None, missing_indicator=[False, True]
+            ),
+            (2,),
+        ),
+        lambda n: with_nan(np.where(floats(n, 2) > 1, np.float32(np.inf), floats(n, 2))),
+    ),
+    (
+        "RobustScaling-all-indicators",
+        lambda: one_layer(L.RobustScaling(center=2.0, scale=0.25, missing_indicator=True), (3,)),
+        lambda n: with_nan(floats(n, 3) * 10),
     ),
     (
         "Discretization-int",
@@ -574,3 +606,49 @@ def test_subclassed_and_nested_models():
         got = run_onnx(model, x)
         np.testing.assert_allclose(got["probabilities"], model.predict(x), rtol=1e-6, atol=1e-6)
     assert np.array_equal(got["label"], (nested.predict(x)[:, 0] > 0.5).astype(np.int64))
+
+
+def test_feature_space_table_model():
+    """A table model from FeatureSpace (robust scaling with NaN, one-hot and embedded string
+    columns, an integer lookup): string columns become string inputs, named as the columns.
+    A missing string is given to the ONNX graph as the lookup's OOV token."""
+    from multilayer.utils import FeatureSpace
+
+    rng = np.random.default_rng(0)
+    n = 120
+    age = rng.normal(40, 10, n)
+    age[::17] = np.nan
+    city = rng.choice(np.array(["paris", "lyon", "nice", None], dtype=object), n)
+    zone = rng.choice(np.array([f"z{i}" for i in range(40)], dtype=object), n)
+    level = rng.integers(0, 5, n).astype(np.float64)
+    data = {"age": age, "city": city, "zone": zone, "level": level}
+    space = FeatureSpace(
+        {
+            "age": "float_robust",
+            "city": "string_categorical",
+            "zone": "string_categorical",
+            "level": "integer_categorical",
+        }
+    )
+    space.adapt(data)
+    hidden = L.Dense(8, activation="relu")(space.get_encoded_features())
+    model = keras.Model(space.get_inputs(), L.Dense(3, activation="softmax")(hidden))
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert {"RobustScaling", "StringLookup", "Embedding", "IntegerLookup"} <= kinds
+    expected = model.predict({k: v.reshape(-1, 1) for k, v in data.items()})
+    sess = session(model)
+    assert [(i.name, i.type) for i in sess.get_inputs()] == [
+        ("age", "tensor(float)"),
+        ("city", "tensor(string)"),
+        ("zone", "tensor(string)"),
+        ("level", "tensor(float)"),
+    ]
+    feeds = {
+        "age": age.reshape(-1, 1).astype(np.float32),
+        "city": np.array(["[UNK]" if c is None else c for c in city], dtype=object).reshape(-1, 1),
+        "zone": zone.reshape(-1, 1),
+        "level": level.reshape(-1, 1).astype(np.float32),
+    }
+    probabilities, label = sess.run(None, feeds)
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-6, atol=1e-6)
+    assert np.array_equal(label, expected.argmax(1))

@@ -14,7 +14,9 @@ What the file contains:
   dynamic batch axis (``batch``) and the sample shape; its type is the model's float type
   (float32 by default), or ``string`` for an input read directly by a `StringLookup`.
   Integer ids (for lookups, CategoryEncoding or Embedding) are given as floats holding whole
-  numbers, as ``model.predict`` takes them.
+  numbers, as ``model.predict`` takes them; a NaN is a missing value where ``predict``
+  takes one (RobustScaling, IntegerLookup). A string tensor cannot hold None: a missing
+  string is given as the lookup's ``oov_token``, which gets the same OOV index.
 * outputs: for a one-output classifier (a softmax output, or one sigmoid unit)
   ``probabilities`` and ``label`` (int64, the argmax, or ``p > 0.5`` for one sigmoid unit);
   for another one-output model ``output``; for several outputs, each under the model's output
@@ -83,6 +85,7 @@ from multilayer.engine.layers import (
     ReLU,
     Rescaling,
     Reshape,
+    RobustScaling,
     Softmax,
     StringLookup,
     Subtract,
@@ -454,8 +457,12 @@ def _lookup(g: GraphBuilder, layer: IntegerLookup | StringLookup, x: str) -> str
                 f"StringLookup layer {name!r} takes strings: in an ONNX export it must read a "
                 "model input directly (which then becomes a string input)"
             )
-        tokens = x
+        tokens, missing = x, None
     else:
+        # a NaN is a missing value: the first OOV index (after the lookup, below)
+        missing = g.op("IsNaN", [x], name, kind=BOOL) if g.kinds[x] == FLOAT else None
+        if missing is not None:
+            x = g.op("Where", [missing, g.const(f"{name}/zero", 0.0), x], name)
         tokens = g.to_int64(x, name)
     masked = layer.mask_token is not None
     offset = layer.num_oov_indices + masked
@@ -482,6 +489,10 @@ def _lookup(g: GraphBuilder, layer: IntegerLookup | StringLookup, x: str) -> str
         oov = g.const(f"{name}/oov", int(masked), INT64)
     unknown = g.op("Less", [found, g.const(f"{name}/zero", 0, INT64)], name, kind=BOOL)
     indices = g.op("Where", [unknown, oov, found], name, kind=INT64)
+    if missing is not None:
+        first_oov = layer.vocabulary_size() if layer.num_oov_indices == 0 else int(masked)
+        first = g.const(f"{name}/first_oov", first_oov, INT64)
+        indices = g.op("Where", [missing, first, indices], name, kind=INT64)
     if layer.output_mode == "int":
         return indices
     return _encode(g, indices, layer.vocabulary_size(), layer.output_mode, _in_shape(layer), name)
@@ -514,6 +525,44 @@ def _discretization(g: GraphBuilder, layer: Discretization, x: str) -> str:
     if layer.output_mode == "int":
         return buckets
     return _encode(g, buckets, len(bins) + 1, layer.output_mode, _in_shape(layer), name)
+
+
+def _robust_scaling(g: GraphBuilder, layer: RobustScaling, x: str) -> str:
+    """In float64 as multilayer computes it: a NaN is 0 (the median), a non-finite result
+    0, smooth clipping, then the missing-value columns of the flagged features."""
+    name = layer.name
+    double = g.elem_type(DOUBLE)
+    values = x if g.kinds[x] == DOUBLE else g.op("Cast", [x], name, kind=DOUBLE, to=double)
+    zero = g.const(f"{name}/zero", 0.0, DOUBLE)
+    missing = g.op("IsNaN", [values], name, kind=BOOL)
+    z = g.op("Sub", [values, g.const(f"{name}/center", layer.center, DOUBLE)], name, kind=DOUBLE)
+    z = g.op("Mul", [z, g.const(f"{name}/scale", layer.scale, DOUBLE)], name, kind=DOUBLE)
+    z = g.op("Where", [missing, zero, z], name, kind=DOUBLE)
+    bad = g.op(
+        "Or",
+        [g.op("IsNaN", [z], name, kind=BOOL), g.op("IsInf", [z], name, kind=BOOL)],
+        name,
+        kind=BOOL,
+    )
+    z = g.op("Where", [bad, zero, z], name, kind=DOUBLE)
+    if layer.clip is not None:
+        ratio = g.op("Div", [z, g.const(f"{name}/clip", layer.clip, DOUBLE)], name, kind=DOUBLE)
+        square = g.op("Mul", [ratio, ratio], name, kind=DOUBLE)
+        one = g.const(f"{name}/one", 1.0, DOUBLE)
+        root = g.op("Sqrt", [g.op("Add", [one, square], name, kind=DOUBLE)], name, kind=DOUBLE)
+        z = g.op("Div", [z, root], name, kind=DOUBLE)
+    flags = layer.missing_indicator
+    if isinstance(flags, bool):
+        flags = [flags] * len(layer.center)
+    flagged = [i for i, flag in enumerate(flags) if flag]
+    if flagged:
+        columns = g.op(
+            "Gather", [missing, g.const(f"{name}/flagged", flagged, INT64)], name, kind=BOOL,
+            axis=1,
+        )  # fmt: skip
+        indicator = g.op("Cast", [columns], name, kind=DOUBLE, to=double)
+        z = g.op("Concat", [z, indicator], name, kind=DOUBLE, axis=1)
+    return g.to_float(z, name)
 
 
 def _fold(g: GraphBuilder, op: str, layer: Layer, xs: list[str]) -> str:
@@ -606,6 +655,7 @@ CONVERTERS: dict[type[Layer], Converter] = {
     IntegerLookup: _lookup,
     StringLookup: _lookup,
     Discretization: _discretization,
+    RobustScaling: _robust_scaling,
     Add: _add,
     Subtract: _subtract,
     Multiply: _multiply,
