@@ -766,6 +766,32 @@ def _classifier(tensor: KerasTensor) -> str | None:
     return None
 
 
+def prepare(model: Any) -> None:
+    """Build ``model`` and allocate its weights if needed, so its graph can be converted.
+
+    Raises:
+        ExportError: not a model, or a model whose input shape is unknown.
+    """
+    if not _is_model(model):
+        raise ExportError(f"only models can be exported, got a {type(model).__name__}")
+    if not model.built:
+        try:
+            model.build()
+        except (ValueError, TypeError, RuntimeError, AttributeError) as error:
+            raise ExportError(
+                f"model {model.name!r} is not built, so its input shape is unknown ({error}); "
+                "build it first (an Input, input_shape=, or model.build((None, n)))"
+            ) from None
+    model.get_weights()  # allocates the parameters of a model built from a file or a graph
+
+
+def convert_graph(g: GraphBuilder, model: Any, inputs: list[str]) -> list[str]:
+    """Add the nodes of a prepared ``model`` to ``g``, its inputs being the values ``inputs``
+    (their kinds set in ``g.kinds``); returns the names of its outputs (for other
+    converters that embed a model, such as `multilayer.export.sklearn_onnx`)."""
+    return _convert(g, model, inputs)
+
+
 def to_onnx(model: Any, opset_version: int | None = None) -> Any:
     """``model`` as an ``onnx.ModelProto`` (checked with the ONNX checker).
 
@@ -785,17 +811,7 @@ def to_onnx(model: Any, opset_version: int | None = None) -> Any:
         raise ExportError(
             f"opset_version must be an integer from {DEFAULT_OPSET} to {newest}, got {opset_version!r}"
         )
-    if not _is_model(model):
-        raise ExportError(f"only models can be exported, got a {type(model).__name__}")
-    if not model.built:
-        try:
-            model.build()
-        except (ValueError, TypeError, RuntimeError, AttributeError) as error:
-            raise ExportError(
-                f"model {model.name!r} is not built, so its input shape is unknown ({error}); "
-                "build it first (an Input, input_shape=, or model.build((None, n)))"
-            ) from None
-    model.get_weights()  # allocates the parameters of a model built from a file or a graph
+    prepare(model)
     g = GraphBuilder(np.dtype(model.dtype), opset)
     single_in, single_out = len(model.inputs) == 1, len(model.outputs) == 1
     in_names = ["input"] if single_in else list(model.input_names)
