@@ -171,10 +171,10 @@ def register() -> None:
             _convert_classifier,
             options={"zipmap": [True, False, "columns"], "nocl": [True, False]},
         )
-    for cls in (MLPRegressor, ModelRegressor):
+    for regressor in (MLPRegressor, ModelRegressor):
         skl2onnx.update_registered_converter(
-            cls,
-            f"Multilayer{cls.__name__}",
+            regressor,
+            f"Multilayer{regressor.__name__}",
             shapes.calculate_linear_regressor_output_shapes,
             _convert_regressor,
         )
