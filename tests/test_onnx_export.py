@@ -652,3 +652,18 @@ def test_feature_space_table_model():
     probabilities, label = sess.run(None, feeds)
     np.testing.assert_allclose(probabilities, expected, rtol=1e-6, atol=1e-6)
     assert np.array_equal(label, expected.argmax(1))
+
+
+def test_cli_export_names_the_layer_with_no_onnx_form(tmp_path, capsys):
+    inputs = keras.Input(shape=(3,))
+    model = keras.Model(inputs, keras.ops.exp(L.Dense(3)(inputs)))
+    model.save(tmp_path / "ops.safetensors")
+    name = model.layers[-1].name
+    code = main(["export", str(tmp_path / "ops.safetensors"), "-o", str(tmp_path / "ops.onnx")])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert captured.err == (
+        f"error: layer {name!r} (OpLayer) has no ONNX form: keras.ops calls in a model are not "
+        "converted; use layers instead\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ops.safetensors"]
