@@ -16,7 +16,7 @@ sklearn = pytest.importorskip("sklearn")
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.compose import ColumnTransformer  # noqa: E402
-from sklearn.datasets import load_digits, load_iris  # noqa: E402
+from sklearn.datasets import load_digits, load_iris, make_regression  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.metrics import accuracy_score  # noqa: E402
 from sklearn.model_selection import (  # noqa: E402
@@ -369,6 +369,26 @@ def test_multilabel_and_multioutput():
     assert reg.score(X, targets) > 0.95
 
 
+def test_warm_start_and_wrapper_partial_fit(iris):
+    X, y = iris
+    clf = MLPClassifier((8,), max_iter=3, warm_start=True, random_state=0)
+    quiet(clf.fit, X, y)
+    first = clf.model_
+    quiet(clf.fit, X, y)
+    assert clf.model_ is first and clf.n_iter_ == 6 and len(clf.loss_curve_) == 6
+    cold = quiet(clf.set_params(warm_start=False).fit, X, y)
+    assert cold.model_ is not first and cold.n_iter_ == 3
+    reg = ModelRegressor(build_mlp, epochs=5, random_state=0)
+    targets = X[:, :2] @ [1.0, -1.0]
+    for _ in range(3):
+        reg.partial_fit(X, targets)
+    assert reg.n_iter_ == 3 and len(reg.history_["loss"]) == 3 and reg.n_outputs_ == 1
+    assert reg.history_["loss"][-1] < reg.history_["loss"][0]
+    assert reg.predict(X).shape == (150,)
+    with pytest.raises(ValueError, match="^y has 2 outputs; the estimator was fitted with 1$"):
+        reg.partial_fit(X, np.stack([targets, targets], axis=1))
+
+
 # -- pickling ---------------------------------------------------------------------------------
 def _globals_in(data: bytes) -> set[str]:
     """The module.name of every global a pickle would import."""
@@ -425,6 +445,26 @@ def test_unpickling_checks_the_model_bytes(iris):
         MLPClassifier().__setstate__(state)
 
 
+def test_unpickling_refuses_another_state(iris):
+    X, y = iris
+    clf = quiet(MLPClassifier((8,), max_iter=2, random_state=0).fit, X, y)
+    state = clf.__getstate__()
+    for text, message in [
+        ("{", "^a pickled multilayer estimator state that is not JSON"),
+        (
+            '{"format": "other/9"}',
+            "^a pickled multilayer estimator of format 'other/9'; this version reads multilayer.sklearn/1$",
+        ),
+        (
+            '{"format": "multilayer.sklearn/1", "attributes": {"a": {"__ndarray__": {}}}}',
+            "^a pickled multilayer estimator with invalid attributes",
+        ),
+    ]:
+        bad = {**state, STATE_KEY: {**state[STATE_KEY], "json": text}}
+        with pytest.raises(ValueError, match=message):
+            MLPClassifier().__setstate__(bad)
+
+
 def test_joblib_round_trip(tmp_path, iris):
     joblib = pytest.importorskip("joblib")
     X, y = iris
@@ -436,7 +476,16 @@ def test_joblib_round_trip(tmp_path, iris):
 
 
 # -- in scikit-learn's tools ------------------------------------------------------------------
-def test_grid_search_in_two_processes(iris):
+@pytest.fixture
+def loky_workers():
+    """Stop the worker processes joblib starts (it keeps them for reuse) after the test."""
+    yield
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+
+
+def test_grid_search_in_two_processes(iris, loky_workers):
     X, y = iris
     search = GridSearchCV(
         ModelClassifier(build_mlp, epochs=20, optimizer__learning_rate=0.01, random_state=0),
@@ -540,6 +589,35 @@ def test_routed_parameters_reach_their_targets(iris):
     assert clf.model_.compile_config["loss"]["class_name"] == "SparseCategoricalCrossentropy"
 
 
+def test_a_functional_model_for_several_targets():
+    import multilayer
+
+    X, Y = make_regression(n_samples=200, n_features=5, n_targets=3, noise=0.1, random_state=0)
+    Y = Y / Y.std(axis=0)
+
+    def functional(meta, width=32):
+        inputs = multilayer.Input(shape=(meta["n_features_in_"],))
+        hidden = Dense(width, activation="tanh")(inputs)
+        return multilayer.Model(inputs, Dense(meta["n_outputs_"])(hidden))
+
+    reg = ModelRegressor(functional, epochs=60, optimizer__learning_rate=0.01, random_state=0)
+    reg.fit(X, Y)
+    assert reg.n_outputs_ == 3 and reg.predict(X).shape == (200, 3)
+    assert reg.score(X, Y) > 0.95
+    assert reg.model_.compile_config["loss"]["class_name"] == "MeanSquaredError"
+
+
+def test_callbacks_are_copied_not_attached(iris):
+    from multilayer.callbacks import EarlyStopping
+
+    X, y = iris
+    stop = EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    clf = ModelClassifier(build_mlp, epochs=50, callbacks=[stop], random_state=0).fit(X, y)
+    assert clf.n_iter_ == 2  # the copy stopped training: no epoch improved the loss by 10
+    assert stop.model is None and clf.callbacks[0] is stop
+    assert b"multilayer.model" in pickle.dumps(clf)
+
+
 def test_wrapper_errors(iris):
     X, y = iris
     with pytest.raises(
@@ -551,6 +629,11 @@ def test_wrapper_errors(iris):
         ValueError, match=r"^the model function has no parameter 'units' \(given as model__units\)$"
     ):
         ModelClassifier(build_mlp, model__units=3).fit(X, y)
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown parameter 'epoch': not a parameter of ModelClassifier nor of the model function",
+    ):
+        ModelClassifier(build_mlp, epoch=3).fit(X, y)
     with pytest.raises(ValueError, match=r"^unknown routed parameter 'compile__x'"):
         ModelClassifier(build_mlp, compile__x=3).fit(X, y)
     with pytest.raises(TypeError, match="not a model"):

@@ -186,7 +186,7 @@ class MultilayerClassifierMixin(ClassifierMixin):
             return outputs
         if outputs.shape[1] == 1:  # one sigmoid unit for two classes
             return np.hstack([1.0 - outputs, outputs])
-        return outputs / outputs.sum(axis=1, keepdims=True)
+        return outputs  # the softmax's, as model_.predict gives them
 
     def predict_log_proba(self, X) -> np.ndarray:
         with np.errstate(divide="ignore"):

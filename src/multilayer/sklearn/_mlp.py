@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
@@ -405,10 +405,11 @@ class MLPClassifier(MultilayerClassifierMixin, _BaseMLP):
         return None if self.multilabel_ else target
 
     def _validation_score(self, X, y) -> float:
+        # accuracy (multi-label: of whole rows), as accuracy_score computes it
         proba = np.asarray(self.model_.predict(X, verbose=0))
         if self.multilabel_:
-            return float(accuracy_score(y, proba > 0.5))
-        return float(accuracy_score(y, np.argmax(proba, axis=1)))
+            return float(np.mean(np.all((proba > 0.5) == (y > 0.5), axis=1)))
+        return float(np.mean(np.argmax(proba, axis=1) == y))
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over ``(X, y)``; the first call needs ``classes`` (all the labels),

@@ -109,13 +109,25 @@ def load_fitted(state: Any) -> tuple[dict[str, Any], Model | None]:
     """
     if not isinstance(state, dict) or not isinstance(state.get("json"), str):
         raise ValueError("not a pickled multilayer estimator state")
-    payload = json.loads(state["json"])
-    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
+    try:
+        payload = json.loads(state["json"])
+    except (ValueError, RecursionError) as error:
         raise ValueError(
-            f"a pickled multilayer estimator of format {payload.get('format')!r}; this version "
-            f"reads {STATE_FORMAT}"
+            f"a pickled multilayer estimator state that is not JSON ({error})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else None
+        raise ValueError(
+            f"a pickled multilayer estimator of format {found!r}; this version reads {STATE_FORMAT}"
         )
-    attributes = _decode(payload["attributes"])
+    try:
+        attributes = _decode(payload["attributes"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"a pickled multilayer estimator with invalid attributes ({error!r})"
+        ) from None
+    if not isinstance(attributes, dict):
+        raise ValueError("a pickled multilayer estimator with invalid attributes")
     model = None
     if "model" in state:
         model = model_from_bytes(state["model"])

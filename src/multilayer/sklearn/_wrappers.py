@@ -3,6 +3,7 @@ builds a multilayer model, with scikeras' routed parameters."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -138,6 +139,13 @@ class _BaseWrapper(MultilayerEstimator):
                 f"the model function has no parameter {', '.join(map(repr, unknown))} "
                 f"(given as {', '.join('model__' + k for k in unknown)})"
             )
+        unused = [k for k in plain if k not in named] if not takes_any else []
+        if unused:
+            raise ValueError(
+                f"unknown parameter {', '.join(map(repr, unused))}: not a parameter of "
+                f"{type(self).__name__} nor of the model function (route parameters with "
+                f"{', '.join(p + '__' for p in ROUTES)})"
+            )
         kwargs = {name: available[name] for name in named if name in available}
         if takes_any:
             kwargs.update({**plain, **routed})
@@ -215,6 +223,10 @@ class _BaseWrapper(MultilayerEstimator):
         }
         if incremental:
             arguments["epochs"] = 1
+        if arguments.get("callbacks") is not None:
+            # copies: fit attaches the model to its callbacks, and a parameter stays as given
+            # (and pickles without the network in it)
+            arguments["callbacks"] = copy.deepcopy(arguments["callbacks"])
         history = self.model_.fit(
             X, self._targets_for(self.model_, target), sample_weight=weights, **arguments
         )
