@@ -397,7 +397,7 @@ def test_merge_parity(layer, shapes):
 
 
 def test_every_converter_has_a_parity_test():
-    tested = {c[0].split("-")[0] for c in LAYER_CASES + MERGE_CASES} | {"StringLookup"}
+    tested = {c[0].split("-")[0] for c in LAYER_CASES + MERGE_CASES} | {"StringLookup", "OpLayer"}
     assert tested == {cls.__name__ for cls in CONVERTERS}
 
 
@@ -546,16 +546,57 @@ def test_hashing_has_no_onnx_form(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_op_layer_has_no_onnx_form():
+def test_op_layer_without_onnx_form():
     inputs = keras.Input(shape=(3,))
-    model = keras.Model(inputs, keras.ops.exp(L.Dense(3)(inputs)))
+    model = keras.Model(inputs, keras.ops.clip(L.Dense(3)(inputs), -1.0, 1.0))
     with pytest.raises(ExportError) as error:
         to_onnx(model)
     layer = model.layers[-1]
     assert str(error.value) == (
-        f"layer {layer.name!r} (OpLayer) has no ONNX form: keras.ops calls in a model are not "
-        "converted; use layers instead"
+        f"layer {layer.name!r} (OpLayer) has no ONNX form: keras.ops.clip with these "
+        "arguments is not converted (converted: abs, absolute, add, divide, exp, log, max, "
+        "maximum, mean, min, minimum, multiply, negative, power, relu, sqrt, subtract, sum, "
+        "tanh, sigmoid, square, softmax, log_softmax); use layers instead"
     )
+
+
+def op_model(make, shapes=((4,),)):
+    inputs = [keras.Input(shape=s) for s in shapes]
+    out = make(*inputs)
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], out)
+
+
+OP_CASES = [
+    ("exp", lambda t: keras.ops.exp(t)),
+    ("log-of-exp", lambda t: keras.ops.log(keras.ops.add(keras.ops.exp(t), 1.0))),
+    ("sqrt-abs", lambda t: keras.ops.sqrt(keras.ops.abs(t))),
+    ("negative-tanh-relu", lambda t: keras.ops.negative(keras.ops.tanh(keras.ops.relu(t)))),
+    ("sigmoid-square", lambda t: keras.ops.square(keras.ops.sigmoid(t))),
+    ("add-number", lambda t: keras.ops.add(t, 2.5)),
+    ("divide-number-by", lambda t: keras.ops.divide(1.0, keras.ops.add(keras.ops.abs(t), 1.0))),
+    (
+        "power-maximum-minimum",
+        lambda t: keras.ops.power(keras.ops.minimum(keras.ops.maximum(t, 0.1), 3), 2),
+    ),
+    ("softmax", lambda t: keras.ops.softmax(t, axis=-1)),
+    ("log_softmax", lambda t: keras.ops.log_softmax(t)),
+    ("mean-keepdims", lambda t: keras.ops.mean(t, axis=-1, keepdims=True)),
+    ("sum", lambda t: keras.ops.sum(t, axis=1, keepdims=True)),
+    ("max-min", lambda t: keras.ops.add(keras.ops.max(t, axis=-1), keras.ops.min(t, axis=-1))),
+]
+
+
+@pytest.mark.parametrize("make", [c[1] for c in OP_CASES], ids=[c[0] for c in OP_CASES])
+def test_op_layer_parity(make):
+    assert_parity(op_model(make), lambda n: floats(n, 4) * 2)
+
+
+def test_op_layer_on_two_tensors():
+    model = op_model(lambda a, b: keras.ops.multiply(keras.ops.subtract(a, b), b), ((3,), (3,)))
+    a, b = floats(5, 3), floats(5, 3)
+    names = model.input_names
+    got = run_onnx(model, {names[0]: a, names[1]: b})["output"]
+    np.testing.assert_allclose(got, model.predict([a, b]), rtol=1e-6, atol=1e-6)
 
 
 def test_a_layer_subclass_is_not_converted_as_its_parent():
@@ -656,14 +697,15 @@ def test_feature_space_table_model():
 
 def test_cli_export_names_the_layer_with_no_onnx_form(tmp_path, capsys):
     inputs = keras.Input(shape=(3,))
-    model = keras.Model(inputs, keras.ops.exp(L.Dense(3)(inputs)))
+    model = keras.Model(inputs, keras.ops.clip(L.Dense(3)(inputs), 0.0, 1.0))
     model.save(tmp_path / "ops.safetensors")
     name = model.layers[-1].name
     code = main(["export", str(tmp_path / "ops.safetensors"), "-o", str(tmp_path / "ops.onnx")])
     captured = capsys.readouterr()
     assert code == 1 and captured.out == ""
-    assert captured.err == (
-        f"error: layer {name!r} (OpLayer) has no ONNX form: keras.ops calls in a model are not "
-        "converted; use layers instead\n"
+    assert captured.err.startswith(
+        f"error: layer {name!r} (OpLayer) has no ONNX form: keras.ops.clip with these arguments "
+        "is not converted (converted: abs,"
     )
+    assert len(captured.err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ops.safetensors"]

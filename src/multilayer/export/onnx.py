@@ -33,9 +33,12 @@ outside ``[0, depth)`` given to a one-hot, multi-hot or count encoding gives an 
 ``num_oov_indices=0`` gets the index ``vocabulary_size()``, one past the last (multilayer
 raises), which an Embedding after it rejects (onnxruntime's Gather fails on it).
 
-Layers with no ONNX form raise `ExportError` naming them: Hashing (FarmHash Fingerprint64 is
-not an ONNX operator), OpLayer (``keras.ops`` calls in a model), and any layer class not in
-`CONVERTERS` (subclasses of the built-in layers included: their ``forward`` may differ).
+``keras.ops`` calls in a model (OpLayer) convert for the element-wise functions of one
+tensor, arithmetic between tensors and numbers, softmax / log_softmax and the reductions over
+sample axes (`_op_layer`). Layers with no ONNX form raise `ExportError` naming them: Hashing
+(FarmHash Fingerprint64 is not an ONNX operator), the other ``keras.ops`` calls, and any
+layer class not in `CONVERTERS` (subclasses of the built-in layers included: their
+``forward`` may differ).
 """
 
 from __future__ import annotations
@@ -629,6 +632,95 @@ def _dot(g: GraphBuilder, layer: Dot, xs: list[str]) -> str:
     return g.op("Reshape", [y, g.const(f"{name}/shape", [0, *_out_shape(layer)], INT64)], name)
 
 
+#: keras.ops functions an OpLayer may apply, converted (one model tensor in; see `_op_layer`)
+_UNARY_OPS = {
+    "exp": "Exp",
+    "log": "Log",
+    "sqrt": "Sqrt",
+    "abs": "Abs",
+    "absolute": "Abs",
+    "negative": "Neg",
+    "tanh": "Tanh",
+    "relu": "Relu",
+}
+_BINARY_OPS = {
+    "add": "Add",
+    "subtract": "Sub",
+    "multiply": "Mul",
+    "divide": "Div",
+    "maximum": "Max",
+    "minimum": "Min",
+    "power": "Pow",
+}
+_REDUCE_OPS = {"mean": "ReduceMean", "sum": "ReduceSum", "max": "ReduceMax", "min": "ReduceMin"}
+
+
+def _tensor_index(value: Any) -> int | None:
+    """``i`` for the placeholder ``{"__tensor__": i}`` of an OpLayer argument (its documented
+    form), else None."""
+    if isinstance(value, dict) and set(value) == {"__tensor__"}:
+        return int(value["__tensor__"])
+    return None
+
+
+def _op_layer(g: GraphBuilder, layer: OpLayer, x: Any) -> str:
+    """The keras.ops calls with an ONNX form: element-wise functions of one tensor, binary
+    arithmetic between tensors and numbers, softmax / log_softmax and the reductions over
+    sample axes. Others raise ExportError naming the layer and the op."""
+    xs = list(x) if layer.multi_input else [x]
+    args, kwargs, op, name = list(layer.args), dict(layer.kwargs), layer.op, layer.name
+
+    def unsupported() -> ExportError:
+        return ExportError(
+            f"layer {name!r} (OpLayer) has no ONNX form: keras.ops.{op} with these arguments "
+            "is not converted (converted: "
+            + ", ".join(sorted({*_UNARY_OPS, *_BINARY_OPS, *_REDUCE_OPS}))
+            + ", sigmoid, square, softmax, log_softmax); use layers instead"
+        )
+
+    def operand(value: Any) -> str:
+        index = _tensor_index(value)
+        if index is not None:
+            return g.to_float(xs[index], name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return g.const(f"{name}/constant", float(value))
+        raise unsupported()
+
+    first = _tensor_index(args[0]) if args else None
+    if op in _UNARY_OPS or op in ("sigmoid", "square"):
+        if len(args) != 1 or first is None or kwargs:
+            raise unsupported()
+        value = operand(args[0])
+        if op == "square":
+            return g.op("Mul", [value, value], name)
+        return g.op("Sigmoid" if op == "sigmoid" else _UNARY_OPS[op], [value], name)
+    if op in _BINARY_OPS:
+        if len(args) != 2 or kwargs:
+            raise unsupported()
+        return g.op(_BINARY_OPS[op], [operand(args[0]), operand(args[1])], name)
+    if op in ("softmax", "log_softmax") or op in _REDUCE_OPS:
+        options = dict(zip(("axis", "keepdims"), args[1:], strict=False)) | kwargs
+        default_axis = -1 if op in ("softmax", "log_softmax") else None
+        axis, keepdims = options.pop("axis", default_axis), options.pop("keepdims", False)
+        if first is None or options or axis is None or not isinstance(keepdims, bool):
+            raise unsupported()
+        rank = len(_in_shape(layer)) + 1
+        axes = [axis] if isinstance(axis, int) else list(axis)
+        if not all(isinstance(a, int) and -rank <= a < rank and a % rank for a in axes):
+            raise unsupported()
+        value = operand(args[0])
+        if op in ("softmax", "log_softmax"):
+            if len(axes) != 1:
+                raise unsupported()
+            kind = "Softmax" if op == "softmax" else "LogSoftmax"
+            return g.op(kind, [value], name, axis=axes[0] % rank)
+        reduce = _REDUCE_OPS[op]
+        return g.op(
+            reduce, [value, g.axes(name, [a % rank for a in axes])], name, keepdims=int(keepdims)
+        )
+    raise unsupported()
+
+
 #: Layer class -> converter. Looked up by exact class (see `converter_for`).
 CONVERTERS: dict[type[Layer], Converter] = {
     Dense: _dense,
@@ -656,6 +748,7 @@ CONVERTERS: dict[type[Layer], Converter] = {
     StringLookup: _lookup,
     Discretization: _discretization,
     RobustScaling: _robust_scaling,
+    OpLayer: _op_layer,
     Add: _add,
     Subtract: _subtract,
     Multiply: _multiply,
@@ -669,7 +762,6 @@ CONVERTERS: dict[type[Layer], Converter] = {
 #: Why some layers cannot be exported (the rest of the message names the layer).
 NO_ONNX_FORM: dict[type[Layer], str] = {
     Hashing: "FarmHash Fingerprint64, the hash it computes, is not an ONNX operator",
-    OpLayer: "keras.ops calls in a model are not converted; use layers instead",
 }
 
 
