@@ -709,3 +709,14 @@ def test_cli_export_names_the_layer_with_no_onnx_form(tmp_path, capsys):
     )
     assert len(captured.err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ops.safetensors"]
+
+
+def test_cli_export_into_a_missing_directory(tmp_path, capsys):
+    model = one_layer(L.Dense(3, activation="softmax"), (4,))
+    model.save(tmp_path / "m.safetensors")
+    out = tmp_path / "nowhere" / "m.onnx"
+    code = main(["export", str(tmp_path / "m.safetensors"), "-o", str(out)])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'nowhere'}: no such directory to write m.onnx into\n"
+    )

@@ -46,6 +46,8 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -1025,9 +1027,14 @@ def export_model(
             "input_signature is not supported: the inputs are the model's own (float, or "
             "strings for a StringLookup input), with a dynamic batch size"
         )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such directory to write {path.name} into")
     proto = to_onnx(model, opset_version)
     onnx = _onnx()
-    tmp = path.with_name(path.name + ".tmp")
+    # written beside the target under a fresh name, then renamed: never a half-written file
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    tmp = Path(name)
     try:
         onnx.save_model(proto, str(tmp))
         tmp.replace(path)
