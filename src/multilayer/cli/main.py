@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "report": "multilayer.cli.report",
     "serve": "multilayer.cli.serve",
     "tune": "multilayer.cli.tune",
+    "export": "multilayer.cli.export",
 }
 
 

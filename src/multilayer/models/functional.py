@@ -781,6 +781,24 @@ class Model(Trainer, Layer):
 
         save_model(self, filepath, include_optimizer=include_optimizer)
 
+    def export(
+        self,
+        filepath,
+        format: str | None = None,
+        verbose: bool | None = None,
+        input_signature=None,
+        **kwargs,
+    ):
+        """Export the model for inference in another runtime, as Keras 3's ``model.export``:
+        ``format="onnx"`` (inferred from a ``.onnx`` name; ``opset_version=`` as in Keras) is
+        the one format (`multilayer.export.onnx`, the ``onnx`` extra). Returns the path."""
+        from multilayer.export.onnx import ExportError, export_model
+
+        unknown = sorted(set(kwargs) - {"opset_version"})
+        if unknown:
+            raise ExportError(f"export: unexpected arguments {unknown} (only opset_version)")
+        return export_model(self, filepath, format, verbose, input_signature, **kwargs)
+
 
 # -- helpers ------------------------------------------------------------------------------------
 def serialize_layer(layer: Layer) -> dict:
