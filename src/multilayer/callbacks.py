@@ -13,3 +13,4 @@ from multilayer.models.callbacks import (  # noqa: F401
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
+from multilayer.models.tensorboard import TensorBoard  # noqa: F401
