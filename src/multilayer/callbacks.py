@@ -13,4 +13,5 @@ from multilayer.models.callbacks import (  # noqa: F401
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
+from multilayer.models.mlflow_logging import MlflowCallback  # noqa: F401
 from multilayer.models.tensorboard import TensorBoard  # noqa: F401
