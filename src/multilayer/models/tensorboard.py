@@ -20,7 +20,9 @@ Scalars are stored as float32, as TensorFlow stores them. A metric with one valu
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,11 @@ from typing import Any
 import numpy as np
 
 from multilayer.models.callbacks import Callback
+
+#: Numbers the event files this process writes: tensorboardX names a file by the second and
+#: the host alone, so two fits within a second would write to the same file (TensorFlow adds
+#: the process id and such a counter as well).
+_FILE_NUMBERS = itertools.count()
 
 #: The install hint in the ImportError raised without the writer library.
 INSTALL_HINT = "pip install 'multilayer[tensorboard]'"
@@ -144,7 +151,8 @@ class TensorBoard(Callback):
         first use during a fit."""
         writer = self._writers.get(run)
         if writer is None:
-            writer = self._tbx.FileWriter(str(self.log_dir / run))
+            suffix = f".{os.getpid()}.{next(_FILE_NUMBERS)}"
+            writer = self._tbx.FileWriter(str(self.log_dir / run), filename_suffix=suffix)
             self._writers[run] = writer
         return writer
 
