@@ -60,6 +60,13 @@ def _describe(layer) -> str:
     return f"{layer.name}: {type(layer).__name__} ({', '.join(['None', *map(str, shape)])})"
 
 
+def _optimizer(model) -> Any:
+    """The model's optimizer (fit needs a compiled model, so there is one)."""
+    if model.optimizer is None:
+        raise RuntimeError("call compile(optimizer=..., loss=...) first")
+    return model.optimizer
+
+
 class MlflowCallback(Callback):
     """Log parameters, metrics and the trained model of ``fit`` to an MLflow run (where: see
     the module docstring).
@@ -176,7 +183,7 @@ class MlflowCallback(Callback):
 
     def _parameters(self) -> dict[str, str]:
         model = self.trained_model()
-        optimizer = model.optimizer
+        optimizer = _optimizer(model)
         params: dict[str, object] = {"optimizer_name": type(optimizer).__name__}
         params.update({f"optimizer_{k}": v for k, v in optimizer.get_config().items()})
         loop = model.loop
@@ -226,7 +233,7 @@ class MlflowCallback(Callback):
             self._log_metrics(logs or {}, epoch)
 
     def _train_batch_end(self, batch, logs=None):
-        step = int(self.trained_model().optimizer.iterations)
+        step = int(_optimizer(self.trained_model()).iterations)
         if self.log_every_n_steps and step % self.log_every_n_steps == 0:
             self._log_metrics(logs or {}, step)
 

@@ -63,6 +63,13 @@ def _scalars(logs: dict) -> dict[str, float]:
     return {key: float(value) for key, value in logs.items() if np.ndim(value) == 0}
 
 
+def _optimizer(model) -> Any:
+    """The model's optimizer (fit needs a compiled model, so there is one)."""
+    if model.optimizer is None:
+        raise RuntimeError("call compile(optimizer=..., loss=...) first")
+    return model.optimizer
+
+
 class TensorBoard(Callback):
     """Write training logs for TensorBoard (Keras 3's arguments and file layout; see the
     module docstring for the tags).
@@ -165,7 +172,7 @@ class TensorBoard(Callback):
         self._writers = {}
 
     def _iterations(self) -> int:
-        return int(self.trained_model().optimizer.iterations)
+        return int(_optimizer(self.trained_model()).iterations)
 
     # -- hooks ------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -205,7 +212,7 @@ class TensorBoard(Callback):
         logs = _scalars(logs or {})
         train = {key: value for key, value in logs.items() if not key.startswith("val_")}
         validation = {key[4:]: value for key, value in logs.items() if key.startswith("val_")}
-        train.setdefault("learning_rate", float(self.trained_model().optimizer.learning_rate))
+        train.setdefault("learning_rate", float(_optimizer(self.trained_model()).learning_rate))
         if self.write_steps_per_second:
             start, iterations = self._epoch_start
             seconds = time.perf_counter() - start
