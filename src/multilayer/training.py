@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,7 @@ __all__ = [
     "RunResult",
     "check_recipe",
     "evaluate_model",
+    "experiment_loggers",
     "prepare_resume",
     "prepare_run",
     "resume_run",
@@ -193,6 +194,8 @@ class PreparedRun:
         output: the run directory to write.
         settings: what a resume needs, recorded in every checkpoint.
         resumed_from: the checkpoint a resumed run continues from, else None.
+        loggers: callbacks logging the run to TensorBoard or MLflow (after the others, so
+            they see the weights EarlyStopping restores).
     """
 
     recipe: Recipe
@@ -206,6 +209,8 @@ class PreparedRun:
     early_stopping: int | None = None
     checkpoint_every: str | None = None
     resumed_from: Checkpoint | None = None
+    #: callbacks that log the run elsewhere (TensorBoard, MLflow; see `experiment_loggers`)
+    loggers: list = field(default_factory=list)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -268,15 +273,16 @@ class PreparedRun:
 
     # the parts of run()
     def _callbacks(self) -> list:
-        """EarlyStopping (best weights restored) if asked for. Divergence needs no callback:
-        fit stops with a TrainingError and keeps the last good weights."""
+        """EarlyStopping (best weights restored) if asked for, then the loggers. Divergence
+        needs no callback: fit stops with a TrainingError and keeps the last good weights."""
         from multilayer.callbacks import EarlyStopping
 
         if not self.early_stopping:
-            return []
+            return list(self.loggers)
         monitor = "val_loss" if self.validation is not None else "loss"
         return [
-            EarlyStopping(monitor=monitor, patience=self.early_stopping, restore_best_weights=True)
+            EarlyStopping(monitor=monitor, patience=self.early_stopping, restore_best_weights=True),
+            *self.loggers,
         ]
 
     def _checkpoint_config(self, run_path: Path, resume_hint: str | None) -> CheckpointConfig:
@@ -390,6 +396,9 @@ def prepare_run(
     runs_root: str | Path = DEFAULT_RUNS_ROOT,
     early_stopping: int | None = None,
     checkpoint_every: str | None = None,
+    tensorboard_dir: str | Path | None = None,
+    mlflow: bool = False,
+    mlflow_uri: str | None = None,
 ) -> PreparedRun:
     """Check, load and build everything a run needs; write nothing (see the module docstring).
 
@@ -403,12 +412,15 @@ def prepare_run(
         early_stopping: stop after this many epochs without improvement (best weights kept).
         checkpoint_every: ``"N"`` (epochs) or ``"Ns"`` (steps) between checkpoints; None
             writes one only on Ctrl-C.
+        tensorboard_dir, mlflow, mlflow_uri: log the run to TensorBoard and/or MLflow (see
+            `experiment_loggers`).
 
     Raises:
         ValueError: an unknown recipe, an override that is not a recipe field, or a bad
             ``checkpoint_every``.
         RecipeError: an unknown activation, optimizer or schedule.
         DataError, DatasetNotFoundError: the dataset cannot be read or is malformed.
+        ImportError: TensorBoard or MLflow logging without the library it needs.
     """
     from multilayer.models.checkpoint import parse_every
 
@@ -445,6 +457,13 @@ def prepare_run(
         },
     }
     output = Path(output) if output is not None else new_run_path(runs_root, chosen.name)
+    loggers = experiment_loggers(
+        tensorboard_dir,
+        mlflow,
+        mlflow_uri,
+        run_name=output.name,
+        tags={"recipe": recipe, "dataset": dataset, "seed": str(seed), "run_dir": str(output)},
+    )
     return PreparedRun(
         recipe=chosen,
         dataset=data,
@@ -456,7 +475,41 @@ def prepare_run(
         settings=settings,
         early_stopping=early_stopping,
         checkpoint_every=checkpoint_every,
+        loggers=loggers,
     )
+
+
+def experiment_loggers(
+    tensorboard_dir: str | Path | None = None,
+    mlflow: bool = False,
+    mlflow_uri: str | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> list:
+    """The callbacks that log a run elsewhere: ``callbacks.TensorBoard(tensorboard_dir)``
+    if a directory is given, and ``callbacks.MlflowCallback`` if ``mlflow`` or ``mlflow_uri``
+    (the tracking URI; None: MLflow's current one, by default the local ``./mlflow.db``), for
+    a run named ``run_name`` with ``tags`` (prefixed ``multilayer.``).
+
+    Raises:
+        ImportError: the library one of them needs is not installed (nothing is written).
+    """
+    loggers: list = []
+    if tensorboard_dir is not None:
+        from multilayer.callbacks import TensorBoard
+
+        loggers.append(TensorBoard(tensorboard_dir))
+    if mlflow or mlflow_uri is not None:
+        from multilayer.callbacks import MlflowCallback
+
+        loggers.append(
+            MlflowCallback(
+                tracking_uri=mlflow_uri,
+                run_name=run_name,
+                tags={f"multilayer.{key}": value for key, value in (tags or {}).items()},
+            )
+        )
+    return loggers
 
 
 def latest_run_checkpoint(run_dir: str | Path) -> Checkpoint:
@@ -488,9 +541,17 @@ _SETTINGS: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def prepare_resume(run_dir: str | Path) -> PreparedRun:
+def prepare_resume(
+    run_dir: str | Path,
+    *,
+    tensorboard_dir: str | Path | None = None,
+    mlflow: bool = False,
+    mlflow_uri: str | None = None,
+) -> PreparedRun:
     """The run of ``run_dir`` rebuilt from the settings in its newest valid checkpoint,
     ready to continue from it (`PreparedRun.run`); ``resumed_from`` is that checkpoint.
+    The logging arguments are `prepare_run`'s: they change no result, so a resumed run may
+    log elsewhere than its first segment did.
 
     The result of the resumed run is bitwise identical to an uninterrupted one (same
     machine, library versions and thread count; see docs/reliability.md).
@@ -519,6 +580,9 @@ def prepare_resume(run_dir: str | Path) -> PreparedRun:
             output=run_dir,
             early_stopping=settings["early_stopping"],
             checkpoint_every=settings["every"],
+            tensorboard_dir=tensorboard_dir,
+            mlflow=mlflow,
+            mlflow_uri=mlflow_uri,
         )
     except (TypeError, RecipeError) as error:
         raise ModelFileError(f"{checkpoint.path}: malformed run settings ({error})") from None

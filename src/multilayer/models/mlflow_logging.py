@@ -10,16 +10,19 @@ not when multilayer is. Where the run goes:
 
 - inside ``with mlflow.start_run():`` (and no ``tracking_uri`` given), into that run, which
   is left open;
-- otherwise into a new run of experiment ``experiment_name`` (MLflow's ``Default`` if None,
-  created if missing) at ``tracking_uri``, or at MLflow's current tracking URI
-  (``MLFLOW_TRACKING_URI``, or MLflow 3's local default: ``sqlite:///mlflow.db`` with
-  artifacts under ``./mlruns``). The callback ends that run: ``FINISHED``, ``FAILED`` if
-  ``fit`` raised, ``KILLED`` on Ctrl-C. ``callback.run_id`` names it.
+- otherwise into a new run of experiment ``experiment_name`` (if None:
+  ``MLFLOW_EXPERIMENT_NAME``, else MLflow's ``Default``; created if missing) at
+  ``tracking_uri``, or at MLflow's current tracking URI (``MLFLOW_TRACKING_URI``, or MLflow
+  3's local default: ``sqlite:///mlflow.db`` with artifacts under ``./mlruns``). The
+  callback ends that run: ``FINISHED``, ``FAILED`` if ``fit`` raised, ``KILLED`` on Ctrl-C.
+
+``callback.run_id`` names the run once training has started.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -85,7 +88,8 @@ class MlflowCallback(Callback):
             (step = optimizer iterations); needs ``log_every_epoch=False`` (MLflow's rule).
         tracking_uri: where to log (None: inside an active run, that run; else MLflow's
             current tracking URI).
-        experiment_name: the experiment of a new run (None: ``Default``).
+        experiment_name: the experiment of a new run (None: ``MLFLOW_EXPERIMENT_NAME`` or
+            ``Default``).
         run_name: the name of a new run (None: MLflow picks one).
         tags: tags set on the run.
         log_model: log the trained model as an artifact.
@@ -159,7 +163,7 @@ class MlflowCallback(Callback):
                 for key, value in self.tags.items():
                     self._client.set_tag(self.run_id, key, value)
             return
-        name = self.experiment_name or "Default"
+        name = self.experiment_name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "Default"
         experiment = self._client.get_experiment_by_name(name)
         experiment_id = (
             experiment.experiment_id
