@@ -219,18 +219,36 @@ def test_weight_histograms_every_histogram_freq_epochs(tmp_path):
         assert sum(last.bucket) == weights.size
 
 
-def test_graph_is_the_conceptual_graph_tensorboard_draws_and_the_summary_is_text(tmp_path):
+def conceptual_graph(log_dir):
+    """The graph TensorBoard's Graphs tab draws for the run "train": node -> its inputs."""
+    from google.protobuf import text_format
     from tensorboard import context
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
     from tensorboard.compat.proto import graph_pb2
     from tensorboard.plugins import base_plugin
     from tensorboard.plugins.graph import graphs_plugin
 
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(log_dir))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(log_dir))
+    plugin = graphs_plugin.GraphsPlugin(
+        base_plugin.TBContext(logdir=str(log_dir), multiplexer=multiplexer, data_provider=provider)
+    )
+    body, _ = plugin.graph_impl(context.RequestContext(), "train", "keras", True, experiment="")
+    graph = text_format.Parse(body, graph_pb2.GraphDef())
+    return {node.name: list(node.input) for node in graph.node}
+
+
+def test_graph_is_the_conceptual_graph_tensorboard_draws_and_the_summary_is_text(tmp_path):
     from multilayer.models.summary import summary_text
 
     inputs = keras.Input(shape=(4,))
     left = keras.layers.Dense(3, name="left")(inputs)
-    right = keras.layers.Dense(3, name="right")(inputs)
+    # BatchNormalization has no Keras file form here: the graph does not need one
+    right = keras.layers.BatchNormalization(name="norm")(
+        keras.layers.Dense(3, name="right")(inputs)
+    )
     outputs = keras.layers.Dense(2, activation="softmax", name="out")(
         keras.layers.Concatenate(name="both")([left, right])
     )
@@ -246,28 +264,39 @@ def test_graph_is_the_conceptual_graph_tensorboard_draws_and_the_summary_is_text
         "    " + line for line in summary_text(model).splitlines()
     )
     assert train.SummaryMetadata("model_summary").plugin_data.plugin_name == "text"
+    assert train.SummaryMetadata("keras").plugin_data.plugin_name == "graph_keras_model"
 
     # TensorBoard's Graphs plugin turns the "keras" tag into the graph its Graphs tab draws
-    multiplexer = plugin_event_multiplexer.EventMultiplexer()
-    multiplexer.AddRunsFromDirectory(str(tmp_path))
-    multiplexer.Reload()
-    provider = data_provider.MultiplexerDataProvider(multiplexer, str(tmp_path))
-    plugin = graphs_plugin.GraphsPlugin(
-        base_plugin.TBContext(logdir=str(tmp_path), multiplexer=multiplexer, data_provider=provider)
-    )
-    body, _ = plugin.graph_impl(context.RequestContext(), "train", "keras", True, experiment="")
-    from google.protobuf import text_format
-
-    graph = text_format.Parse(body, graph_pb2.GraphDef())
-    nodes = {node.name: list(node.input) for node in graph.node}
     input_name = model.layers[0].name
-    assert nodes == {
+    assert conceptual_graph(tmp_path) == {
         f"branches/{input_name}": [],
         "branches/left": [f"branches/{input_name}"],
         "branches/right": [f"branches/{input_name}"],
-        "branches/both": ["branches/left", "branches/right"],
+        "branches/norm": ["branches/right"],
+        "branches/both": ["branches/left", "branches/norm"],
         "branches/out": ["branches/both"],
     }
+
+
+def test_a_model_built_by_its_first_batch_gets_its_graph_after_the_first_epoch(tmp_path):
+    model = keras.Sequential(
+        [keras.layers.Dense(8, name="first"), keras.layers.Dense(2, name="second")], name="lazy"
+    )
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    x, y = data()
+
+    def batches():
+        for start in range(0, 100, 25):
+            yield x[start : start + 25], y[start : start + 25]
+
+    assert not model.built
+    model.fit(batches(), epochs=1, callbacks=[keras.callbacks.TensorBoard(tmp_path)], verbose=0)
+    graph = conceptual_graph(tmp_path)
+    [input_node] = [name for name, inputs in graph.items() if not inputs]
+    assert graph == {input_node: [], "lazy/first": [input_node], "lazy/second": ["lazy/first"]}
+    assert read(tmp_path / "train").Tensors("model_summary")[0].step == 0
 
 
 def test_write_graph_false_writes_no_model(tmp_path):

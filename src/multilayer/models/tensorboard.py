@@ -7,9 +7,10 @@ when a `TensorBoard` is created, not when multilayer is. The layout and tags are
   ``epoch_accuracy``, ...) and ``epoch_learning_rate``, at step = epoch (0-based, as Keras);
   with ``update_freq="batch"`` or N, ``batch_{name}`` every N training batches at step = the
   number of batches trained in this ``fit``; weight histograms ``{layer}/{weight}/histogram``
-  every ``histogram_freq`` epochs; with ``write_graph``, the model's Keras 3 configuration as
-  tag ``keras`` (plugin ``graph_keras_model``: TensorBoard's Graphs tab draws it as the
-  conceptual graph) and its ``model.summary()`` as a text summary ``model_summary``.
+  every ``histogram_freq`` epochs; with ``write_graph``, the model's layers and connections
+  as tag ``keras`` in the shape of Keras' ``model.to_json()`` (plugin ``graph_keras_model``:
+  TensorBoard's Graphs tab draws it as the conceptual graph) and its ``model.summary()`` as
+  a text summary ``model_summary``.
 - ``log_dir/validation`` (created once there is a validation result): ``epoch_{name}`` of
   the ``val_*`` logs without the prefix, and ``evaluation_{name}_vs_iterations`` at step =
   optimizer iterations.
@@ -146,6 +147,7 @@ class TensorBoard(Callback):
         self._global_train_batch = 0
         self._epoch_start = (0.0, 0)  # time and optimizer iterations at the epoch's start
         self._batch_start = 0.0
+        self._model_written = False
         if update_freq != "epoch" or self.write_steps_per_second:
             # Only then does this callback need the training-batch hooks; without them fit
             # skips the per-batch logs entirely (see CallbackList).
@@ -179,7 +181,8 @@ class TensorBoard(Callback):
         self._close()  # a previous fit that failed before on_train_end
         self._global_train_batch = 0
         self._writer("train")
-        if self.write_graph:
+        self._model_written = False
+        if self.write_graph and self.trained_model().built:
             self._write_model()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -224,6 +227,8 @@ class TensorBoard(Callback):
             self._scalar("validation", f"epoch_{name}", value, epoch)
         if self.histogram_freq and epoch % self.histogram_freq == 0:
             self._write_histograms(epoch)
+        if self.write_graph and not self._model_written:
+            self._write_model()  # a model that fit built from its first batch
         for writer in self._writers.values():
             writer.flush()
 
@@ -243,8 +248,8 @@ class TensorBoard(Callback):
             writer.add_summary(summary, epoch)
 
     def _write_model(self) -> None:
-        """The model summary as text and, when the model has a Keras 3 form, its
-        configuration as the ``keras`` tag the Graphs tab draws."""
+        """The model summary as text and its graph as the ``keras`` tag the Graphs tab
+        draws (at step 0)."""
         from multilayer.models.summary import summary_text
 
         model = self.trained_model()
@@ -252,10 +257,9 @@ class TensorBoard(Callback):
         # indented: Markdown shows the table as code, in a fixed-width font
         text = "\n".join("    " + line for line in summary_text(model).splitlines())
         writer.add_summary(self._tensor_summary("model_summary", "text", b"", text), 0)
-        config = _keras_config(model)
-        if config is not None:
-            summary = self._tensor_summary("keras", "graph_keras_model", b"1", config)
-            writer.add_summary(summary, 0)
+        summary = self._tensor_summary("keras", "graph_keras_model", b"1", _graph_config(model))
+        writer.add_summary(summary, 0)
+        self._model_written = True
 
     def _tensor_summary(self, tag: str, plugin: str, content: bytes, text: str) -> Any:
         """A string-tensor summary for ``plugin`` (what tf.summary writes for text and for
@@ -275,12 +279,42 @@ class TensorBoard(Callback):
         return proto.summary_pb2.Summary(value=[value])
 
 
-def _keras_config(model) -> str | None:
-    """The model's Keras 3 configuration as JSON (what Keras' ``model.to_json()`` writes),
-    or None for a model with a layer that has no Keras form."""
-    from multilayer.models.keras_format import model_config
+def _graph_config(model) -> str:
+    """The model's layers and connections as JSON in the shape of Keras 3's
+    ``model.to_json()`` (what Keras writes under the ``keras`` tag): each layer's
+    ``class_name``, ``config.name`` and ``inbound_nodes`` (``keras_history`` references), and
+    the model's ``input_layers``/``output_layers``. This is what TensorBoard's Graphs tab
+    reads to draw the conceptual graph; it covers every layer, including those without a
+    Keras file form. Layers' other settings are in the ``model_summary`` text."""
 
-    try:
-        return json.dumps(model_config(model))
-    except (ValueError, TypeError, KeyError):
-        return None
+    def history(tensor) -> dict:
+        return {
+            "class_name": "__keras_tensor__",
+            "config": {"keras_history": [tensor.layer.name, 0, tensor.index]},
+        }
+
+    layers, seen = [], set()
+
+    def add(layer) -> None:
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        node = layer.inbound_node
+        inputs = list(node.inputs) if node is not None else []
+        for tensor in inputs:  # a layer a Sequential model built without listing it
+            add(tensor.layer)
+        entry: dict[str, Any] = {"class_name": type(layer).__name__, "config": {"name": layer.name}}
+        if inputs:
+            entry["inbound_nodes"] = [{"args": [[history(t) for t in inputs]], "kwargs": {}}]
+        layers.append(entry)
+
+    for layer in model.layers:
+        add(layer)
+    config = {
+        "name": model.name,
+        "layers": layers,
+        "input_layers": [[t.layer.name, 0, t.index] for t in model.inputs],
+        "output_layers": [[t.layer.name, 0, t.index] for t in model.outputs],
+    }
+    class_name = "Sequential" if type(model).__name__ == "Sequential" else "Functional"
+    return json.dumps({"class_name": class_name, "config": config})
