@@ -164,6 +164,32 @@ def test_every_n_steps(in_store):
     ]
 
 
+def test_a_model_fit_builds_from_its_first_batch_is_described_once_built(in_store):
+    x, y = data()
+    model = keras.Sequential(
+        [keras.layers.Dense(8, name="first"), keras.layers.Dense(2, name="second")]
+    )
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+
+    def batches():
+        for start in range(0, 100, 25):
+            yield x[start : start + 25], y[start : start + 25]
+
+    assert not model.built
+    callback = keras.callbacks.MlflowCallback(tracking_uri=in_store)
+    history = model.fit(batches(), epochs=1, callbacks=[callback], verbose=0)
+    client = mlflow.MlflowClient(in_store)
+    run = client.get_run(callback.run_id)
+    assert run.data.params["total_params"] == str(model.count_params()) == "58"
+    assert run.data.params["layers"].endswith("first: Dense (None, 8), second: Dense (None, 2)")
+    assert "batch_size" not in run.data.params  # a generator makes its own batches
+    assert [a.path for a in client.list_artifacts(callback.run_id)] == [
+        "model",
+        "model_summary.txt",
+    ]
+    assert histories(client, callback.run_id, ["loss"])["loss"] == [(0, history.history["loss"][0])]
+
+
 def test_keras_model_file(in_store, tmp_path):
     pytest.importorskip("h5py")
     x, y = data()

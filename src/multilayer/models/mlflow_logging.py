@@ -74,7 +74,8 @@ class MlflowCallback(Callback):
     """Log parameters, metrics and the trained model of ``fit`` to an MLflow run (where: see
     the module docstring).
 
-    Logged at the start of training: ``optimizer_name`` and ``optimizer_{key}`` for each
+    Logged at the start of training (or, for a model that ``fit`` builds from its first
+    batch, once it is built): ``optimizer_name`` and ``optimizer_{key}`` for each
     entry of ``optimizer.get_config()``, the fit arguments ``epochs``, ``steps_per_epoch``,
     ``initial_epoch`` and (for in-memory arrays) ``batch_size``, the model's ``layers``
     (``name: Class output_shape`` each), ``total_params`` and ``trainable_params``, and the
@@ -149,6 +150,7 @@ class MlflowCallback(Callback):
         self.run_id: str | None = None
         self._client: Any = None
         self._owns_run = False
+        self._described = False
         if log_every_n_steps is not None:
             self.on_train_batch_end = self._train_batch_end  # type: ignore[method-assign]
 
@@ -225,18 +227,29 @@ class MlflowCallback(Callback):
             self._client.log_artifact(self.run_id, str(path), artifact_path="model")
 
     # -- hooks ------------------------------------------------------------------------------
-    def on_train_begin(self, logs=None):
+    def _describe_model(self) -> None:
+        """The parameters and ``model_summary.txt``, once the model is built (at the start of
+        training, or after the first batch for a model that fit builds from it)."""
         from multilayer.models.summary import summary_text
 
-        self._start_run()
+        if self._described or not self.trained_model().built:
+            return
         self._log_parameters()
         self._client.log_text(self.run_id, summary_text(self.trained_model()), "model_summary.txt")
+        self._described = True
+
+    def on_train_begin(self, logs=None):
+        self._described = False
+        self._start_run()
+        self._describe_model()
 
     def on_epoch_end(self, epoch, logs=None):
+        self._describe_model()
         if self.log_every_epoch:
             self._log_metrics(logs or {}, epoch)
 
     def _train_batch_end(self, batch, logs=None):
+        self._describe_model()
         step = int(_optimizer(self.trained_model()).iterations)
         if self.log_every_n_steps and step % self.log_every_n_steps == 0:
             self._log_metrics(logs or {}, step)
