@@ -167,7 +167,10 @@ def test_every_n_steps(in_store):
 def test_a_model_fit_builds_from_its_first_batch_is_described_once_built(in_store):
     x, y = data()
     model = keras.Sequential(
-        [keras.layers.Dense(8, name="first"), keras.layers.Dense(2, name="second")]
+        [
+            keras.layers.Dense(8, activation="relu", name="first"),
+            keras.layers.Dense(2, activation="softmax", name="second"),
+        ]
     )
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
 
