@@ -376,11 +376,30 @@ def test_without_tensorboardx_the_error_says_what_to_install(tmp_path, monkeypat
 
 
 def test_importing_multilayer_imports_neither_writer_nor_mlflow():
+    """Nor the two callbacks' modules: keras.callbacks.TensorBoard imports them on first use."""
+    names = (
+        "tensorboardX",
+        "tensorboard",
+        "mlflow",
+        "multilayer.models.tensorboard",
+        "multilayer.models.mlflow_logging",
+    )
     code = (
         "import sys, multilayer, multilayer.callbacks; "
-        "print(sorted(m for m in ('tensorboardX', 'tensorboard', 'mlflow') if m in sys.modules))"
+        f"print(sorted(m for m in {names!r} if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_callbacks_are_in_keras_callbacks():
+    from multilayer.models.mlflow_logging import MlflowCallback
+    from multilayer.models.tensorboard import TensorBoard
+
+    assert keras.callbacks.TensorBoard is TensorBoard
+    assert keras.callbacks.MlflowCallback is MlflowCallback
+    assert {"TensorBoard", "MlflowCallback", "EarlyStopping"} <= set(dir(keras.callbacks))
+    with pytest.raises(AttributeError, match="has no attribute 'RemoteMonitor'"):
+        keras.callbacks.RemoteMonitor  # noqa: B018
