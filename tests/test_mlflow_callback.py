@@ -205,15 +205,18 @@ def test_keras_model_file(in_store, tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_a_failed_fit_marks_the_run_failed_and_logs_no_model(in_store):
+@pytest.mark.parametrize(
+    ("error", "status"), [(RuntimeError, "FAILED"), (KeyboardInterrupt, "KILLED")]
+)
+def test_a_failed_fit_ends_the_run_so_and_logs_no_model(in_store, error, status):
     x, y = data()
 
     def fail(epoch, logs):
         if epoch == 1:
-            raise RuntimeError("stop here")
+            raise error("stop here")
 
     callback = keras.callbacks.MlflowCallback(tracking_uri=in_store)
-    with pytest.raises(RuntimeError, match="stop here"):
+    with pytest.raises(error, match="stop here"):
         small_model().fit(
             x,
             y,
@@ -223,7 +226,7 @@ def test_a_failed_fit_marks_the_run_failed_and_logs_no_model(in_store):
         )
     client = mlflow.MlflowClient(in_store)
     run = client.get_run(callback.run_id)
-    assert run.info.status == "FAILED"
+    assert run.info.status == status
     assert [m.step for m in client.get_metric_history(callback.run_id, "loss")] == [0, 1]
     assert [a.path for a in client.list_artifacts(callback.run_id)] == ["model_summary.txt"]
 
