@@ -57,6 +57,7 @@ __all__ = [
     "RunResult",
     "check_recipe",
     "evaluate_model",
+    "experiment_loggers",
     "prepare_resume",
     "prepare_run",
     "resume_run",
@@ -196,6 +197,8 @@ class PreparedRun:
         resumed_from: the checkpoint a resumed run continues from, else None.
         callbacks: more callbacks for ``fit``, after the run's own (e.g. the pruning callback
             of `multilayer.tuning`).
+        loggers: callbacks logging the run to TensorBoard or MLflow (after the others, so
+            they see the weights EarlyStopping restores).
     """
 
     recipe: Recipe
@@ -210,6 +213,8 @@ class PreparedRun:
     checkpoint_every: str | None = None
     resumed_from: Checkpoint | None = None
     callbacks: list = field(default_factory=list)
+    #: callbacks that log the run elsewhere (TensorBoard, MLflow; see `experiment_loggers`)
+    loggers: list = field(default_factory=list)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -272,16 +277,17 @@ class PreparedRun:
 
     # the parts of run()
     def _callbacks(self) -> list:
-        """EarlyStopping (best weights restored) if asked for. Divergence needs no callback:
-        fit stops with a TrainingError and keeps the last good weights."""
+        """EarlyStopping (best weights restored) if asked for, the extra callbacks, then the loggers. Divergence
+        needs no callback: fit stops with a TrainingError and keeps the last good weights."""
         from multilayer.callbacks import EarlyStopping
 
         if not self.early_stopping:
-            return list(self.callbacks)
+            return [*self.callbacks, *self.loggers]
         monitor = "val_loss" if self.validation is not None else "loss"
         return [
             EarlyStopping(monitor=monitor, patience=self.early_stopping, restore_best_weights=True),
             *self.callbacks,
+            *self.loggers,
         ]
 
     def _checkpoint_config(self, run_path: Path, resume_hint: str | None) -> CheckpointConfig:
@@ -397,6 +403,9 @@ def prepare_run(
     early_stopping: int | None = None,
     checkpoint_every: str | None = None,
     image_options: ImageOptions | None = None,
+    tensorboard_dir: str | Path | None = None,
+    mlflow: bool = False,
+    mlflow_uri: str | None = None,
 ) -> PreparedRun:
     """Check, load and build everything a run needs; write nothing (see the module docstring).
 
@@ -412,12 +421,15 @@ def prepare_run(
             writes one only on Ctrl-C.
         image_options: how an image folder ``dataset`` is read (size, grayscale or RGB,
             skip or refuse bad images); recorded in config.json and the checkpoints.
+        tensorboard_dir, mlflow, mlflow_uri: log the run to TensorBoard and/or MLflow (see
+            `experiment_loggers`).
 
     Raises:
         ValueError: an unknown recipe, an override that is not a recipe field, or a bad
             ``checkpoint_every``.
         RecipeError: an unknown activation, optimizer or schedule.
         DataError, DatasetNotFoundError: the dataset cannot be read or is malformed.
+        ImportError: TensorBoard or MLflow logging without the library it needs.
     """
     from multilayer.models.checkpoint import parse_every
 
@@ -456,6 +468,13 @@ def prepare_run(
     if image_options is not None:
         settings["image"] = image_options.to_config()
     output = Path(output) if output is not None else new_run_path(runs_root, chosen.name)
+    loggers = experiment_loggers(
+        tensorboard_dir,
+        mlflow,
+        mlflow_uri,
+        run_name=output.name,
+        tags={"recipe": recipe, "dataset": dataset, "seed": str(seed), "run_dir": str(output)},
+    )
     return PreparedRun(
         recipe=chosen,
         dataset=data,
@@ -467,7 +486,41 @@ def prepare_run(
         settings=settings,
         early_stopping=early_stopping,
         checkpoint_every=checkpoint_every,
+        loggers=loggers,
     )
+
+
+def experiment_loggers(
+    tensorboard_dir: str | Path | None = None,
+    mlflow: bool = False,
+    mlflow_uri: str | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> list:
+    """The callbacks that log a run elsewhere: ``callbacks.TensorBoard(tensorboard_dir)``
+    if a directory is given, and ``callbacks.MlflowCallback`` if ``mlflow`` or ``mlflow_uri``
+    (the tracking URI; None: MLflow's current one, by default the local ``./mlflow.db``), for
+    a run named ``run_name`` with ``tags`` (prefixed ``multilayer.``).
+
+    Raises:
+        ImportError: the library one of them needs is not installed (nothing is written).
+    """
+    loggers: list = []
+    if tensorboard_dir is not None:
+        from multilayer.callbacks import TensorBoard
+
+        loggers.append(TensorBoard(tensorboard_dir))
+    if mlflow or mlflow_uri is not None:
+        from multilayer.callbacks import MlflowCallback
+
+        loggers.append(
+            MlflowCallback(
+                tracking_uri=mlflow_uri,
+                run_name=run_name,
+                tags={f"multilayer.{key}": value for key, value in (tags or {}).items()},
+            )
+        )
+    return loggers
 
 
 def latest_run_checkpoint(run_dir: str | Path) -> Checkpoint:
@@ -501,9 +554,17 @@ _SETTINGS: dict[str, type | tuple[type, ...]] = {
 _OPTIONAL_SETTINGS: dict[str, type | tuple[type, ...]] = {"image": (dict, type(None))}
 
 
-def prepare_resume(run_dir: str | Path) -> PreparedRun:
+def prepare_resume(
+    run_dir: str | Path,
+    *,
+    tensorboard_dir: str | Path | None = None,
+    mlflow: bool = False,
+    mlflow_uri: str | None = None,
+) -> PreparedRun:
     """The run of ``run_dir`` rebuilt from the settings in its newest valid checkpoint,
     ready to continue from it (`PreparedRun.run`); ``resumed_from`` is that checkpoint.
+    The logging arguments are `prepare_run`'s: they change no result, so a resumed run may
+    log elsewhere than its first segment did.
 
     The result of the resumed run is bitwise identical to an uninterrupted one (same
     machine, library versions and thread count; see docs/reliability.md).
@@ -538,6 +599,9 @@ def prepare_resume(run_dir: str | Path) -> PreparedRun:
             early_stopping=settings["early_stopping"],
             checkpoint_every=settings["every"],
             image_options=image_options,
+            tensorboard_dir=tensorboard_dir,
+            mlflow=mlflow,
+            mlflow_uri=mlflow_uri,
         )
     except (TypeError, RecipeError) as error:
         raise ModelFileError(f"{checkpoint.path}: malformed run settings ({error})") from None

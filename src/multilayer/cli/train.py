@@ -300,6 +300,26 @@ def command(
             help="Write RUN_DIR/report/ (plots and index.html) at the end; needs matplotlib.",
         ),
     ] = True,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Also write TensorBoard logs (DIR/train, DIR/validation); needs "
+            "multilayer[tensorboard].",
+        ),
+    ] = None,
+    mlflow: Annotated[
+        bool,
+        typer.Option(
+            "--mlflow/--no-mlflow",
+            help="Also log the run to MLflow: parameters, metrics per epoch, the model file; "
+            "at MLFLOW_TRACKING_URI or MLflow's local ./mlflow.db. Needs multilayer[mlflow].",
+        ),
+    ] = False,
+    mlflow_uri: Annotated[
+        str | None,
+        typer.Option(metavar="URI", help="Log to MLflow at this tracking URI (implies --mlflow)."),
+    ] = None,
 ) -> None:
     """Train an MLP, evaluate it on the test set, and write a run directory."""
     from multilayer.models.checkpoint import TrainingInterrupted
@@ -353,7 +373,9 @@ def command(
                     f"{', '.join(given)}",
                     param_hint="--resume",
                 )
-            prepared = prepare_resume(resume)
+            prepared = prepare_resume(
+                resume, tensorboard_dir=tensorboard, mlflow=mlflow, mlflow_uri=mlflow_uri
+            )
         else:
             prepared = prepare_run(
                 recipe_name,
@@ -365,6 +387,9 @@ def command(
                 early_stopping=early_stopping,
                 checkpoint_every=checkpoint_every,
                 image_options=image_options,
+                tensorboard_dir=tensorboard,
+                mlflow=mlflow,
+                mlflow_uri=mlflow_uri,
             )
     except RecipeError as error:
         raise typer.BadParameter(str(error), param_hint=flag(error.field)) from None
