@@ -189,16 +189,22 @@ def test_hashing_in_a_model_round_trips(tmp_path):
     assert np.array_equal(load_model(path).predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_keras_outputs_match_when_keras_is_installed():
+def test_keras_discretization_matches_when_keras_is_installed():
     keras = pytest.importorskip("keras")
-    data = np.array([[12, 1138, 42], [37, 1000, 36]])
-    theirs = keras.layers.IntegerLookup(vocabulary=[12, 36, 1138, 42], num_oov_indices=2)(data)
-    ours = _built(IntegerLookup(vocabulary=[12, 36, 1138, 42], num_oov_indices=2), (3,))
-    assert np.array_equal(np.asarray(theirs), ours.forward(data))
     values = np.array([[-1.5, 1.0, 3.4, 0.5]])
     theirs = keras.layers.Discretization(bin_boundaries=[0.0, 1.0, 2.0])(values)
     ours_d = _built(Discretization(bin_boundaries=[0.0, 1.0, 2.0]), (4,))
     assert np.array_equal(np.asarray(theirs), ours_d.forward(values))
+
+
+def test_keras_integer_lookup_matches_when_keras_and_tensorflow_are_installed():
+    keras = pytest.importorskip("keras")
+    # Keras 3 implements its lookup layers with TensorFlow, whatever the backend.
+    pytest.importorskip("tensorflow", reason="Keras' IntegerLookup needs TensorFlow")
+    data = np.array([[12, 1138, 42], [37, 1000, 36]])
+    theirs = keras.layers.IntegerLookup(vocabulary=[12, 36, 1138, 42], num_oov_indices=2)(data)
+    ours = _built(IntegerLookup(vocabulary=[12, 36, 1138, 42], num_oov_indices=2), (3,))
+    assert np.array_equal(np.asarray(theirs), ours.forward(data))
 
 
 # -- bad arguments: exact messages -------------------------------------------------------------
