@@ -389,12 +389,72 @@ def test_encoding_layers_in_a_model_round_trip(tmp_path):
     assert np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_string_inputs_to_fit_get_the_trainers_clear_error():
-    model = Sequential([Input(shape=(1,)), StringLookup(vocabulary=["a"]), Dense(1)])
+def test_string_inputs_train_and_predict_through_a_lookup_first_layer():
+    lookup = StringLookup(vocabulary=["a", "b"], output_mode="one_hot")
+    model = Sequential([Input(shape=(1,)), lookup, Dense(1)], seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.array([["a"], ["b"], ["a"], ["b"]])
+    model.fit(x, np.array([0.0, 1.0, 0.0, 1.0]), epochs=2, verbose=0)
+    # object arrays with unseen values and None: the out-of-vocabulary bucket, like "zzz"
+    rows = np.array([["a"], ["zzz"], [None]], dtype=object)
+    out = model.predict(rows, verbose=0)
+    assert out[1, 0] == out[2, 0] == model.predict(np.array([["[UNK]"]]), verbose=0)[0, 0]
+    assert out[0, 0] == model.predict(np.array([["a"]]), verbose=0)[0, 0]
+    assert np.isfinite(model.evaluate(x, np.zeros(4), verbose=0))
+
+
+def test_text_still_refused_where_a_numeric_layer_reads_it():
+    model = Sequential([Input(shape=(1,)), Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(TypeError) as info:
         model.fit(np.array([["a"], ["b"]]), np.zeros(2), verbose=0)
     assert str(info.value) == "x must hold numbers, got an array of dtype <U1"
+    with pytest.raises(TypeError) as info:
+        model.predict(np.array([["a"]], dtype=object), verbose=0)
+    assert str(info.value) == "x must hold numbers, got an array of dtype object"
+
+
+def test_dict_of_raw_columns_into_a_functional_model(tmp_path):
+    from multilayer.engine.layers import Concatenate
+    from multilayer.models.functional import Model
+
+    city = Input(shape=(1,), name="city")
+    rooms = Input(shape=(1,), name="rooms")
+    size = Input(shape=(1,), name="size")
+    encoded = Concatenate()(
+        [
+            StringLookup(vocabulary=["paris", "rome"], output_mode="one_hot")(city),
+            IntegerLookup(vocabulary=[1, 2, 3], output_mode="one_hot")(rooms),
+            size,
+        ]
+    )
+    model = Model([city, rooms, size], Dense(1)(encoded))
+    model.compile(optimizer="adam", loss="mse")
+    data = {
+        "city": np.array(["paris", "rome", None, "oslo"], dtype=object),
+        "rooms": np.array([1.0, np.nan, 3.0, 7.0]),
+        "size": np.array([10.0, 20.0, 30.0, 40.0]),
+    }
+    model.fit(data, np.arange(4.0), epochs=2, verbose=0)
+    before = model.predict(data, verbose=0)
+    assert before.shape == (4, 1) and np.all(np.isfinite(before))
+    # NaN is refused where it reaches a numeric layer, by input name
+    with pytest.raises(ValueError, match=r"^x\[2\] contains NaN or infinite values in 1 row"):
+        model.predict(data | {"size": np.array([1.0, 2.0, np.nan, 4.0])}, verbose=0)
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    assert np.array_equal(load_model(path).predict(data, verbose=0), before)
+
+
+def test_missing_values_go_to_the_oov_index():
+    lookup = IntegerLookup(vocabulary=[5, 6])
+    assert lookup.lookup(np.array([5.0, np.nan, 6.0, 9.0])).tolist() == [1, 0, 2, 0]
+    strict = StringLookup(vocabulary=["a"], num_oov_indices=0)
+    with pytest.raises(ValueError) as info:
+        strict.lookup(np.array(["a", None], dtype=object))
+    assert str(info.value) == (
+        f"StringLookup layer {strict.name!r}: a missing value (None or NaN) and num_oov_indices=0"
+    )
 
 
 # -- hostile model files -----------------------------------------------------------------------

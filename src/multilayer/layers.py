@@ -38,6 +38,7 @@ from multilayer.engine.layers import (  # noqa: F401
     ReLU,
     Rescaling,
     Reshape,
+    RobustScaling,
     Softmax,
     StringLookup,
     Subtract,

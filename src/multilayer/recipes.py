@@ -69,6 +69,30 @@ RECIPES: dict[str, Recipe] = {
         standardize=True,
         beta_2=0.99,
     ),
+    # Tables (multilayer.tabular): chosen automatically for table data. From RealMLP's
+    # defaults (Holzmueller et al. 2024: robust scaling + smooth clipping, one-hot for few
+    # categories and embeddings for many, label smoothing 0.1, best epoch on a validation
+    # split) and Gorishniy et al.'s MLP baseline (AdamW with weight decay); measured on
+    # scikit-learn's bundled tables (docs/tables.md). extra: weight_decay (AdamW), patience
+    # (epochs without a better val_loss before stopping; the best epoch's weights are kept),
+    # one_hot_max (categorical columns with more categories get an embedding).
+    "tabular": Recipe(
+        name="tabular",
+        hidden=(256, 256, 256),
+        activation="relu",
+        optimizer="adamw",
+        learning_rate=2e-3,
+        schedule="cosine",
+        warmup_fraction=0.05,
+        batch_size=256,
+        epochs=100,
+        label_smoothing=0.1,
+        validation_split=0.2,
+        dropout=0.1,
+        kernel_initializer="he_uniform",
+        beta_2=0.95,
+        extra={"weight_decay": 1e-4, "patience": 30, "one_hot_max": 16},
+    ),
 }
 DEFAULT_RECIPE = "fast"
 #: The learning-rate schedules a recipe may name (`make_schedule`).

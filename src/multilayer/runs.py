@@ -4,7 +4,8 @@ A run directory holds one trained model and how it came to be::
 
     runs/20250101-120000-fast/
         model.safetensors   the model (architecture, weights, optimizer state, training_info)
-        config.json         recipe, command-line flags, seed, dataset, library versions
+        config.json         recipe, command-line flags, seed, dataset, library versions;
+                            for a table, its TableSpec under "table" (``table_spec()``)
         history.csv         per-epoch metrics: "epoch" (0-based) then the log keys, sorted
         history.json        the same as {"epoch": [...], "loss": [...], "val_loss": [...], ...}
         metrics.json        test loss and accuracy, per-class precision/recall, confusion
@@ -28,11 +29,15 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from multilayer.errors import DataError, ModelFileError
 from multilayer.utils.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from multilayer.tabular.spec import TableSpec
 
 __all__ = [
     "CONFIG_FILE",
@@ -200,6 +205,20 @@ class RunDir:
             return flag
         name = dataset.get("name") if isinstance(dataset, dict) else dataset
         return name if isinstance(name, str) else "mnist"
+
+    def table_spec(self) -> TableSpec | None:
+        """The :class:`~multilayer.tabular.TableSpec` stored under ``"table"`` in config.json;
+        None for a run that was not trained on a table (or has no config.json). Raises
+        DataError if the stored spec is malformed."""
+        from multilayer.tabular.spec import TableSpec
+
+        config = self.config or {}
+        if "table" not in config:
+            return None
+        try:
+            return TableSpec.from_config(config["table"])
+        except DataError as error:
+            raise DataError(f"{self.config_path}: {error}") from None
 
     def require(self) -> RunDir:
         """This object, once checked to name a run directory: one that holds the model or the

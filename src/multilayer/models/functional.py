@@ -148,6 +148,9 @@ class Model(Trainer, Layer):
         """Subclasses compose layers here; the result is traced once into the graph."""
         raise NotImplementedError
 
+    def _raw_inputs(self) -> list[bool]:
+        return list(self._built_graph().raw_inputs)
+
     def _built_graph(self) -> Graph:
         if self._graph is None:
             raise RuntimeError(f"model {self.name!r} is not built: its graph is not known yet")

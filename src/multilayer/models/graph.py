@@ -103,6 +103,13 @@ class Graph:
         for i in self.output_index:
             consumers[i] += 1
         self.consumers = consumers
+        # Model inputs that may hold raw table values (text, missing values): those read only
+        # by layers that take them (Layer.accepts_raw_input), and not an output themselves.
+        self.raw_inputs = [
+            i not in self.output_index
+            and all(step.layer.accepts_raw_input for step in self.steps if i in step.inputs)
+            for i in self.input_index
+        ]
         self._plans = {mode: self._backward_plan(mode) for mode in (False, True)}
         # A plain chain (a Sequential model, or a functional one without branches) runs
         # through a simpler loop: the same calls, without the tensor bookkeeping.

@@ -98,6 +98,11 @@ class Trainer:
     def _leaf_trainability(self, parent: bool = True) -> dict[int, bool]:
         raise NotImplementedError
 
+    def _raw_inputs(self) -> list[bool]:
+        """Per input: whether it may hold raw table values (text, None, NaN), because every
+        layer reading it takes them (``Layer.accepts_raw_input``). Known once built."""
+        raise NotImplementedError
+
     # -- narrowing helpers ------------------------------------------------------------------
     def _buffer_of_parameters(self) -> ParameterBuffer:
         if self.parameters is None:
@@ -870,7 +875,10 @@ class Trainer:
             names = self.input_names if shapes is not None else None
             parts = self._split(x, names, None if shapes is None else len(shapes), "input")
         label = [x_name] if len(parts) == 1 else [f"{x_name}[{i}]" for i in range(len(parts))]
-        arrays = [validation.as_array(part, name) for part, name in zip(parts, label, strict=True)]
+        arrays = [
+            validation.as_array(part, name, text=True)
+            for part, name in zip(parts, label, strict=True)
+        ]
         for array, name in zip(arrays[1:], label[1:], strict=True):
             validation.check_lengths(arrays[0], array, label[0], name)
         if not self.built:
@@ -882,9 +890,13 @@ class Trainer:
         arrays = [
             validation.expand_1d(array, shape) for array, shape in zip(arrays, shapes, strict=True)
         ]
-        for array, shape, name in zip(arrays, shapes, label, strict=True):
+        raw = self._raw_inputs()
+        for array, shape, name, is_raw in zip(arrays, shapes, label, raw, strict=True):
+            if not is_raw:  # text and missing values only reach layers that take them
+                validation.check_numeric(array, name)
             validation.check_input_shape(array, shape, name)
-            validation.check_finite(array, name)
+            if not is_raw:
+                validation.check_finite(array, name)
         if not cast:
             return arrays
         dtype = self._model_dtype()
@@ -1080,6 +1092,7 @@ class Trainer:
             and isinstance(x, np.ndarray)
             and self.built
             and self._output_structure == "tensor"
+            and not any(self._raw_inputs())
         ):
             shapes = self._known(self.input_shapes())
             if len(shapes) == 1:  # one array in, one out: no lists (one-image calls stay cheap)

@@ -8,16 +8,17 @@ import numpy as np
 from multilayer.engine.registry import positive_int
 
 
-def as_array(value, argument: str) -> np.ndarray:
-    """``value`` as a non-empty numeric NumPy array, or a TypeError / ValueError naming it."""
+def as_array(value, argument: str, text: bool = False) -> np.ndarray:
+    """``value`` as a non-empty numeric NumPy array, or a TypeError / ValueError naming it.
+    With ``text``, str/bytes/object arrays are accepted too (see `check_numeric`)."""
     try:
         array = np.asarray(value)
     except Exception as error:  # ragged lists and the like
         raise TypeError(
             f"{argument} must be a numeric array, could not convert it: {error}"
         ) from None
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise TypeError(f"{argument} must hold numbers, got an array of dtype {array.dtype}")
+    if not text:
+        check_numeric(array, argument)
     if np.issubdtype(array.dtype, np.complexfloating):
         raise TypeError(
             f"{argument} must hold real numbers, got complex values (dtype {array.dtype}); "
@@ -28,6 +29,12 @@ def as_array(value, argument: str) -> np.ndarray:
     if len(array) == 0:
         raise ValueError(f"{argument} is empty: it needs at least one sample")
     return array
+
+
+def check_numeric(array: np.ndarray, argument: str) -> None:
+    """Refuse an array that does not hold numbers (text, objects)."""
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(f"{argument} must hold numbers, got an array of dtype {array.dtype}")
 
 
 def check_finite(array: np.ndarray, argument: str) -> None:

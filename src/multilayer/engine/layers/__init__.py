@@ -2,7 +2,7 @@
 merge layers of functional models (Concatenate, Add, Subtract, Multiply, Average, Maximum,
 Minimum, Dot), op layers (keras.ops on symbolic tensors), activation layers, normalization,
 noise, activity regularization, Reshape, Identity, Embedding and the preprocessing layers
-(IntegerLookup, StringLookup, CategoryEncoding, Discretization, Hashing)."""
+(IntegerLookup, StringLookup, CategoryEncoding, Discretization, Hashing, RobustScaling)."""
 
 from multilayer.engine.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from multilayer.engine.layers.base import Layer
@@ -43,6 +43,7 @@ from multilayer.engine.layers.preprocessing import (
 )
 from multilayer.engine.layers.regularization import ActivityRegularization
 from multilayer.engine.layers.reshaping import Identity, Reshape
+from multilayer.engine.layers.robust import RobustScaling
 from multilayer.engine.layers.symbolic import KerasTensor
 from multilayer.engine.registry import Config, Registry
 
@@ -81,6 +82,7 @@ __all__ = [
     "ReLU",
     "Rescaling",
     "Reshape",
+    "RobustScaling",
     "Softmax",
     "StringLookup",
     "Subtract",
@@ -133,6 +135,7 @@ for _cls in (
     CategoryEncoding,
     Discretization,
     Hashing,
+    RobustScaling,
 ):
     REGISTRY.register(_cls, names=())
 

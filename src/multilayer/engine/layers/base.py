@@ -73,6 +73,11 @@ class Layer:
     multi_input = False
     #: whether ``rng`` is the layer's own generator (a seeded Dropout), not its model's
     owns_rng = False
+    #: whether the layer takes raw table values as a model input: text (str/object arrays)
+    #: and missing values (None, NaN). The trainer lets such values through to a model input
+    #: only when every layer reading that input says so (StringLookup, IntegerLookup,
+    #: Hashing, RobustScaling).
+    accepts_raw_input = False
 
     def __init__(
         self,

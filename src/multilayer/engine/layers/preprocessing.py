@@ -134,10 +134,35 @@ class CategoryEncoding(_Weightless):
         }
 
 
+def _without_missing(x: np.ndarray, filler: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` with its missing values (None; NaN in floats) replaced by ``filler``, and where
+    they were (None when there are none)."""
+    if x.dtype == object:
+        missing = np.frompyfunc(_is_missing, 1, 1)(x).astype(bool)
+    elif np.issubdtype(x.dtype, np.floating):
+        missing = np.isnan(x)
+    else:
+        return x, None
+    if not missing.any():
+        return x, None
+    x = x.astype(object if x.dtype == object or isinstance(filler, str) else x.dtype)
+    x[missing] = filler
+    return x, missing
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 class _Lookup(_Weightless):
-    """The shared part of IntegerLookup and StringLookup (Keras' IndexLookup)."""
+    """The shared part of IntegerLookup and StringLookup (Keras' IndexLookup).
+
+    Missing values (``None`` in an object array, NaN in a float array) map to the
+    out-of-vocabulary index, as unseen values do.
+    """
 
     kind = ""
+    accepts_raw_input = True
     max_tokens: int | None
     num_oov_indices: int
     mask_token: Any
@@ -311,7 +336,13 @@ class _Lookup(_Weightless):
             raise ValueError(
                 f"{self.kind} layer {self.name!r} has no vocabulary: give one or call adapt()"
             )
-        tokens = self._tokens(np.asarray(x))
+        x, missing = _without_missing(np.asarray(x), self.oov_token)
+        if missing is not None and not self.num_oov_indices:
+            raise ValueError(
+                f"{self.kind} layer {self.name!r}: a missing value (None or NaN) and "
+                "num_oov_indices=0"
+            )
+        tokens = self._tokens(x)
         offset = self.num_oov_indices + (self.mask_token is not None)
         unique, inverse = np.unique(tokens.reshape(-1), return_inverse=True)
         found = np.array([self._index.get(t, -1) for t in unique.tolist()], dtype=np.int64)
@@ -328,6 +359,8 @@ class _Lookup(_Weightless):
         )
         if self.mask_token is not None:
             result[tokens == self.mask_token] = 0
+        if missing is not None:
+            result[missing] = self.mask_token is not None  # the first OOV index
         return result.astype(np.int64)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -611,9 +644,11 @@ class Hashing(_Weightless):
 
     ``mask_value``: values equal to it go to bucket 0, the others to ``1 .. num_bins - 1``.
     ``salt`` (Keras' SipHash variant) is not supported. ``output_mode``: ``"int"`` (Keras'
-    default), ``"one_hot"``, ``"multi_hot"`` or ``"count"``.
+    default), ``"one_hot"``, ``"multi_hot"`` or ``"count"``. A missing value (``None`` in
+    a text array) is hashed as the empty string.
     """
 
+    accepts_raw_input = True
     num_bins: int
     output_mode: str
 
@@ -660,7 +695,7 @@ class Hashing(_Weightless):
 
     def _texts(self, x: np.ndarray) -> list[str]:
         if x.dtype.kind in "US" or x.dtype == object:
-            values = x.reshape(-1).tolist()
+            values = ["" if _is_missing(v) else v for v in x.reshape(-1).tolist()]
             if not all(isinstance(v, (str, bytes)) for v in values):
                 raise TypeError(f"Hashing layer {self.name!r}: expects strings or integers")
             return [v if isinstance(v, str) else v.decode("utf-8", "replace") for v in values]
