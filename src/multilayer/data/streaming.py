@@ -186,6 +186,9 @@ class TableBatches(PyDataset):
         validation_split: the share of rows (by row-index hash) held out for validation.
         subset: ``"training"`` (the rows not held out) or ``"validation"`` (those held out);
             required when ``validation_split`` > 0.
+        hash_range: ``(low, high)``: only the rows whose row hash is in ``[low, high)``
+            (the general form of the split, e.g. three ways: test, validation, training);
+            instead of ``validation_split``/``subset``.
         split_seed: the seed of the row-index hash (default ``seed``); give the training and the
             validation datasets the same one.
         read_rows: rows read from the file at a time.
@@ -208,6 +211,7 @@ class TableBatches(PyDataset):
         validation_split: float = 0.0,
         subset: Subset | None = None,
         split_seed: int | None = None,
+        hash_range: tuple[float, float] | None = None,
         read_rows: int = tables.BATCH_ROWS,
         column_shape: Literal["flat", "column"] = "flat",
         scan: TableScan | None = None,
@@ -232,6 +236,20 @@ class TableBatches(PyDataset):
             )
         if validation_split == 0 and subset == "validation":
             raise ValueError("subset='validation' needs validation_split > 0")
+        if hash_range is not None:
+            if validation_split:
+                raise ValueError("give validation_split and subset, or hash_range, not both")
+            low, high = (float(v) for v in hash_range)
+            if not 0.0 <= low < high <= 1.0:
+                raise ValueError(
+                    f"hash_range must be (low, high) with 0 <= low < high <= 1, got {hash_range!r}"
+                )
+            self.hash_range: tuple[float, float] | None = (low, high)
+        elif validation_split > 0:
+            held_out = (0.0, float(validation_split))
+            self.hash_range = held_out if subset == "validation" else (held_out[1], 1.0)
+        else:
+            self.hash_range = None
         if column_shape not in ("flat", "column"):
             raise ValueError(f"column_shape must be 'flat' or 'column', got {column_shape!r}")
         self.batch_size = batch_size
@@ -270,8 +288,8 @@ class TableBatches(PyDataset):
         self.rows = self._count_rows()
         if self.rows == 0:
             raise TableError(
-                f"{self.path}: the {self.subset} subset of validation_split="
-                f"{self.validation_split} has no rows (the file has {scan.rows})"
+                f"{self.path}: no rows fall in the row-hash range {self.hash_range} "
+                f"(the file has {scan.rows}); use a larger split"
             )
         self._epoch = 0
         self._batches: Iterator[tuple[dict[str, np.ndarray], np.ndarray]] | None = None
@@ -311,7 +329,7 @@ class TableBatches(PyDataset):
 
     # -- reading -----------------------------------------------------------------------------
     def _count_rows(self) -> int:
-        if self.subset is None:
+        if self.hash_range is None:
             return self.scan.rows
         count = 0
         for start in range(0, self.scan.rows, _HASH_CHUNK):
@@ -320,8 +338,10 @@ class TableBatches(PyDataset):
         return count
 
     def _keep(self, rows: np.ndarray) -> np.ndarray:
-        held_out = row_hash(rows, self.split_seed) < self.validation_split
-        return held_out if self.subset == "validation" else ~held_out
+        assert self.hash_range is not None
+        low, high = self.hash_range
+        hashed = row_hash(rows, self.split_seed)
+        return (hashed >= low) & (hashed < high)
 
     def _chunks(self, rng: np.random.Generator) -> Iterator[tuple[int, tables.Table]]:
         """(index of the first row, chunk) in reading order."""
@@ -345,7 +365,7 @@ class TableBatches(PyDataset):
         """The subset's rows, chunk by chunk, as (columns, y)."""
         for start, chunk in self._chunks(rng):
             keep = None
-            if self.subset is not None:
+            if self.hash_range is not None:
                 keep = self._keep(np.arange(start, start + chunk.rows))
                 if not keep.any():
                     continue
