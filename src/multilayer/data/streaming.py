@@ -84,7 +84,7 @@ def scan_table(
 
     Memory: one chunk plus at most :data:`MAX_CLASSES` distinct target values. Raises
     :class:`TableError` for a missing target column (with the columns and a "did you mean"),
-    missing target values (counted, the first data row named), a target with one class, and
+    a column with no values at all, missing target values (counted, the first data row named), a target with one class, and
     an empty file.
     """
     path = Path(path)
@@ -95,6 +95,7 @@ def scan_table(
     distinct: dict[str, set[Any]] = {name: set() for name in wanted}
     text: dict[str, bool] = {name: False for name in wanted}
     overflow = False
+    filled: dict[str, int] = {}
     missing: dict[str, list[int]] = {name: [0, -1] for name in wanted}  # [count, first row]
     for chunk in tables.iter_batches(path, read_rows):
         if not columns:
@@ -105,6 +106,7 @@ def scan_table(
                         name, list(columns), "target column", str(path)
                     )
         for column in chunk.columns:
+            filled[column.name] = filled.get(column.name, 0) + chunk.rows - column.missing
             if column.name not in kinds or column.kind == "categorical":
                 # A chunk where a text column had only missing values reads as NaN numbers.
                 kinds[column.name] = column.kind
@@ -127,6 +129,11 @@ def scan_table(
         rows += chunk.rows
     if rows == 0:
         raise TableError(f"{path} has a header but no rows")
+    empty = [name for name in columns if filled[name] == 0]
+    if empty:
+        raise TableError(
+            f"{path}: the columns {empty} have no values in any of the {rows} rows; remove them"
+        )
     for name, (count, first) in missing.items():
         if count:
             raise TableError(
