@@ -61,6 +61,7 @@ OVERRIDABLE = (
     "validation_split",
     "label_smoothing",
     "dropout",
+    "patience",
 )
 
 
@@ -451,7 +452,11 @@ def prepare_table_run(
         raise ValueError(f"cannot override {unknown}: the overridable fields are {OVERRIDABLE}")
     if "hidden" in overrides:
         overrides["hidden"] = tuple(overrides["hidden"])
+    patience = overrides.pop("patience", None)
     chosen = get_recipe(recipe).with_overrides(**overrides)
+    if patience is not None:
+        chosen = chosen.with_overrides(extra={**chosen.extra, "patience": int(patience)})
+        overrides["patience"] = patience
     if test_data is None and not 0 < test_split < 1:
         raise ValueError(f"test_split must be in (0, 1), got {test_split!r}")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)

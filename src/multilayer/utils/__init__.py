@@ -1,10 +1,11 @@
 """Utilities with Keras' names: one-hot encoding, normalisation, seeding, data splitting,
-padding, downloading, plotting a model, image folders."""
+padding, downloading, plotting a model, image folders, FeatureSpace (table columns)."""
 
 from multilayer.backend import clear_session
 from multilayer.engine.config import floatx, set_floatx
 from multilayer.engine.random import set_random_seed
 from multilayer.models.data_adapters import PyDataset
+from multilayer.tabular.features import FeatureSpace
 from multilayer.utils import np_utils
 from multilayer.utils.data_utils import normalize, to_categorical, train_validation_split
 from multilayer.utils.dataset_utils import split_dataset
@@ -17,6 +18,7 @@ from multilayer.utils.sequence_utils import pad_sequences
 Sequence = PyDataset
 
 __all__ = [
+    "FeatureSpace",
     "PyDataset",
     "Sequence",
     "clear_session",
