@@ -51,7 +51,13 @@ if TYPE_CHECKING:
     from multilayer.models.callbacks import History
     from multilayer.models.functional import Model
 
-__all__ = ["STREAM_BYTES", "PreparedStreamedRun", "prepare_streamed_run", "train_streamed"]
+__all__ = [
+    "STREAM_BYTES",
+    "PreparedStreamedRun",
+    "prepare_streamed_run",
+    "should_stream",
+    "train_streamed",
+]
 
 #: ``mlp train --data FILE`` streams a file at least this large (bytes on disk); a smaller
 #: one is read into memory (``--stream``/``--no-stream`` decide instead).
@@ -60,6 +66,21 @@ STREAM_BYTES = 256 * 2**20
 READ_ROWS = 65_536
 #: Rows in the shuffle buffer of the training batches.
 SHUFFLE_BUFFER = 65_536
+
+
+def should_stream(data: Any, stream: bool | None = None) -> bool:
+    """Whether a table run on ``data`` streams: ``stream`` if given (True needs a CSV/Parquet
+    path), else whether ``data`` is a path to a file of at least `STREAM_BYTES`."""
+    is_path = isinstance(data, (str, Path))
+    if stream:
+        if not is_path:
+            raise ValueError(f"streaming needs a CSV or Parquet file, not a {type(data).__name__}")
+        tables.table_format(Path(data))  # TableError for another format
+        return True
+    if stream is None and is_path:
+        path = Path(data)
+        return path.is_file() and path.stat().st_size >= STREAM_BYTES
+    return False
 
 
 def _label(value: Any) -> Any:
@@ -88,6 +109,12 @@ class PreparedStreamedRun:
     @property
     def steps_per_epoch(self) -> int:
         return len(self.train)
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """Rows of training, validation and test."""
+        held = 0 if self.validation is None else self.validation.rows
+        return self.train.rows, held, self.test.rows
 
     def run(self, verbose: int = 0, steps_per_epoch: int | None = None) -> TableRunResult:
         """Train (best epoch on the validation rows), test, write the run directory.
@@ -245,7 +272,11 @@ def prepare_streamed_run(
         raise ValueError(f"cannot override {unknown}: the overridable fields are {OVERRIDABLE}")
     if "hidden" in overrides:
         overrides["hidden"] = tuple(overrides["hidden"])
+    patience = overrides.pop("patience", None)  # as prepare_table_run: an extra of the recipe
     chosen = get_recipe(recipe).with_overrides(**overrides)
+    if patience is not None:
+        chosen = chosen.with_overrides(extra={**chosen.extra, "patience": int(patience)})
+        overrides["patience"] = patience
     if test_data is None and not 0 < test_split < 1:
         raise ValueError(f"test_split must be in (0, 1), got {test_split!r}")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
