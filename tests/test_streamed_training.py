@@ -138,3 +138,65 @@ def test_bad_input_is_named(parquet, tmp_path):
         ),
     ):
         prepare_streamed_run(few, "y", seed=0, test_split=0.3)
+
+
+# -- mlp train --stream -------------------------------------------------------------------------
+def _cli(capsys, *argv):
+    from multilayer.cli.main import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_streams_a_table(capsys, parquet, tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "--data", parquet, "--target", "label", "--stream", "--epochs", "2"]
+    code, stdout, stderr = _cli(capsys, *argv, "--seed", "0", "-o", out, "--no-report")
+    assert code == 0, stderr
+    assert "streamed from the file" in stdout and "test accuracy" in stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["flags"]["stream"] is True and config["dataset"]["streamed"] is True
+    assert json.loads((out / "metrics.json").read_text())["streamed"] is True
+
+
+def test_cli_streams_large_files_by_itself(capsys, parquet, tmp_path, monkeypatch):
+    from multilayer.tabular import streamed
+
+    monkeypatch.setattr(streamed, "STREAM_BYTES", parquet.stat().st_size)
+    out = tmp_path / "auto"
+    argv = ["train", "--data", parquet, "--target", "label", "--epochs", "1", "--quiet"]
+    assert _cli(capsys, *argv, "--seed", "0", "-o", out, "--no-report")[0] == 0
+    assert json.loads((out / "config.json").read_text())["flags"]["stream"] is True
+    out = tmp_path / "whole"
+    argv += ["--no-stream"]
+    assert _cli(capsys, *argv, "--seed", "0", "-o", out, "--no-report")[0] == 0
+    assert "stream" not in json.loads((out / "config.json").read_text())["flags"]
+    assert streamed.should_stream(str(parquet)) and not streamed.should_stream(parquet, False)
+    with pytest.raises(ValueError, match="streaming needs a CSV or Parquet file, not a dict"):
+        streamed.should_stream({}, True)
+
+
+def test_cli_errors_are_the_same_streamed_or_not(capsys, tmp_path):
+    import pandas as pd
+
+    good = pd.DataFrame(_table(200))
+    bad = tmp_path / "bad.csv"
+    cases = [
+        (good, ["--target", "lable"]),
+        (good.assign(label="yes"), ["--target", "label"]),
+        (good.assign(empty=np.nan), ["--target", "label"]),
+        (good[["label"]], ["--target", "label"]),
+        (good, ["--target", "label", "--task", "regression"]),
+        (good, ["--target", "value", "--test-split", "1.5"]),
+    ]
+    for frame, argv in cases:
+        frame.to_csv(bad, index=False)
+        lines = []
+        for mode in ("--stream", "--no-stream"):
+            code, _, err = _cli(capsys, "train", "--data", bad, *argv, mode, "-o", tmp_path / "x")
+            assert code != 0 and err.startswith("error: ") and "Traceback" not in err
+            lines.append(err.strip())
+        assert lines[0] == lines[1], argv
+    code, _, err = _cli(capsys, "train", "--stream", "--epochs", "1")
+    assert code != 0 and "--stream only apply to a table given with --data" in err
