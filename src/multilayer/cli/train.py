@@ -280,6 +280,12 @@ def command(
             "uninterrupted run.",
         ),
     ] = None,
+    steps_per_epoch: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Stop each epoch after this many batches (a streamed --data table only)."
+        ),
+    ] = None,
     stream: Annotated[
         bool | None,
         typer.Option(
@@ -311,11 +317,12 @@ def command(
                 "validation_split": validation_split, "label_smoothing": label_smoothing,
             },
             {"--optimizer": optimizer, "--resume": resume, "--checkpoint-every": checkpoint_every},
-            early_stopping, seed, output, verbose, stream,
+            early_stopping, seed, output, verbose, stream, steps_per_epoch,
         )  # fmt: skip
         return
     table_only: dict[str, object] = {"--target": target, "--test-data": test_data}
     table_only.update({"--test-split": test_split, "--task": task, "--stream": stream})
+    table_only["--steps-per-epoch"] = steps_per_epoch
     given = [name for name, value in table_only.items() if value]
     if given:
         raise typer.BadParameter(
@@ -400,11 +407,16 @@ def _train_table(
     output: Path | None,
     verbose: bool,
     stream: bool | None = None,
+    steps_per_epoch: int | None = None,
 ) -> None:
     """``mlp train --data TABLE --target COLUMN``: `prepare_table_run` (or, for a file to
     stream, `prepare_streamed_run`), then run it."""
     from multilayer.data.tables import TASKS
-    from multilayer.tabular.streamed import prepare_streamed_run, should_stream
+    from multilayer.tabular.streamed import (
+        PreparedStreamedRun,
+        prepare_streamed_run,
+        should_stream,
+    )
     from multilayer.tabular.training import prepare_table_run
 
     if not target:
@@ -426,7 +438,12 @@ def _train_table(
         )
     if early_stopping is not None:
         overrides = {**overrides, "patience": early_stopping}
-    prepare = prepare_streamed_run if should_stream(data, stream) else prepare_table_run
+    streaming = should_stream(data, stream)
+    if steps_per_epoch is not None and not streaming:
+        raise typer.BadParameter(
+            "only applies to a streamed table (add --stream)", param_hint="--steps-per-epoch"
+        )
+    prepare = prepare_streamed_run if streaming else prepare_table_run
     prepared = prepare(
         data,
         target if len(target) > 1 else target[0],
@@ -440,5 +457,8 @@ def _train_table(
     )
     if verbose:
         print(table_plan_message(prepared), flush=True)
-    result = prepared.run(verbose=1 if verbose else 0)
+    if isinstance(prepared, PreparedStreamedRun):
+        result = prepared.run(verbose=1 if verbose else 0, steps_per_epoch=steps_per_epoch)
+    else:
+        result = prepared.run(verbose=1 if verbose else 0)
     print(table_result_message(result))
