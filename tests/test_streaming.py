@@ -225,3 +225,13 @@ def test_fit_trains_on_a_stream_with_streamed_validation(tmp_path):
     history = model.fit(train, validation_data=val, epochs=4, verbose=0)
     assert history.history["val_accuracy"][-1] > 0.85
     assert train._epoch == 4
+
+
+def test_a_text_column_of_numbers_only_stays_categorical():
+    """Numbers written as text in every row (codes, months) are a text column, not an error:
+    this raised StopIteration from the mostly-numeric check."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"month": ["1", "2", "12", None], "y": [0.0, 1.0, 0.0, 1.0]})
+    table = tables.from_frame(frame)
+    assert table.kind("month") == "categorical"
+    assert table.column("month").tolist() == ["1", "2", "12", None]
