@@ -487,8 +487,8 @@ def _check_mostly_numeric(table: Table, name: str, path: Path | None) -> None:
     values = table.column(name).tolist()
     distinct = {v for v in values if v is not None}
     bad = {v for v in distinct if not _is_number(v)}
-    if not bad or len(bad) == len(distinct):
-        return  # all text, or all numbers written as text (codes such as "01"): categorical
+    if not bad or len(bad) == len(distinct):  # all numbers written as text, or all text
+        return
     present = sum(1 for v in values if v is not None)
     wrong = sum(1 for v in values if v is not None and v in bad)
     if wrong > (1 - NUMERIC_SHARE) * present:
