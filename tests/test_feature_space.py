@@ -253,3 +253,59 @@ def test_adapt_errors_are_named():
     with pytest.raises(ValueError) as info:
         FeatureSpace({"a": "text"})
     assert str(info.value).startswith("FeatureSpace: unknown feature type 'text'; expected one of")
+
+
+def test_keras_file_round_trip_is_exact_on_unseen_categories_and_nans(tmp_path):
+    model, data = _trained()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = load_model(path)
+    for rows in (HOSTILE_ROWS, data):
+        assert np.array_equal(loaded.predict(rows, verbose=0), model.predict(rows, verbose=0))
+
+
+def _rewrite_keras(path, edit):
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    edit(config)
+    members["config.json"] = json.dumps(config).encode()
+    out = path.with_name("edited.keras")
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out
+
+
+@pytest.mark.parametrize(
+    "class_name, key, value, message",
+    [
+        ("RobustScaling", "center", ["x"], "RobustScaling: center must hold numbers, got 'x'"),
+        ("RobustScaling", "clip", -1, "clip must be a positive number or None, got -1"),
+        ("RobustScaling", "sneaky", 1, "unsupported arguments ['sneaky']"),
+        ("StringLookup", "vocabulary", "abc", "vocabulary must be a list written in the file"),
+        ("StringLookup", "vocabulary", [1, 2], "StringLookup: vocabulary must hold strings, got 1"),
+        ("StringLookup", "invert", True, "invert=True is not supported by multilayer"),
+        ("Embedding", "input_dim", 2**40, "input_dim must be a positive integer up to 2**31"),
+        ("Embedding", "mask_zero", True, "mask_zero=True is not supported by multilayer"),
+    ],
+)
+def test_hostile_keras_configs_of_table_layers_are_refused(
+    tmp_path, class_name, key, value, message
+):
+    from multilayer.errors import ModelFileError
+
+    model, _ = _trained()
+    path = tmp_path / "model.keras"
+    model.save(path)
+
+    def edit(config):
+        layer = next(e for e in config["config"]["layers"] if e["class_name"] == class_name)
+        layer["config"][key] = value
+
+    with pytest.raises(ModelFileError) as info:
+        load_model(_rewrite_keras(path, edit))
+    assert message in str(info.value)

@@ -48,7 +48,18 @@ import numpy as np
 
 from multilayer.engine import activations, initializers, regularizers
 from multilayer.engine.checks import finite
-from multilayer.engine.layers import Activation, Dense, Dropout, Flatten, InputLayer, Rescaling
+from multilayer.engine.layers import (
+    Activation,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    InputLayer,
+    IntegerLookup,
+    Rescaling,
+    RobustScaling,
+    StringLookup,
+)
 from multilayer.engine.layers.base import Layer
 from multilayer.engine.layers.merge import Add, Average, Concatenate, Multiply
 from multilayer.engine.layers.symbolic import KerasTensor
@@ -408,6 +419,120 @@ def _activation_layer_to_keras(layer: Layer) -> Config:
     return {"activation": _activation_name(layer, layer.activation)}
 
 
+# -- table layers (issue 11): Embedding, StringLookup, IntegerLookup, RobustScaling -----------------
+
+
+def _embedding_from_keras(args: KerasArgs) -> Layer:
+
+    common = _common(args)
+    sizes = {key: args.take(key) for key in ("input_dim", "output_dim")}
+    for key, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INPUT_SIZE:
+            raise args.error(f"{key} must be a positive integer up to 2**31, got {value!r}")
+    initializer = _initializer(args, "embeddings_initializer", "uniform")
+    regularizer = _regularizer(args, "embeddings_regularizer")
+    for key in ("activity_regularizer", "embeddings_constraint", "lora_rank", "input_length"):
+        args.require(key, None)
+    args.take("lora_alpha")
+    args.require("mask_zero", False)
+    args.finish()
+    return Embedding(
+        sizes["input_dim"],
+        sizes["output_dim"],
+        embeddings_initializer=initializer,
+        embeddings_regularizer=regularizer,
+        **common,
+    )
+
+
+def _embedding_to_keras(layer: Layer) -> Config:
+
+    assert isinstance(layer, Embedding)
+    if layer.embeddings_constraint is not None:
+        raise ValueError(
+            f"layer {layer.name!r}: embeddings_constraint has no .keras translation in "
+            "multilayer yet; save it to .safetensors instead"
+        )
+    return {
+        "input_dim": layer.input_dim,
+        "output_dim": layer.output_dim,
+        "embeddings_initializer": _initializer_to_keras(layer.embeddings_initializer),
+        "embeddings_regularizer": _regularizer_to_keras(layer.embeddings_regularizer),
+        "activity_regularizer": None,
+        "embeddings_constraint": None,
+        "mask_zero": False,
+    }
+
+
+_LOOKUP_KEYS = (
+    "max_tokens",
+    "num_oov_indices",
+    "mask_token",
+    "oov_token",
+    "vocabulary",
+    "output_mode",
+)
+
+
+def _lookup_from_keras(
+    layer_class: type[Layer], fixed: dict[str, Any]
+) -> Callable[[KerasArgs], Layer]:
+    def build(args: KerasArgs) -> Layer:
+        common = _common(args)
+        values = {key: args.take(key) for key in _LOOKUP_KEYS if key in args.config}
+        vocabulary = values.get("vocabulary")
+        if vocabulary is not None and not isinstance(vocabulary, list):
+            raise args.error("vocabulary must be a list written in the file")
+        for key, allowed in (("invert", False), ("sparse", False), ("pad_to_max_tokens", False)):
+            args.require(key, allowed)
+        args.require("idf_weights", None)
+        for key, value in fixed.items():
+            args.require(key, value)
+        args.finish()
+        try:
+            return layer_class(**values, **common)
+        except (TypeError, ValueError) as error:
+            raise args.error(str(error)) from None
+
+    return build
+
+
+def _lookup_to_keras(fixed: dict[str, Any]) -> Callable[[Layer], Config]:
+    def convert(layer: Layer) -> Config:
+        config = layer.get_config()
+        return {key: config[key] for key in _LOOKUP_KEYS} | {
+            "invert": False,
+            "sparse": False,
+            "pad_to_max_tokens": False,
+            "idf_weights": None,
+            **fixed,
+        }
+
+    return convert
+
+
+def _robust_from_keras(args: KerasArgs) -> Layer:
+
+    common = _common(args)
+    values = {key: args.take(key) for key in ("center", "scale", "clip", "missing_indicator")}
+    args.finish()
+    try:
+        return RobustScaling(
+            center=values["center"] if values["center"] is not None else 0.0,
+            scale=values["scale"] if values["scale"] is not None else 1.0,
+            clip=values["clip"],
+            missing_indicator=values["missing_indicator"] or False,
+            **common,
+        )
+    except ValueError as error:
+        raise args.error(str(error)) from None
+
+
+def _robust_to_keras(layer: Layer) -> Config:
+    config = layer.get_config()
+    return {key: config[key] for key in ("center", "scale", "clip", "missing_indicator")}
+
+
 # -- the table --------------------------------------------------------------------------------
 
 
@@ -430,6 +555,9 @@ class LayerTranslation:
     from_keras: Callable[[KerasArgs], Layer]
     to_keras: Callable[[Layer], Config]
     weights: tuple[str, ...] = ()
+    #: where Keras looks the class up: multilayer's own layers (RobustScaling) are written as
+    #: ``multilayer.layers`` classes, which Keras itself cannot load
+    module: str = "keras.layers"
 
 
 LAYERS: dict[str, LayerTranslation] = {
@@ -447,6 +575,28 @@ LAYERS: dict[str, LayerTranslation] = {
         LayerTranslation("Average", Average, _merge_from_keras(Average), _merge_to_keras),
         LayerTranslation(
             "Concatenate", Concatenate, _concatenate_from_keras, _concatenate_to_keras
+        ),
+        LayerTranslation(
+            "Embedding", Embedding, _embedding_from_keras, _embedding_to_keras, ("embeddings",)
+        ),
+        LayerTranslation(
+            "StringLookup",
+            StringLookup,
+            _lookup_from_keras(StringLookup, {"encoding": "utf-8"}),
+            _lookup_to_keras({"encoding": "utf-8"}),
+        ),
+        LayerTranslation(
+            "IntegerLookup",
+            IntegerLookup,
+            _lookup_from_keras(IntegerLookup, {"vocabulary_dtype": "int64"}),
+            _lookup_to_keras({"vocabulary_dtype": "int64"}),
+        ),
+        LayerTranslation(
+            "RobustScaling",
+            RobustScaling,
+            _robust_from_keras,
+            _robust_to_keras,
+            module="multilayer.layers",
         ),
     ]
 }
@@ -549,7 +699,7 @@ def _layer_entry(layer: Layer, dtype: np.dtype) -> Config:
         "dtype": _policy(layer.dtype or dtype),
         **translation.to_keras(layer),
     }
-    entry = _keras_object("keras.layers", translation.keras_class, config)
+    entry = _keras_object(translation.module, translation.keras_class, config)
     node = layer.inbound_node
     if layer.multi_input and node is not None:
         entry["build_config"] = {"input_shape": [[None, *t.sample_shape] for t in node.inputs]}

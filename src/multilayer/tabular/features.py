@@ -263,13 +263,15 @@ class FeatureSpace:
         return Feature("integer_hashed", {"num_bins": int(num_bins)})
 
     @classmethod
-    def from_kinds(cls, kinds: Mapping[str, str], **kwargs: Any) -> FeatureSpace:
+    def from_kinds(
+        cls, kinds: Mapping[str, str], numeric: str | Feature | None = None, **kwargs: Any
+    ) -> FeatureSpace:
         """The automatic choice for columns of the given kinds (``numeric``, ``boolean``:
-        ``float_robust``; ``categorical``: ``string_categorical``)."""
+        ``numeric``, by default ``float_robust()``; ``categorical``: ``string_categorical``)."""
         features: dict[str, str | Feature] = {}
         for name, kind in kinds.items():
             if kind in ("numeric", "boolean"):
-                features[name] = cls.float_robust()
+                features[name] = numeric if numeric is not None else cls.float_robust()
             elif kind == "categorical":
                 features[name] = cls.string_categorical()
             else:
