@@ -235,3 +235,26 @@ def test_a_text_column_of_numbers_only_stays_categorical():
     table = tables.from_frame(frame)
     assert table.kind("month") == "categorical"
     assert table.column("month").tolist() == ["1", "2", "12", None]
+
+
+def test_numeric_classes_are_encoded_as_read_table_does(tmp_path):
+    path = tmp_path / "n.csv"
+    rng = np.random.default_rng(0)
+    y = rng.choice([3, 7, 11], 500)
+    path.write_text("x,y\n" + "".join(f"{k},{v}\n" for k, v in enumerate(y)))
+    ds = TableBatches(path, "y", batch_size=500, shuffle=False)
+    assert ds.classes == (3.0, 7.0, 11.0) and ds.task == "multiclass"
+    np.testing.assert_array_equal(ds[0][1], tables.read_table(path).target("y").y)
+    # Classes given in another order index as given; a value outside them is named.
+    given = TableBatches(path, "y", batch_size=500, shuffle=False, classes=[11, 3, 7])
+    np.testing.assert_array_equal(given[0][1], [[1, 2, 0][[3, 7, 11].index(v)] for v in y])
+    short = TableBatches(path, "y", batch_size=500, shuffle=False, classes=[3, 7])
+    first = int(np.flatnonzero(y == 11)[0])
+    with pytest.raises(
+        TableError,
+        match=re.escape(
+            f"target column 'y' of {path}, data row {first + 1}: 11.0 is not one of the "
+            "classes [3, 7]"
+        ),
+    ):
+        short[0]

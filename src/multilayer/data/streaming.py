@@ -283,6 +283,14 @@ class TableBatches(PyDataset):
         if self.task in ("binary", "multiclass") and len(self.classes) < 2:
             raise ValueError(f"task {self.task!r} needs at least two classes: {self.classes}")
         self._index = {c: k for k, c in enumerate(self.classes)}
+        # Numeric classes: encoded by a sorted search instead of a dict lookup per row.
+        self._numeric_classes: tuple[np.ndarray, np.ndarray] | None = None
+        if self.classes and all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) for c in self.classes
+        ):
+            keys = np.asarray(self.classes, dtype=np.float64)
+            order = np.argsort(keys, kind="stable")
+            self._numeric_classes = (keys[order], order)
         if columns is None:
             columns = [c for c in scan.columns if c not in self.target]
         self.columns = tuple(columns)
@@ -398,6 +406,18 @@ class TableBatches(PyDataset):
                     "regression needs numbers"
                 )
             return np.asarray(values, dtype=np.float64)
+        if values.dtype != object and self._numeric_classes is not None:
+            keys, order = self._numeric_classes
+            at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+            found = keys[at] == values
+            if not found.all():
+                k = int(np.flatnonzero(~found)[0])
+                raise TableError(
+                    f"target column {self.target[0]!r} of {self.path}, data row "
+                    f"{start + k + 1}: {values[k].item()!r} is not one of the classes "
+                    f"{list(self.classes)[:10]}"
+                )
+            return order[at].astype(np.int64)
         listed = values.tolist()
         unknown = [k for k, v in enumerate(listed) if v not in self._index]
         if unknown:
