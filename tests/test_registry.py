@@ -186,6 +186,9 @@ SAMPLES = {
         layer_module.Discretization(bin_boundaries=[0.0, 1.5]),
         layer_module.Discretization(num_bins=4, output_mode="multi_hot"),
         layer_module.Hashing(5, mask_value="", output_mode="count"),
+        layer_module.RobustScaling(
+            [1.0, 2.0], [0.5, 0.0], clip=None, missing_indicator=[True, False]
+        ),
         layer_module.Maximum(),
         layer_module.Minimum(),
         layer_module.Dot(axes=(1, 2), normalize=True),
@@ -420,7 +423,7 @@ def test_model_files_written_in_the_old_shapes_load_and_predict_the_same():
             "CategoryEncoding, Concatenate, Dense, Discretization, Dot, Dropout, ELU, Embedding, "
             "Flatten, GaussianDropout, GaussianNoise, Hashing, Identity, InputLayer, IntegerLookup, "
             "LayerNormalization, LeakyReLU, Maximum, Minimum, Multiply, Normalization, OpLayer, PReLU, "
-            "ReLU, Rescaling, Reshape, Softmax, StringLookup, Subtract.",
+            "ReLU, Rescaling, Reshape, RobustScaling, Softmax, StringLookup, Subtract.",
         ),
         (
             lambda: metrics.deserialize({"name": "mse"}),

@@ -262,3 +262,30 @@ def test_cli_errors_for_bad_tables(capsys, tmp_path, csv):
     assert error_line(run(capsys, "train", "--target", "price", "--epochs", "1")) == (
         "error: Invalid value: --target only apply to a table given with --data (.csv, .tsv, .parquet)"
     )
+
+
+def test_columns_named_like_layers_do_not_clash(tmp_path):
+    from multilayer.tabular.training import train_table
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {name: rng.normal(size=60) for name in ("dense", "concatenate", "robust_scaling", "input")}
+    )
+    frame["y"] = 2 * frame["dense"]
+    result = train_table(frame, "y", seed=0, output=tmp_path / "run", overrides={"epochs": 2})
+    names = [layer.name for layer in result.model.layers]
+    assert len(names) == len(set(names))
+    assert set(result.model.input_names) == {"dense", "concatenate", "robust_scaling", "input"}
+
+
+def test_a_table_model_predicts_a_dataframe_with_text_and_missing_values(tmp_path):
+    from multilayer.tabular.training import train_table
+
+    frame = table(n=120).drop(columns=["label", "grade", "tag_a", "tag_b"])
+    result = train_table(frame, "price", seed=0, output=tmp_path / "run", overrides={"epochs": 2})
+    rows = frame.drop(columns=["price"]).head(10)
+    rows.loc[0, "city"] = None
+    rows.loc[1, "city"] = "madrid"
+    expected = result.model.predict(features(rows), verbose=0)
+    assert np.array_equal(result.model.predict(rows, verbose=0), expected)
+    assert np.all(np.isfinite(expected))

@@ -73,15 +73,17 @@ RECIPES: dict[str, Recipe] = {
     # defaults (Holzmueller et al. 2024: robust scaling + smooth clipping, one-hot for few
     # categories and embeddings for many, label smoothing 0.1, best epoch on a validation
     # split) and Gorishniy et al.'s MLP baseline (AdamW with weight decay); measured on
-    # scikit-learn's bundled tables (docs/tables.md). extra: weight_decay (AdamW), patience
-    # (epochs without a better val_loss before stopping; the best epoch's weights are kept),
-    # one_hot_max (categorical columns with more categories get an embedding).
+    # scikit-learn's bundled tables with benchmarks/tabular_defaults.py (docs/tables.md).
+    # extra: weight_decay (AdamW); patience (epochs without a better val_loss before
+    # stopping; the best epoch's weights are kept); one_hot_max (categorical columns with more
+    # categories get an embedding); min_steps_per_epoch (a small table gets smaller batches,
+    # down to 16 rows, so that an epoch is at least that many steps).
     "tabular": Recipe(
         name="tabular",
         hidden=(256, 256, 256),
         activation="relu",
         optimizer="adamw",
-        learning_rate=2e-3,
+        learning_rate=1e-3,
         schedule="cosine",
         warmup_fraction=0.05,
         batch_size=256,
@@ -91,7 +93,7 @@ RECIPES: dict[str, Recipe] = {
         dropout=0.1,
         kernel_initializer="he_uniform",
         beta_2=0.95,
-        extra={"weight_decay": 1e-4, "patience": 30, "one_hot_max": 16},
+        extra={"weight_decay": 1e-4, "patience": 30, "one_hot_max": 16, "min_steps_per_epoch": 4},
     ),
 }
 DEFAULT_RECIPE = "fast"

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from multilayer.datasets import load_dataset
+from multilayer.datasets.folder import ImageOptions
 from multilayer.errors import ModelFileError, MultilayerError
 from multilayer.recipes import SCHEDULES, Recipe, build_model, get_recipe
 from multilayer.runs import RunDir, new_run_path
@@ -321,6 +322,7 @@ class PreparedRun:
             "seed": self.seed,
             "dataset": {
                 **self.dataset.describe(),
+                **({"image_options": self.settings["image"]} if self.settings.get("image") else {}),
                 "validation_samples": 0 if self.validation is None else len(self.validation[0]),
             },
             "versions": versions(),
@@ -390,6 +392,7 @@ def prepare_run(
     runs_root: str | Path = DEFAULT_RUNS_ROOT,
     early_stopping: int | None = None,
     checkpoint_every: str | None = None,
+    image_options: ImageOptions | None = None,
 ) -> PreparedRun:
     """Check, load and build everything a run needs; write nothing (see the module docstring).
 
@@ -403,6 +406,8 @@ def prepare_run(
         early_stopping: stop after this many epochs without improvement (best weights kept).
         checkpoint_every: ``"N"`` (epochs) or ``"Ns"`` (steps) between checkpoints; None
             writes one only on Ctrl-C.
+        image_options: how an image folder ``dataset`` is read (size, grayscale or RGB,
+            skip or refuse bad images); recorded in config.json and the checkpoints.
 
     Raises:
         ValueError: an unknown recipe, an override that is not a recipe field, or a bad
@@ -422,7 +427,7 @@ def prepare_run(
     if checkpoint_every is not None:
         parse_every(checkpoint_every)
     seed = secrets.randbelow(2**31) if seed is None else seed
-    data = load_dataset(dataset, data_dir)
+    data = load_dataset(dataset, data_dir, image_options=image_options)
     (x_train, y_train), validation = split(
         data.x_train, data.y_train, chosen.validation_split, seed
     )
@@ -444,6 +449,8 @@ def prepare_run(
             for v in [overrides.get(name)]
         },
     }
+    if image_options is not None:
+        settings["image"] = image_options.to_config()
     output = Path(output) if output is not None else new_run_path(runs_root, chosen.name)
     return PreparedRun(
         recipe=chosen,
@@ -486,6 +493,8 @@ _SETTINGS: dict[str, type | tuple[type, ...]] = {
     "every": (str, type(None)),
     "flags": dict,
 }
+#: Settings a checkpoint written before they existed may lack.
+_OPTIONAL_SETTINGS: dict[str, type | tuple[type, ...]] = {"image": (dict, type(None))}
 
 
 def prepare_resume(run_dir: str | Path) -> PreparedRun:
@@ -502,13 +511,18 @@ def prepare_resume(run_dir: str | Path) -> PreparedRun:
     """
     checkpoint = latest_run_checkpoint(run_dir)
     settings = checkpoint.run
-    bad = [key for key, kind in _SETTINGS.items() if not isinstance(settings.get(key), kind)] + [
-        key for key in ("seed", "early_stopping") if isinstance(settings.get(key), bool)
-    ]
+    bad = [key for key, kind in _SETTINGS.items() if not isinstance(settings.get(key), kind)]
+    bad += [k for k, kind in _OPTIONAL_SETTINGS.items() if not isinstance(settings.get(k), kind)]
+    bad += [key for key in ("seed", "early_stopping") if isinstance(settings.get(key), bool)]
     if isinstance(settings.get("flags"), dict) and not set(settings["flags"]) <= set(OVERRIDABLE):
         bad.append("flags")
     if bad:
         raise ModelFileError(f"{checkpoint.path}: malformed run settings {sorted(set(bad))}")
+    image = settings.get("image")
+    try:
+        image_options = None if image is None else ImageOptions.from_config(image)
+    except ValueError as error:
+        raise ModelFileError(f"{checkpoint.path}: malformed run settings ({error})") from None
     try:
         prepared = prepare_run(
             settings["recipe"],
@@ -519,6 +533,7 @@ def prepare_resume(run_dir: str | Path) -> PreparedRun:
             output=run_dir,
             early_stopping=settings["early_stopping"],
             checkpoint_every=settings["every"],
+            image_options=image_options,
         )
     except (TypeError, RecipeError) as error:
         raise ModelFileError(f"{checkpoint.path}: malformed run settings ({error})") from None

@@ -13,6 +13,7 @@ import typer
 
 from multilayer.cli.common import DataDirOption, DatasetOption, check_dataset_name, percent
 from multilayer.engine.optimizers import REGISTRY as OPTIMIZERS
+from multilayer.errors import ImageError
 from multilayer.recipes import SCHEDULES
 
 
@@ -217,6 +218,24 @@ def command(
             help="regression, binary, multiclass or multilabel (default: from the target column)."
         ),
     ] = None,
+    image_size: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HxW",
+            help="Size the images of a --data folder are resized to, e.g. 32x32 (default 28x28).",
+        ),
+    ] = None,
+    color_mode: Annotated[
+        str | None,
+        typer.Option(help="grayscale (default) or rgb, for the images of a --data folder."),
+    ] = None,
+    bad_images: Annotated[
+        str | None,
+        typer.Option(
+            help="What to do with images of a --data folder that cannot be decoded: refuse "
+            "(default: stop, naming the file) or skip (leave them out)."
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     hidden: Annotated[
         str | None, typer.Option(help="Hidden layer sizes, comma-separated, e.g. 512,768.")
@@ -328,6 +347,7 @@ def command(
         raise typer.BadParameter(
             f"{', '.join(given)} only apply to a table given with --data (.csv, .tsv, .parquet)"
         )
+    image_options = _image_options(data, image_size, color_mode, bad_images)
     if data is not None:
         dataset = check_dataset_name(str(data)) or dataset
     recipe_name = recipe or "fast"
@@ -347,6 +367,7 @@ def command(
         if resume is not None:
             explicit = {**overrides, "seed": seed, "output": output, "data_dir": data_dir}
             explicit.update(early_stopping=early_stopping, checkpoint_every=checkpoint_every)
+            explicit.update(image_size=image_size, color_mode=color_mode, bad_images=bad_images)
             given = sorted(flag(name) for name, value in explicit.items() if value is not None)
             if given:
                 raise typer.BadParameter(
@@ -365,9 +386,15 @@ def command(
                 output=output,
                 early_stopping=early_stopping,
                 checkpoint_every=checkpoint_every,
+                image_options=image_options,
             )
     except RecipeError as error:
         raise typer.BadParameter(str(error), param_hint=flag(error.field)) from None
+    except ImageError as error:
+        # the library names its own argument; on the command line it is --bad-images
+        raise ImageError(
+            str(error).replace("pass on_error='skip'", "pass --bad-images skip")
+        ) from None
     except FileNotFoundError as error:
         from multilayer.training import NothingToResumeError
 
@@ -462,3 +489,49 @@ def _train_table(
     else:
         result = prepared.run(verbose=1 if verbose else 0)
     print(table_result_message(result))
+
+
+def parse_image_size(value: str) -> tuple[int, int]:
+    """``"32x48"`` -> ``(32, 48)`` (height, width)."""
+    parts = value.lower().split("x")
+    try:
+        height, width = (int(part) for part in parts)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected HEIGHTxWIDTH such as 28x28, got {value!r}", param_hint="--image-size"
+        ) from None
+    return height, width
+
+
+def _image_options(
+    data: Path | None, image_size: str | None, color_mode: str | None, bad_images: str | None
+):
+    """The `ImageOptions` of ``--image-size``, ``--color-mode`` and ``--bad-images`` (None
+    when none is given); they need ``--data`` naming an image folder."""
+    from multilayer.datasets.folder import ImageOptions
+
+    given = {"--image-size": image_size, "--color-mode": color_mode, "--bad-images": bad_images}
+    named = [flag for flag, value in given.items() if value is not None]
+    if not named:
+        return None
+    if data is None or not data.is_dir():
+        raise typer.BadParameter(
+            f"{', '.join(named)} only apply to an image folder given with --data"
+        )
+    if bad_images not in (None, "skip", "refuse"):
+        raise typer.BadParameter(
+            f"must be skip or refuse, got {bad_images!r}", param_hint="--bad-images"
+        )
+    if color_mode not in (None, "grayscale", "rgb"):
+        raise typer.BadParameter(
+            f"must be grayscale or rgb, got {color_mode!r}", param_hint="--color-mode"
+        )
+    size = parse_image_size(image_size) if image_size is not None else (28, 28)
+    try:
+        return ImageOptions(
+            image_size=size,
+            color_mode=color_mode or "grayscale",
+            on_error="skip" if bad_images == "skip" else "raise",
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None

@@ -569,11 +569,14 @@ def frame_inputs(
     frame: Any, input_names: Sequence[str] | None
 ) -> np.ndarray | dict[str, np.ndarray]:
     """What ``fit``/``predict`` take from a DataFrame: for a model with several named
-    inputs, ``{column name: values (rows, 1)}`` (the trainer then matches them to the
-    inputs by name); otherwise all columns, in order, as one float matrix (rows, columns).
-    Categorical (text) columns are refused by name."""
+    inputs (or one input named as the frame's only column), ``{column name: raw values
+    (rows, 1)}``: numbers as float64 with NaN for missing values, text as ``str`` objects with
+    None (the trainer matches them to the inputs by name, and lets text and missing values
+    through only to layers that take them, such as a table model's); otherwise all columns,
+    in order, as one float matrix (rows, columns), categorical (text) columns refused by
+    name."""
     table = from_frame(frame)
-    matrix = table.to_numpy()
-    if input_names is not None and len(input_names) > 1:
-        return {name: matrix[:, [k]] for k, name in enumerate(table.column_names)}
-    return matrix
+    names = table.column_names
+    if input_names is not None and (len(input_names) > 1 or list(input_names) == names):
+        return {name: table.column(name).reshape(-1, 1) for name in names}
+    return table.to_numpy()

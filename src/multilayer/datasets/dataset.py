@@ -20,6 +20,7 @@ import numpy as np
 
 from multilayer.data.paths import data_dir as resolve_data_dir
 from multilayer.datasets import fashion_mnist, mnist
+from multilayer.datasets.folder import ImageOptions
 from multilayer.datasets.npz import MAX_NPZ_BYTES, read_npz
 from multilayer.errors import DataError
 
@@ -93,6 +94,7 @@ def load_dataset(
     data_dir: str | os.PathLike[str] | None = None,
     *,
     max_bytes: int = MAX_NPZ_BYTES,
+    image_options: ImageOptions | None = None,
 ) -> Dataset:
     """Load and check a dataset (see the module docstring).
 
@@ -103,6 +105,8 @@ def load_dataset(
         data_dir: the data root for the built-in datasets; None means ``MULTILAYER_DATA``,
             else the per-user cache.
         max_bytes: the largest total size of an ``.npz`` file's arrays.
+        image_options: how an image folder is read (`multilayer.datasets.folder.ImageOptions`:
+            size, grayscale or RGB, skip or refuse undecodable files); only for a folder.
 
     Raises:
         DataError: an unreadable or malformed file, malformed arrays, labels out of range,
@@ -114,6 +118,11 @@ def load_dataset(
     """
     text = os.fspath(name)
     image_folder = False
+    if image_options is not None and not Path(text).expanduser().is_dir():
+        raise ValueError(
+            f"{text} is not an image folder: image options (size, color mode, bad images) "
+            "only apply to image folders"
+        )
     if is_builtin(text):
         key = _builtin_key(text)
         module = BUILTIN[key]
@@ -140,10 +149,19 @@ def load_dataset(
 
         path = Path(text).expanduser()
         source = str(path.absolute())
-        arrays, names, _ = load_image_folder(path)
+        options = image_options or ImageOptions()
+        arrays, names, _ = load_image_folder(
+            path,
+            image_size=options.image_size,
+            color_mode=options.color_mode,
+            on_error=options.on_error,
+        )
         x_train, y_train, x_test, y_test = (arrays[key] for key in NPZ_KEYS)
-        check_split(x_train, y_train, f"{text}: training images", f"{text}: labels", len(names))
-        check_split(x_test, y_test, f"{text}: test images", f"{text}: labels", len(names))
+        rgb = options.color_mode == "rgb"
+        check_split(
+            x_train, y_train, f"{text}: training images", f"{text}: labels", len(names), rgb
+        )
+        check_split(x_test, y_test, f"{text}: test images", f"{text}: labels", len(names), rgb)
         dataset_name = path.name
         image_folder = True
     else:
@@ -210,13 +228,19 @@ def class_count(labels: dict[str, np.ndarray]) -> int:
 
 
 def check_split(
-    x: np.ndarray, y: np.ndarray, x_name: str, y_name: str, classes: int | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    x_name: str,
+    y_name: str,
+    classes: int | None = None,
+    rgb: bool = False,
 ) -> int | None:
     """Check images ``x`` (n, height, width) and labels ``y`` (n,) for ``classes`` classes.
 
     Args:
         classes: the number of classes; None skips the label range check (see
             `class_count` to take the number from the labels).
+        rgb: the images are (n, height, width, 3) (an image folder read in RGB).
 
     Returns:
         ``classes``.
@@ -226,9 +250,11 @@ def check_split(
             non-integer labels, or a label outside ``0..classes-1``; the message names the
             array and the first offending index.
     """
-    if x.dtype.kind not in "uif" or x.ndim != 3 or 0 in x.shape:
+    shape_ok = x.ndim == 4 and x.shape[-1] == 3 if rgb else x.ndim == 3
+    if x.dtype.kind not in "uif" or not shape_ok or 0 in x.shape:
+        expected = "(n, height, width, 3)" if rgb else "(n, height, width)"
         raise DataError(
-            f"{x_name}: expected images of shape (n, height, width) with numeric pixels and "
+            f"{x_name}: expected images of shape {expected} with numeric pixels and "
             f"no empty dimension, got "
             f"{x.dtype} of shape {x.shape}"
         )

@@ -13,18 +13,70 @@ it). The folder is only read, never written.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from multilayer.errors import DataError, ImageError
 
-__all__ = ["load_image_folder", "prepare_image"]
+__all__ = ["COLOR_MODES", "ImageOptions", "load_image_folder", "prepare_image"]
 
 #: How images are resized (Pillow's box filter: every source pixel counts once).
 INTERPOLATION = "area"
 #: Seed of the train/test split of a folder (fixed: the split must be reproducible).
 SPLIT_SEED = 0
+COLOR_MODES = ("grayscale", "rgb")
+#: Largest image side a folder may be resized to (a bound on the arrays it makes).
+MAX_SIDE = 1024
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How an image folder is read: the size images are resized to, grayscale or RGB, and
+    what to do with a file that cannot be decoded (``"raise"``: stop, naming it; ``"skip"``:
+    leave it out)."""
+
+    image_size: tuple[int, int] = (28, 28)
+    color_mode: str = "grayscale"
+    on_error: str = "raise"
+
+    def __post_init__(self) -> None:
+        size = self.image_size
+        if (
+            not isinstance(size, tuple)
+            or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+            or not all(0 < v <= MAX_SIDE for v in size)
+        ):
+            raise ValueError(
+                f"image_size must be (height, width) with sides 1..{MAX_SIDE}, got {size!r}"
+            )
+        if self.color_mode not in COLOR_MODES:
+            raise ValueError(
+                f"color_mode must be one of {list(COLOR_MODES)}, got {self.color_mode!r}"
+            )
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f'on_error must be "raise" or "skip", got {self.on_error!r}')
+
+    def to_config(self) -> dict:
+        return {
+            "image_size": list(self.image_size),
+            "color_mode": self.color_mode,
+            "on_error": self.on_error,
+        }
+
+    @classmethod
+    def from_config(cls, config: object) -> ImageOptions:
+        """The options ``to_config`` wrote; ValueError for anything else."""
+        if not isinstance(config, dict) or set(config) != {"image_size", "color_mode", "on_error"}:
+            raise ValueError(
+                f"image options must be {{image_size, color_mode, on_error}}, got {config!r}"
+            )
+        size = config["image_size"]
+        if not isinstance(size, list):
+            raise ValueError(f"image_size must be [height, width], got {size!r}")
+        return cls(tuple(size), config["color_mode"], config["on_error"])
 
 
 def load_image_folder(
@@ -34,6 +86,7 @@ def load_image_folder(
     test_split: float = 0.2,
     on_error: str = "raise",
     interpolation: str = INTERPOLATION,
+    color_mode: str = "grayscale",
 ) -> tuple[dict[str, np.ndarray], tuple[str, ...], list[tuple[str, str]]]:
     """Read an image folder into train and test arrays.
 
@@ -44,6 +97,8 @@ def load_image_folder(
         on_error: ``"raise"`` (stop at the first image that cannot be decoded, naming it)
             or ``"skip"`` (leave it out; it is listed in the third return value).
         interpolation: as `multilayer.utils.image_dataset_from_directory`.
+        color_mode: ``"grayscale"`` (images ``(n, height, width)``) or ``"rgb"``
+            (``(n, height, width, 3)``).
 
     Returns:
         ``(arrays, class_names, skipped)``: arrays ``x_train``, ``y_train``, ``x_test``,
@@ -60,6 +115,8 @@ def load_image_folder(
 
     if on_error not in ("raise", "skip"):
         raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
+    if color_mode not in COLOR_MODES:
+        raise ValueError(f"color_mode must be one of {list(COLOR_MODES)}, got {color_mode!r}")
     if not 0 < test_split < 1:
         raise ValueError(f"test_split must be in (0, 1), got {test_split}")
     try:
@@ -68,12 +125,13 @@ def load_image_folder(
         raise DataError(str(error)) from None
     assert labels is not None
     height, width = image_size
-    images = np.empty((len(paths), height, width), dtype=np.uint8)
+    channels = () if color_mode == "grayscale" else (3,)
+    images = np.empty((len(paths), height, width, *channels), dtype=np.uint8)
     kept: list[int] = []
     skipped: list[tuple[str, str]] = []
     for i, path in enumerate(paths):
         try:
-            pixels = load_image_file(path, image_size, "grayscale", interpolation=interpolation)
+            pixels = load_image_file(path, image_size, color_mode, interpolation=interpolation)
         except ImageError as error:
             if on_error == "raise":
                 raise ImageError(
@@ -81,7 +139,7 @@ def load_image_folder(
                 ) from error
             skipped.append((str(path), str(error)))
             continue
-        images[len(kept)] = _to_uint8(pixels)
+        images[len(kept)] = _to_uint8(pixels if channels else pixels[..., 0])
         kept.append(i)
     if not kept:
         raise DataError(f"{directory}: none of the {len(paths)} image files could be decoded")
@@ -110,7 +168,7 @@ def load_image_folder(
 
 
 def _to_uint8(pixels: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(pixels[..., 0]), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
 def prepare_image(
@@ -130,4 +188,4 @@ def prepare_image(
     from multilayer.utils.image_dataset_utils import load_image_file
 
     pixels = load_image_file(path, image_size, "grayscale", interpolation=INTERPOLATION)
-    return _to_uint8(pixels).astype(np.float32) / np.float32(255.0)
+    return _to_uint8(pixels[..., 0]).astype(np.float32) / np.float32(255.0)

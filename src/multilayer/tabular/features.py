@@ -43,6 +43,7 @@ from multilayer.engine.layers import (
     Flatten,
     Hashing,
     Input,
+    InputLayer,
     IntegerLookup,
     KerasTensor,
     Normalization,
@@ -228,9 +229,16 @@ class FeatureSpace:
 
     @staticmethod
     def float_robust(
-        clip: builtins.float | None = DEFAULT_CLIP, missing_indicator: bool | str = "auto"
+        clip: builtins.float | None = DEFAULT_CLIP,
+        missing_indicator: bool | str = "auto",
+        scale_factor: builtins.float = 1.0,
     ) -> Feature:
-        return Feature("float_robust", {"clip": clip, "missing_indicator": missing_indicator})
+        """RealMLP's robust scaling ``(x - median) / IQR`` (times ``scale_factor``: 1.349
+        makes it unit variance for normal data) with smooth clipping at ``clip``."""
+        return Feature(
+            "float_robust",
+            {"clip": clip, "missing_indicator": missing_indicator, "scale_factor": scale_factor},
+        )
 
     @staticmethod
     def float_discretized(num_bins: int = 32) -> Feature:
@@ -375,7 +383,7 @@ class FeatureSpace:
         if self.output_mode == "dict":
             return dict(self._encoded)
         parts = list(self._encoded.values())
-        return parts[0] if len(parts) == 1 else Concatenate(name="features")(parts)
+        return parts[0] if len(parts) == 1 else Concatenate()(parts)
 
     def _build(self) -> None:
         if self._inputs is not None:
@@ -387,6 +395,8 @@ class FeatureSpace:
             tensor = Input(shape=(1,), name=name)
             inputs[name] = tensor
             encoded[name] = self._encode(tensor, feature, stats[name])
+        for tensor in encoded.values():
+            rename_clashes(tensor, set(inputs))
         self._inputs, self._encoded = inputs, encoded
 
     def _encode(
@@ -412,6 +422,7 @@ class FeatureSpace:
             indicator = options.get("missing_indicator", "auto")
             if indicator == "auto":
                 indicator = stats.missing > 0
+            scale *= float(options.get("scale_factor", 1.0))
             return RobustScaling(
                 center=median,
                 scale=scale if math.isfinite(scale) else 0.0,
@@ -439,6 +450,28 @@ class FeatureSpace:
         if isinstance(encoded, dict):
             return sum(int(np.prod(t.sample_shape)) for t in encoded.values())
         return int(np.prod(encoded.sample_shape))
+
+
+def rename_clashes(output: Any, taken: set[str]) -> None:
+    """Rename the layers behind ``output`` whose name is an input column's (a column called
+    "dense" and the first Dense layer): a model's layer names must be unique. Input layers
+    keep their column names."""
+    seen: set[int] = set()
+    stack = [output]
+    while stack:
+        layer = stack.pop().layer
+        if id(layer) in seen or isinstance(layer, InputLayer):
+            continue
+        seen.add(id(layer))
+        if layer.name in taken:
+            k = 1
+            while f"{layer.name}_{k}" in taken:
+                k += 1
+            layer.name = f"{layer.name}_{k}"
+        taken.add(layer.name)
+        node = layer.inbound_node
+        if node is not None:
+            stack.extend(node.inputs)
 
 
 def embedding_size(categories: int) -> int:

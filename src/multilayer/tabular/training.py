@@ -33,7 +33,7 @@ from multilayer.data import tables
 from multilayer.engine.layers.robust import DEFAULT_CLIP
 from multilayer.recipes import Recipe, get_recipe, make_schedule
 from multilayer.runs import RunDir, new_run_path
-from multilayer.tabular.features import FeatureSpace
+from multilayer.tabular.features import FeatureSpace, rename_clashes
 from multilayer.tabular.spec import TableSpec
 
 if TYPE_CHECKING:
@@ -164,7 +164,10 @@ def feature_space(spec: TableSpec, recipe: Recipe, seed: int) -> FeatureSpace:
     numeric = (
         FeatureSpace.float_normalized()
         if recipe.extra.get("numeric") == "normalized"
-        else FeatureSpace.float_robust(clip=recipe.extra.get("clip", DEFAULT_CLIP))
+        else FeatureSpace.float_robust(
+            clip=recipe.extra.get("clip", DEFAULT_CLIP),
+            scale_factor=float(recipe.extra.get("scale_factor", 1.0)),
+        )
     )
     return FeatureSpace.from_kinds(
         spec.kinds,
@@ -206,7 +209,7 @@ def build_table_model(
         mean = float(np.mean(y_train))
         std = float(np.std(y_train)) or 1.0
         x = Dense(1, kernel_initializer=recipe.kernel_initializer)(x)
-        output = Rescaling(std, offset=mean, name="target_scale")(x)
+        output = Rescaling(std, offset=mean)(x)
         loss: Any = losses.MeanSquaredError()
         metrics = [RootMeanSquaredError(name="rmse"), "mae"]
     elif spec.task == "multiclass":
@@ -217,6 +220,7 @@ def build_table_model(
         output = Dense(spec.n_outputs, activation="sigmoid")(x)
         loss = losses.BinaryCrossentropy(label_smoothing=recipe.label_smoothing)
         metrics = ["accuracy", AUC(name="auc")] if spec.task == "binary" else ["accuracy"]
+    rename_clashes(output, set(inputs))
     model = Model(inputs, output, seed=seed)
     learning_rate = make_schedule(recipe, steps_per_epoch)
     weight_decay = float(recipe.extra.get("weight_decay", 0.0))
@@ -350,7 +354,9 @@ class PreparedTableRun:
             if self.validation is not None:
                 patience = int(self.recipe.extra.get("patience", self.recipe.epochs))
                 callbacks.append(
-                    EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+                    EarlyStopping(
+                        monitor=self._monitor(), patience=patience, restore_best_weights=True
+                    )
                 )
             start = time.perf_counter()
             history = self.model.fit(
@@ -388,6 +394,13 @@ class PreparedTableRun:
                 run.path.rmdir()
             raise
         return TableRunResult(run, self.model, history, config, metrics)
+
+    def _monitor(self) -> str:
+        """What selects the best epoch: ``val_loss``, or ``recipe.extra["monitor"]``."""
+        monitor = str(self.recipe.extra.get("monitor", "val_loss"))
+        if monitor == "val_accuracy" and self.spec.task == "regression":
+            return "val_loss"
+        return monitor
 
     def _refit(self, epochs: int) -> None:
         """Train a fresh model (features adapted anew) on the training and validation rows
@@ -533,6 +546,10 @@ def prepare_table_run(
         kept, held = split_rows(len(y_train), chosen.validation_split, seed + 1, labels)
         validation = (_take(x_train, held), y_train[held])
         x_train, y_train = _take(x_train, kept), y_train[kept]
+    min_steps = int(chosen.extra.get("min_steps_per_epoch", 1))
+    if min_steps > 1:  # a small table: smaller batches, so an epoch is several steps
+        batch = max(min(chosen.batch_size, math.ceil(len(y_train) / min_steps)), 16)
+        chosen = chosen.with_overrides(batch_size=min(batch, chosen.batch_size))
     space = feature_space(spec, chosen, seed).adapt(x_train)
     steps = math.ceil(len(y_train) / chosen.batch_size)
     model = build_table_model(space, spec, chosen, y_train, steps, seed=seed)
