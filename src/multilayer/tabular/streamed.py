@@ -127,8 +127,12 @@ class PreparedStreamedRun:
             callbacks = []
             if self.validation is not None:
                 patience = int(self.recipe.extra.get("patience", self.recipe.epochs))
+                # As PreparedTableRun: val_loss, or the recipe's extra "monitor".
+                monitor = str(self.recipe.extra.get("monitor", "val_loss"))
+                if monitor == "val_accuracy" and self.spec.task == "regression":
+                    monitor = "val_loss"
                 callbacks.append(
-                    EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+                    EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
                 )
             start = time.perf_counter()
             history = self.model.fit(
