@@ -497,10 +497,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--output", type=Path, help="directory for the JSON and markdown")
     parser.add_argument("--timeout", type=float, default=1800, help="per worker, seconds")
+    parser.add_argument(
+        "--render", type=Path, help="write the report of this results JSON into the docs, no run"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
+        return 0
+    if args.render:
+        body = markdown(json.loads(args.render.read_text()))
+        write_into(DOC, body)
+        print(body)
         return 0
     smoke = args.smoke or smoke_from_environment()
     names = (
