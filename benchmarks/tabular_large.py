@@ -109,6 +109,7 @@ def measure(command: list[str], env: dict[str, str]) -> dict:
         "seconds": time.perf_counter() - started,
         "exit_code": child.returncode,
         "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "output_tail": output.decode(errors="replace")[-3000:],
     }
 
@@ -220,6 +221,8 @@ def markdown(result: dict) -> str:
         f"{result['baseline']['peak_rss_mb']:.0f} MB |",
         f"| wall time (scan, statistics, training, test metrics) | {training['seconds']:.0f} s |",
     ]
+    if "cpu_seconds" in training:
+        lines.append(f"| CPU time of the training process | {training['cpu_seconds']:.0f} s |")
     if result["rows_per_second"]:
         lines.append(
             f"| rows of the file per second of wall time | {result['rows_per_second']:,.0f} |"
