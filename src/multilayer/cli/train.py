@@ -133,7 +133,11 @@ def result_message(result) -> str:
 def table_plan_message(prepared) -> str:
     """``Training recipe 'tabular' on train.csv: binary target 'y' (classes [0, 1]), ...``."""
     recipe, spec = prepared.recipe, prepared.spec
-    n_val = 0 if prepared.validation is None else len(prepared.validation[1])
+    if hasattr(prepared, "sizes"):  # a streamed run (multilayer.tabular.streamed)
+        n_train, n_val, n_test = prepared.sizes
+    else:
+        n_val = 0 if prepared.validation is None else len(prepared.validation[1])
+        n_train, n_test = len(prepared.train[1]), len(prepared.test[1])
     target = ", ".join(repr(t) for t in spec.target)
     classes = f" (classes {spec.classes[:10]})" if spec.task in ("binary", "multiclass") else ""
     hidden = "-".join(str(n) for n in recipe.hidden) or "no hidden layer"
@@ -141,7 +145,9 @@ def table_plan_message(prepared) -> str:
         f"Training recipe {recipe.name!r} on {prepared.source['name']}: {spec.task} target "
         f"{target}{classes} from {plural(len(spec.columns), 'column')}; {hidden} "
         f"{recipe.activation}, batch {recipe.batch_size}, up to {plural(recipe.epochs, 'epoch')} "
-        f"({len(prepared.train[1])} train / {n_val} validation / {len(prepared.test[1])} test), "
+        f"({n_train} train / {n_val} validation / {n_test} test"
+        + (", streamed from the file" if hasattr(prepared, "sizes") else "")
+        + "), "
         f"seed {prepared.seed}"
     )
 
@@ -293,6 +299,21 @@ def command(
             "uninterrupted run.",
         ),
     ] = None,
+    steps_per_epoch: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Stop each epoch after this many batches (a streamed --data table only)."
+        ),
+    ] = None,
+    stream: Annotated[
+        bool | None,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Read a --data table batch by batch instead of whole (bounded memory; test "
+            "and validation rows by a hash of the row index). Default: stream files of 256 MB "
+            "and more.",
+        ),
+    ] = None,
     report: Annotated[
         bool,
         typer.Option(
@@ -335,11 +356,12 @@ def command(
                 "validation_split": validation_split, "label_smoothing": label_smoothing,
             },
             {"--optimizer": optimizer, "--resume": resume, "--checkpoint-every": checkpoint_every},
-            early_stopping, seed, output, verbose, report,
+            early_stopping, seed, output, verbose, report, stream, steps_per_epoch,
         )  # fmt: skip
         return
     table_only: dict[str, object] = {"--target": target, "--test-data": test_data}
-    table_only.update({"--test-split": test_split, "--task": task})
+    table_only.update({"--test-split": test_split, "--task": task, "--stream": stream})
+    table_only["--steps-per-epoch"] = steps_per_epoch
     given = [name for name, value in table_only.items() if value]
     if given:
         raise typer.BadParameter(
@@ -437,9 +459,17 @@ def _train_table(
     output: Path | None,
     verbose: bool,
     report: bool = True,
+    stream: bool | None = None,
+    steps_per_epoch: int | None = None,
 ) -> None:
-    """``mlp train --data TABLE --target COLUMN``: `prepare_table_run`, then run it."""
+    """``mlp train --data TABLE --target COLUMN``: `prepare_table_run` (or, for a file to
+    stream, `prepare_streamed_run`), then run it."""
     from multilayer.data.tables import TASKS
+    from multilayer.tabular.streamed import (
+        PreparedStreamedRun,
+        prepare_streamed_run,
+        should_stream,
+    )
     from multilayer.tabular.training import prepare_table_run
 
     if not target:
@@ -461,7 +491,13 @@ def _train_table(
         )
     if early_stopping is not None:
         overrides = {**overrides, "patience": early_stopping}
-    prepared = prepare_table_run(
+    streaming = should_stream(data, stream)
+    if steps_per_epoch is not None and not streaming:
+        raise typer.BadParameter(
+            "only applies to a streamed table (add --stream)", param_hint="--steps-per-epoch"
+        )
+    prepare = prepare_streamed_run if streaming else prepare_table_run
+    prepared = prepare(
         data,
         target if len(target) > 1 else target[0],
         test_data=test_data,
@@ -474,7 +510,11 @@ def _train_table(
     )
     if verbose:
         print(table_plan_message(prepared), flush=True)
-    result = prepared.run(verbose=1 if verbose else 0, report=report)
+    if isinstance(prepared, PreparedStreamedRun):
+        # A streamed run writes no report: its plots need the test rows in memory.
+        result = prepared.run(verbose=1 if verbose else 0, steps_per_epoch=steps_per_epoch)
+    else:
+        result = prepared.run(verbose=1 if verbose else 0, report=report)
     print(table_result_message(result))
     if report and result.run.report_path.is_file():
         print(f"report: {result.run.report_path}")
