@@ -36,19 +36,22 @@ import numpy as np
 from multilayer.data import tables
 from multilayer.data.streaming import TableBatches, TableScan, scan_table
 from multilayer.recipes import Recipe, get_recipe
-from multilayer.runs import RunDir, new_run_path
+from multilayer.runs import new_run_path
 from multilayer.tabular.features import FeatureSpace
 from multilayer.tabular.spec import TableSpec
 from multilayer.tabular.training import (
     DEFAULT_RECIPE,
     OVERRIDABLE,
     TableRunResult,
+    best_epoch_callbacks,
     build_table_model,
-    task_metrics,
+    new_run_directory,
+    run_config,
+    run_metrics,
+    save_run,
 )
 
 if TYPE_CHECKING:
-    from multilayer.models.callbacks import History
     from multilayer.models.functional import Model
 
 __all__ = [
@@ -122,21 +125,8 @@ class PreparedStreamedRun:
     def run(self, verbose: int = 0, steps_per_epoch: int | None = None) -> TableRunResult:
         """Train (best epoch on the validation rows), test, write the run directory.
         ``steps_per_epoch`` bounds the batches of an epoch (a benchmark's short run)."""
-        from multilayer.callbacks import EarlyStopping
-
-        run = RunDir(self.output)
-        run.create()
-        try:
-            callbacks = []
-            if self.validation is not None:
-                patience = int(self.recipe.extra.get("patience", self.recipe.epochs))
-                # As PreparedTableRun: val_loss, or the recipe's extra "monitor".
-                monitor = str(self.recipe.extra.get("monitor", "val_loss"))
-                if monitor == "val_accuracy" and self.spec.task == "regression":
-                    monitor = "val_loss"
-                callbacks.append(
-                    EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
-                )
+        with new_run_directory(self.output) as run:
+            callbacks = best_epoch_callbacks(self.recipe, self.spec, self.validation is not None)
             start = time.perf_counter()
             history = self.model.fit(
                 self.train,
@@ -148,66 +138,30 @@ class PreparedStreamedRun:
             )
             seconds = time.perf_counter() - start
             best = callbacks[0].best_epoch if callbacks else len(history.epoch) - 1
-            metrics = self._test(history, seconds, best)
-            config = self._config()
-            self.model.training_info = {
-                "recipe": self.recipe.name,
-                "dataset": self.source["name"],
-                "seed": self.seed,
-                "epochs": metrics["epochs"],
-                "test_loss": metrics["test_loss"],
-                "train_seconds": seconds,
-                "created": config["created"],
-                "table": self.spec.to_config(),
-            }
-            self.model.save(run.model_path)
-            run.write_config(config)
-            run.write_history(history.epoch, history.history)
-            run.write_metrics(metrics)
-        except BaseException:
-            if run.path.is_dir() and not any(run.path.iterdir()):
-                run.path.rmdir()
-            raise
+            # The test rows batch by batch: only their targets and outputs are kept.
+            loss = self.model.evaluate(self.test, verbose=0, return_dict=True)["loss"]
+            ys, outputs = [], []
+            for x, y in self.test:
+                ys.append(y)
+                outputs.append(np.asarray(self.model.predict(x, verbose=0)))
+            metrics = run_metrics(
+                self.spec,
+                loss,
+                np.concatenate(ys),
+                np.concatenate(outputs),
+                history,
+                seconds,
+                best,
+            )
+            metrics["streamed"] = True
+            samples = (
+                self.train.rows,
+                0 if self.validation is None else self.validation.rows,
+                self.test.rows,
+            )
+            config = run_config(self.recipe, self.flags, self.seed, self.source, self.spec, samples)
+            save_run(run, self.model, config, history, metrics)
         return TableRunResult(run, self.model, history, config, metrics)
-
-    def _test(self, history: History, seconds: float, best_epoch: int) -> dict[str, Any]:
-        """The test rows batch by batch: only their targets and outputs are kept."""
-        loss = self.model.evaluate(self.test, verbose=0, return_dict=True)["loss"]
-        ys, outputs = [], []
-        for x, y in self.test:
-            ys.append(y)
-            outputs.append(np.asarray(self.model.predict(x, verbose=0)))
-        epochs = len(history.epoch)
-        return {
-            "task": self.spec.task,
-            "test_loss": float(loss),
-            **task_metrics(self.spec, np.concatenate(ys), np.concatenate(outputs)),
-            "test_samples": self.test.rows,
-            "epochs": epochs,
-            "best_epoch": int(best_epoch),
-            "train_seconds": seconds,
-            "train_segments": [seconds],
-            "seconds_per_epoch": seconds / max(epochs, 1),
-            "streamed": True,
-        }
-
-    def _config(self) -> dict[str, Any]:
-        from multilayer.training import versions
-
-        return {
-            "recipe": self.recipe.to_dict(),
-            "flags": {"recipe": self.recipe.name, **self.flags},
-            "seed": self.seed,
-            "dataset": {
-                **self.source,
-                "train_samples": self.train.rows,
-                "validation_samples": 0 if self.validation is None else self.validation.rows,
-                "test_samples": self.test.rows,
-            },
-            "table": self.spec.to_config(),
-            "versions": versions(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
 
 
 def _spec(scan: TableScan, columns: list[str]) -> TableSpec:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -236,6 +238,111 @@ def build_table_model(
 
 
 # -- a run --------------------------------------------------------------------------------------
+# -- one table run: the steps in-memory and streamed runs share ---------------------------------
+def best_epoch_callbacks(recipe: Recipe, spec: TableSpec, validation: bool) -> list[Any]:
+    """EarlyStopping that keeps the best epoch's weights, watching ``val_loss`` (or
+    ``recipe.extra["monitor"]``; a regression always watches ``val_loss``) with the recipe's
+    patience; none without a validation split."""
+    from multilayer.callbacks import EarlyStopping
+
+    if not validation:
+        return []
+    patience = int(recipe.extra.get("patience", recipe.epochs))
+    monitor = str(recipe.extra.get("monitor", "val_loss"))
+    if monitor == "val_accuracy" and spec.task == "regression":
+        monitor = "val_loss"
+    return [EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)]
+
+
+@contextmanager
+def new_run_directory(output: str | Path) -> Iterator[RunDir]:
+    """The run directory, created; removed again if the run fails before writing into it."""
+    run = RunDir(output)
+    run.create()
+    try:
+        yield run
+    except BaseException:
+        if run.path.is_dir() and not any(run.path.iterdir()):
+            run.path.rmdir()
+        raise
+
+
+def run_metrics(
+    spec: TableSpec,
+    test_loss: float,
+    y: np.ndarray,
+    outputs: np.ndarray,
+    history: History,
+    seconds: float,
+    best_epoch: int,
+) -> dict[str, Any]:
+    """metrics.json of a table run: the task's test metrics, the epochs and the time."""
+    epochs = len(history.epoch)
+    return {
+        "task": spec.task,
+        "test_loss": float(test_loss),
+        **spec_metrics(spec, y, outputs),
+        "test_samples": int(len(y)),
+        "epochs": epochs,
+        "best_epoch": int(best_epoch),
+        "train_seconds": seconds,
+        "train_segments": [seconds],
+        "seconds_per_epoch": seconds / max(epochs, 1),
+    }
+
+
+def run_config(
+    recipe: Recipe,
+    flags: dict[str, Any],
+    seed: int,
+    source: dict[str, Any],
+    spec: TableSpec,
+    samples: tuple[int, int, int],
+) -> dict[str, Any]:
+    """config.json of a table run; ``samples`` counts the (train, validation, test) rows."""
+    from multilayer.training import versions
+
+    train, validation, test = samples
+    return {
+        "recipe": recipe.to_dict(),
+        "flags": {"recipe": recipe.name, **flags},
+        "seed": seed,
+        "dataset": {
+            **source,
+            "train_samples": int(train),
+            "validation_samples": int(validation),
+            "test_samples": int(test),
+        },
+        "table": spec.to_config(),
+        "versions": versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def save_run(
+    run: RunDir,
+    model: Model,
+    config: dict[str, Any],
+    history: History,
+    metrics: dict[str, Any],
+) -> None:
+    """Write the model (with its training record and TableSpec) and the run's JSON/CSV files."""
+    model.training_info = {
+        "recipe": config["recipe"]["name"],
+        "dataset": config["dataset"]["name"],
+        "seed": config["seed"],
+        "epochs": metrics["epochs"],
+        "test_loss": metrics["test_loss"],
+        "train_seconds": metrics["train_seconds"],
+        "created": config["created"],
+        "table": config["table"],
+    }
+    model.save(run.model_path)
+    run.write_config(config)
+    run.write_history(history.epoch, history.history)
+    run.write_metrics(metrics)
+
+
 @dataclass
 class PreparedTableRun:
     """A table run ready to train (`prepare_table_run`); nothing is written yet."""
@@ -261,19 +368,8 @@ class PreparedTableRun:
     def run(self, verbose: int = 0, report: bool = True) -> TableRunResult:
         """Train (best epoch on the validation split), test, write the run directory (and
         its report adapted to the task, unless ``report`` is False or matplotlib missing)."""
-        from multilayer.callbacks import EarlyStopping
-
-        run = RunDir(self.output)
-        run.create()
-        try:
-            callbacks = []
-            if self.validation is not None:
-                patience = int(self.recipe.extra.get("patience", self.recipe.epochs))
-                callbacks.append(
-                    EarlyStopping(
-                        monitor=self._monitor(), patience=patience, restore_best_weights=True
-                    )
-                )
+        with new_run_directory(self.output) as run:
+            callbacks = best_epoch_callbacks(self.recipe, self.spec, self.validation is not None)
             start = time.perf_counter()
             history = self.model.fit(
                 *self.train,
@@ -288,40 +384,23 @@ class PreparedTableRun:
             if refit:
                 self._refit(best + 1)
             seconds = time.perf_counter() - start
-            metrics = self._test(history, seconds, best)
+            x, y = self.test
+            loss = self.model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+            outputs = self.model.predict(x, verbose=0)
+            metrics = run_metrics(self.spec, loss, y, outputs, history, seconds, best)
             metrics["refit_epochs"] = best + 1 if refit else None
-            config = self._config()
-            self.model.training_info = {
-                "recipe": self.recipe.name,
-                "dataset": self.source["name"],
-                "seed": self.seed,
-                "epochs": metrics["epochs"],
-                "test_loss": metrics["test_loss"],
-                "train_seconds": seconds,
-                "created": config["created"],
-                "table": self.spec.to_config(),
-            }
-            self.model.save(run.model_path)
-            run.write_config(config)
-            run.write_history(history.epoch, history.history)
-            run.write_metrics(metrics)
-        except BaseException:
-            if run.path.is_dir() and not any(run.path.iterdir()):
-                run.path.rmdir()
-            raise
+            samples = (
+                len(self.train[1]),
+                0 if self.validation is None else len(self.validation[1]),
+                len(y),
+            )
+            config = run_config(self.recipe, self.flags, self.seed, self.source, self.spec, samples)
+            save_run(run, self.model, config, history, metrics)
         if report:
             from multilayer.report.tabular import write_table_report
 
-            x, y = self.test
-            write_table_report(run.path, self.model, y, self.model.predict(x, verbose=0))
+            write_table_report(run.path, self.model, y, outputs)
         return TableRunResult(run, self.model, history, config, metrics)
-
-    def _monitor(self) -> str:
-        """What selects the best epoch: ``val_loss``, or ``recipe.extra["monitor"]``."""
-        monitor = str(self.recipe.extra.get("monitor", "val_loss"))
-        if monitor == "val_accuracy" and self.spec.task == "regression":
-            return "val_loss"
-        return monitor
 
     def _refit(self, epochs: int) -> None:
         """Train a fresh model (features adapted anew) on the training and validation rows
@@ -338,41 +417,6 @@ class PreparedTableRun:
         model = build_table_model(space, self.spec, self.recipe, y, steps, seed=self.seed)
         model.fit(x, y, batch_size=self.recipe.batch_size, epochs=epochs, verbose=0)
         self.space, self.model = space, model
-
-    def _test(self, history: History, seconds: float, best_epoch: int) -> dict[str, Any]:
-        x, y = self.test
-        loss = self.model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-        outputs = self.model.predict(x, verbose=0)
-        epochs = len(history.epoch)
-        return {
-            "task": self.spec.task,
-            "test_loss": float(loss),
-            **spec_metrics(self.spec, y, outputs),
-            "test_samples": int(len(y)),
-            "epochs": epochs,
-            "best_epoch": int(best_epoch),
-            "train_seconds": seconds,
-            "train_segments": [seconds],
-            "seconds_per_epoch": seconds / max(epochs, 1),
-        }
-
-    def _config(self) -> dict[str, Any]:
-        from multilayer.training import versions
-
-        return {
-            "recipe": self.recipe.to_dict(),
-            "flags": {"recipe": self.recipe.name, **self.flags},
-            "seed": self.seed,
-            "dataset": {
-                **self.source,
-                "train_samples": int(len(self.train[1])),
-                "validation_samples": 0 if self.validation is None else len(self.validation[1]),
-                "test_samples": int(len(self.test[1])),
-            },
-            "table": self.spec.to_config(),
-            "versions": versions(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
 
 
 @dataclass
