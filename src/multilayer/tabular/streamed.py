@@ -35,13 +35,12 @@ import numpy as np
 
 from multilayer.data import tables
 from multilayer.data.streaming import TableBatches, TableScan, scan_table
-from multilayer.recipes import Recipe, get_recipe
+from multilayer.recipes import Recipe
 from multilayer.runs import new_run_path
 from multilayer.tabular.features import FeatureSpace
 from multilayer.tabular.spec import TableSpec
 from multilayer.tabular.training import (
     DEFAULT_RECIPE,
-    OVERRIDABLE,
     TableRunResult,
     best_epoch_callbacks,
     build_table_model,
@@ -49,6 +48,7 @@ from multilayer.tabular.training import (
     run_config,
     run_metrics,
     save_run,
+    table_recipe,
 )
 
 if TYPE_CHECKING:
@@ -227,17 +227,7 @@ def prepare_streamed_run(
             mean", missing target values, one class, mismatched test columns ...).
         ValueError: a bad ``test_split``, an unknown recipe or override.
     """
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(overrides) - set(OVERRIDABLE))
-    if unknown:
-        raise ValueError(f"cannot override {unknown}: the overridable fields are {OVERRIDABLE}")
-    if "hidden" in overrides:
-        overrides["hidden"] = tuple(overrides["hidden"])
-    patience = overrides.pop("patience", None)  # as prepare_table_run: an extra of the recipe
-    chosen = get_recipe(recipe).with_overrides(**overrides)
-    if patience is not None:
-        chosen = chosen.with_overrides(extra={**chosen.extra, "patience": int(patience)})
-        overrides["patience"] = patience
+    chosen, overrides = table_recipe(recipe, overrides)
     if test_data is None and not 0 < test_split < 1:
         raise ValueError(f"test_split must be in (0, 1), got {test_split!r}")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)

@@ -238,6 +238,27 @@ def build_table_model(
 
 
 # -- a run --------------------------------------------------------------------------------------
+def table_recipe(name: str, overrides: dict[str, Any] | None) -> tuple[Recipe, dict[str, Any]]:
+    """The recipe ``name`` with ``overrides`` (fields of `OVERRIDABLE`; None values ignored;
+    ``patience`` goes into the recipe's extras), and the overrides as applied.
+
+    Raises:
+        ValueError: an override that is not in `OVERRIDABLE`, or an unknown recipe.
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"cannot override {unknown}: the overridable fields are {OVERRIDABLE}")
+    if "hidden" in overrides:
+        overrides["hidden"] = tuple(overrides["hidden"])
+    patience = overrides.pop("patience", None)
+    chosen = get_recipe(name).with_overrides(**overrides)
+    if patience is not None:
+        chosen = chosen.with_overrides(extra={**chosen.extra, "patience": int(patience)})
+        overrides["patience"] = patience
+    return chosen, overrides
+
+
 # -- one table run: the steps in-memory and streamed runs share ---------------------------------
 def best_epoch_callbacks(recipe: Recipe, spec: TableSpec, validation: bool) -> list[Any]:
     """EarlyStopping that keeps the best epoch's weights, watching ``val_loss`` (or
@@ -461,17 +482,7 @@ def prepare_table_run(
             train/test columns, a test class training did not see.
         ValueError: a bad ``test_split``, an unknown recipe or override.
     """
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(overrides) - set(OVERRIDABLE))
-    if unknown:
-        raise ValueError(f"cannot override {unknown}: the overridable fields are {OVERRIDABLE}")
-    if "hidden" in overrides:
-        overrides["hidden"] = tuple(overrides["hidden"])
-    patience = overrides.pop("patience", None)
-    chosen = get_recipe(recipe).with_overrides(**overrides)
-    if patience is not None:
-        chosen = chosen.with_overrides(extra={**chosen.extra, "patience": int(patience)})
-        overrides["patience"] = patience
+    chosen, overrides = table_recipe(recipe, overrides)
     if test_data is None and not 0 < test_split < 1:
         raise ValueError(f"test_split must be in (0, 1), got {test_split!r}")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
