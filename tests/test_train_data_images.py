@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,27 @@ def test_rgb_folder_at_a_chosen_size_trains_and_records_its_options(capsys, tmp_
     }  # fmt: skip
     model = RunDir(out).load_model()
     assert model.input_shape == (6, 5, 3)
+
+
+def test_evaluate_and_report_read_the_folder_as_training_did(capsys, tmp_path):
+    # Not at the default 28x28 grayscale: evaluate and report must use the recorded options.
+    root = folder(tmp_path / "colors")
+    out = tmp_path / "run"
+    code, _, err = run(
+        capsys, "train", "--data", root, "--image-size", "6x5", "--color-mode", "rgb",
+        "--epochs", "1", "--seed", "0", "--quiet", "--no-report", "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    data = RunDir(out).load_dataset()
+    assert data.x_test.shape[1:] == (6, 5, 3)
+    code, printed, err = run(capsys, "evaluate", out, "--json")
+    assert code == 0, err
+    metrics = RunDir(out).metrics
+    assert metrics is not None
+    assert json.loads(printed)["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    code, printed, err = run(capsys, "report", out)
+    assert code == 0, err
+    assert (out / "report" / "index.html").is_file()
 
 
 def test_bad_images_are_refused_by_name_or_skipped(capsys, tmp_path):

@@ -37,6 +37,8 @@ from multilayer.errors import DataError, ModelFileError
 from multilayer.utils.files import atomic_write_bytes
 
 if TYPE_CHECKING:
+    from multilayer.datasets import Dataset
+    from multilayer.datasets.folder import ImageOptions
     from multilayer.tabular.spec import TableSpec
 
 __all__ = [
@@ -219,6 +221,33 @@ class RunDir:
             return TableSpec.from_config(config["table"])
         except DataError as error:
             raise DataError(f"{self.config_path}: {error}") from None
+
+    @property
+    def image_options(self) -> ImageOptions | None:
+        """How the run read its image folder (size, colour mode, bad images), as recorded in
+        config.json; None for other datasets.
+
+        Raises:
+            DataError: the recorded options are not what ``mlp train`` writes.
+        """
+        from multilayer.datasets.folder import ImageOptions
+
+        config = self.config or {}
+        dataset = config.get("dataset")
+        recorded = dataset.get("image_options") if isinstance(dataset, dict) else None
+        if recorded is None:
+            return None
+        try:
+            return ImageOptions.from_config(recorded)
+        except ValueError as error:
+            raise DataError(f"{self.config_path}: {error}") from None
+
+    def load_dataset(self, data_dir: str | Path | None = None) -> Dataset:
+        """The dataset the run trained on, read as training read it (an image folder with
+        its recorded size, colour mode and bad-image rule)."""
+        from multilayer.datasets import load_dataset
+
+        return load_dataset(self.dataset_argument, data_dir, image_options=self.image_options)
 
     def require(self) -> RunDir:
         """This object, once checked to name a run directory: one that holds the model or the

@@ -82,9 +82,10 @@ def command(
             "has no 'table' entry): use --dataset"
         )
     loaded, model_file, run = load_model_arg(model)
-    if dataset is None:
-        dataset = run.dataset_argument if run is not None else "mnist"
-    data = load_dataset(dataset, data_dir)
+    if dataset is None and run is not None:
+        data = run.load_dataset(data_dir)  # as training read it (image folder options too)
+    else:
+        data = load_dataset(dataset or "mnist", data_dir)
     results = evaluate_model(loaded, data)
     if as_json:
         from multilayer.runs import json_safe

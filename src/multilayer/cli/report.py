@@ -6,7 +6,6 @@ from typing import Annotated
 import typer
 
 from multilayer.cli.common import DataDirOption, console
-from multilayer.datasets import load_dataset
 
 
 def command(
@@ -47,6 +46,6 @@ def command(
             "--test-data is for runs trained on a table; this run's config.json has no "
             "'table' entry"
         )
-    data = load_dataset(run.dataset_argument, data_dir)
+    data = run.load_dataset(data_dir)
     page = write_report(run.path, test_data=TestData(data.x_test, data.y_test, data.class_names))
     console().print(f"report written to {page}")

@@ -54,12 +54,11 @@ def _dataset_name(config: dict | None) -> str:
     return str(value)
 
 
-def _load_test_data(name: str) -> TestData | None:
-    """The test split of the run's dataset (built-in or .npz), or None if unavailable."""
-    from multilayer.datasets import load_dataset
-
+def _load_test_data(run: RunDir) -> TestData | None:
+    """The test split of the run's dataset (built-in, .npz or image folder, read as training
+    read it), or None if unavailable."""
     try:
-        data = load_dataset(name)
+        data = run.load_dataset()
     except (DatasetNotFoundError, FileNotFoundError) as error:
         log.warning("report without test-set figures: %s", error)
         return None
@@ -162,7 +161,7 @@ def write_report(
         sections.append(Section("Model", note=f"{run.path} has no model file."))
     else:
         if test_data is None:
-            test_data = _load_test_data(run.dataset_argument)
+            test_data = _load_test_data(run)
         if test_data is None:
             sections.append(
                 Section("Test set", note="The test data is not available: no test-set figures.")
