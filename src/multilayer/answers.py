@@ -277,12 +277,14 @@ class Answer:
         rejected: (n,) bool: the input is unlike the training digits ("not sure").
         score: (n,) the detector's score in [0, 1] (NaN without a detector).
         threshold: the detector's threshold, or None.
+        logits: (n, classes) before the temperature, or None for a model without answers.
     """
 
     probabilities: np.ndarray
     rejected: np.ndarray
     score: np.ndarray
     threshold: float | None
+    logits: np.ndarray | None = None
 
     def reason(self, index: int) -> str | None:
         """Why input ``index`` is rejected, in words, or None if it is not."""
@@ -317,9 +319,9 @@ def answer(model, inputs: np.ndarray, pixel_max: float | None = None) -> Answer:
     probs = softmax_t(logits, answers.temperature)
     detector = answers.reject
     if detector is None:
-        return Answer(probs, np.zeros(n, bool), np.full(n, math.nan), None)
+        return Answer(probs, np.zeros(n, bool), np.full(n, math.nan), None, logits)
     if pixel_max is None:
         scale = getattr(model, "input_scale", None)
         pixel_max = float(scale.pixel_max) if scale is not None else 1.0
     score = detector.score(detector_inputs(features, logits, inputs, pixel_max))
-    return Answer(probs, score > detector.threshold, score, detector.threshold)
+    return Answer(probs, score > detector.threshold, score, detector.threshold, logits)

@@ -155,6 +155,7 @@ def answer_inputs(model, inputs: np.ndarray, batch_size: int = 1024) -> Answer:
         np.concatenate([p.rejected for p in parts]),
         np.concatenate([p.score for p in parts]),
         parts[0].threshold,
+        np.concatenate([p.logits for p in parts if p.logits is not None]),
     )
 
 

@@ -134,8 +134,9 @@ def evaluate_model(model: Sequential, dataset) -> dict:
     Raises:
         ValueError: the model's inputs or number of classes do not match the dataset.
     """
+    from multilayer.calibration import expected_calibration_error, softmax_t
     from multilayer.evaluation import classification_report
-    from multilayer.inference import model_inputs, probabilities
+    from multilayer.inference import answer_inputs, model_inputs
     from multilayer.utils import to_categorical
 
     if model.output_shape is None:
@@ -156,15 +157,29 @@ def evaluate_model(model: Sequential, dataset) -> dict:
             else dataset.y_test
         )
         loss = model.evaluate(x, targets, verbose=0, return_dict=True)["loss"]
-    probs = probabilities(model, model.predict(x))
+    answered = answer_inputs(model, x)
+    probs = answered.probabilities
     report = classification_report(dataset.y_test, probs, dataset.num_classes, dataset.class_names)
-    return {
+    result = {
         "test_loss": loss,
         "test_accuracy": report["accuracy"],
         "test_samples": len(dataset.x_test),
         "per_class": report["per_class"],
         "confusion_matrix": report["confusion_matrix"],
     }
+    answers = getattr(model, "answers", None)
+    if answers is not None:  # calibrated probabilities and the reject option on the test set
+        labels = np.asarray(dataset.y_test)
+        kept = ~answered.rejected
+        correct = probs.argmax(axis=1) == labels
+        result["answers"] = {
+            "temperature": answers.temperature,
+            "test_ece_before": expected_calibration_error(softmax_t(answered.logits), labels),
+            "test_ece": expected_calibration_error(probs, labels),
+            "test_rejected": float(answered.rejected.mean()),
+            "test_accuracy_accepted": float(correct[kept].mean()) if kept.any() else None,
+        }
+    return result
 
 
 def versions() -> dict[str, str]:
@@ -253,7 +268,10 @@ class PreparedRun:
             # records those before it, and this one is the last.
             previous = self.resumed_from.state.segments if self.resumed_from else []
             segments = [*previous, time.perf_counter() - start]
+            answers_note = self._fit_answers()
             metrics = self._test(history, segments)
+            if answers_note is not None:
+                metrics["answers_note"] = answers_note
             config = self._config()
             self._write(run, config, history, metrics)
             page, note = self._report(run) if report else (None, None)
@@ -295,6 +313,23 @@ class PreparedRun:
             run=self.settings,
             resume_hint=resume_hint or f"multilayer.training.resume_run({str(run_path)!r})",
         )
+
+    def _fit_answers(self) -> str | None:
+        """Calibrated answers (`multilayer.answer_fitting.fit_answers`) on the validation
+        split, stored in the model: the temperature, and for 28x28 images the "not a digit"
+        detector. Returns why there are none (no validation split, a library missing)."""
+        if self.validation is None:
+            return "no validation split: the model has no calibrated answers"
+        from multilayer.answer_fitting import fit_answers
+
+        reject = tuple(self.dataset.x_train.shape[1:]) == (28, 28)
+        try:
+            self.model.answers = fit_answers(
+                self.model, self.train, self.validation, seed=self.seed, reject=reject
+            )
+        except ImportError as error:
+            return str(error)
+        return None
 
     def _test(self, history: History, segments: list[float]) -> dict:
         metrics = evaluate_model(self.model, self.dataset)
