@@ -34,14 +34,23 @@ from multilayer.answers import Answers, Detector, detector_inputs, forward
 from multilayer.calibration import expected_calibration_error, fit_temperature, softmax_t
 from multilayer.inference import input_pixel_max, model_inputs
 
-__all__ = ["DETECTOR_UNITS", "NEGATIVES_PER_FAMILY", "POSITIVES", "fit_answers", "fit_detector"]
+__all__ = [
+    "DETECTOR_EPOCHS",
+    "DETECTOR_UNITS",
+    "NEGATIVES_PER_FAMILY",
+    "POSITIVES",
+    "fit_answers",
+    "fit_detector",
+]
 
 #: How many training digits the detector learns from.
-POSITIVES = 8000
+POSITIVES = 16000
 #: How many non-digits of each family it learns from.
-NEGATIVES_PER_FAMILY = 1200
+NEGATIVES_PER_FAMILY = 2400
 #: The detector's hidden units.
-DETECTOR_UNITS = 64
+DETECTOR_UNITS = 128
+#: The detector's training epochs.
+DETECTOR_EPOCHS = 20
 #: Seeds of the non-digits the detector learns from (`multilayer.nondigits.non_digits`);
 #: the benchmark measures on others.
 TRAINING_SEED = 1000
@@ -73,7 +82,7 @@ def fit_detector(
     seed: int = 0,
     negatives_per_family: int = NEGATIVES_PER_FAMILY,
     units: int = DETECTOR_UNITS,
-    epochs: int = 10,
+    epochs: int = DETECTOR_EPOCHS,
     max_false_rejections: float = 0.02,
 ) -> Detector:
     """The "not a digit" detector (steps 2 and 3 of the module docstring).
@@ -144,12 +153,16 @@ def fit_answers(
     seed: int = 0,
     reject: bool = True,
     max_false_rejections: float = 0.02,
+    positives: int = POSITIVES,
+    negatives_per_family: int = NEGATIVES_PER_FAMILY,
+    epochs: int = DETECTOR_EPOCHS,
 ) -> Answers:
     """The model's `Answers`: the temperature, and the detector unless ``reject=False``.
 
     Args:
-        train: training ``(images, labels)``; up to `POSITIVES` of the images (a seeded
+        train: training ``(images, labels)``; up to ``positives`` of the images (a seeded
             random choice) teach the detector what digits look like.
+        negatives_per_family, epochs, max_false_rejections: as for `fit_detector`.
         validation: ``(images, labels)`` the model was not trained on: they fit the
             temperature and set the detector's threshold.
         pixel_max: the largest pixel value of the images (255 for uint8 as stored).
@@ -170,7 +183,7 @@ def fit_answers(
     detector = None
     if reject:
         rng = np.random.default_rng(seed)
-        chosen = rng.choice(len(train[0]), min(POSITIVES, len(train[0])), replace=False)
+        chosen = rng.choice(len(train[0]), min(positives, len(train[0])), replace=False)
         detector = fit_detector(
             model,
             train[0][np.sort(chosen)],
@@ -178,5 +191,7 @@ def fit_answers(
             pixel_max,
             seed=seed,
             max_false_rejections=max_false_rejections,
+            negatives_per_family=negatives_per_family,
+            epochs=epochs,
         )
     return Answers(temperature, detector, ece)
