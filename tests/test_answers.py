@@ -353,3 +353,20 @@ def test_app_returns_the_not_sure_state(answered_run):
         assert sum(body["probabilities"]) == pytest.approx(1, abs=1e-4)
         schema = client.get("/openapi.json").json()["components"]["schemas"]["PredictResponse"]
         assert {"rejected", "score", "reason"} <= set(schema["required"])
+
+
+@pytest.mark.slow
+def test_report_shows_calibration_rejections_and_per_class_accuracy(answered_run, trained_run):
+    pytest.importorskip("matplotlib")
+    from multilayer.report import write_report
+
+    page = write_report(answered_run).read_text()
+    report = answered_run / "report"
+    for name in ("reliability.png", "rejected.png"):
+        assert (report / name).read_bytes().startswith(b"\x89PNG")
+    assert "Reliability diagram" in page and "expected calibration error from" in page
+    assert "Rejected test images" in page
+    assert "Accuracy per class, with and without rejection" in page
+    assert page.count("<th>accuracy (accepted)</th>") == 1
+    plain = write_report(trained_run).read_text()
+    assert "This model carries no calibrated answers" in plain
