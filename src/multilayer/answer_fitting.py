@@ -11,7 +11,7 @@
    (`multilayer.calibration.fit_temperature`).
 2. The "not a digit" detector is a small network trained, with multilayer itself, to tell
    training digits (label 0) from generated non-digits (label 1: every family of
-   `multilayer.nondigits`, drawn with seeds the benchmark does not use). It reads what the
+   `multilayer.nondigits`, drawn with a seed the benchmark does not use). It reads what the
    classifier computes (`multilayer.answers.detector_inputs`).
 3. Its threshold is set on the *validation* digits, which neither the classifier nor the
    detector was trained on: the ``1 - max_false_rejections`` quantile of their scores, so
@@ -27,6 +27,8 @@ photographs): ``pip install 'multilayer[calibration]'`` (the ``cli`` extra inclu
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -51,8 +53,8 @@ NEGATIVES_PER_FAMILY = 2400
 DETECTOR_UNITS = 128
 #: The detector's training epochs.
 DETECTOR_EPOCHS = 20
-#: Seeds of the non-digits the detector learns from (`multilayer.nondigits.non_digits`);
-#: the benchmark measures on others.
+#: The seed of the non-digits every detector learns from (`multilayer.nondigits.non_digits`):
+#: a fixed training set, drawn once per process; the benchmark measures on another seed.
 TRAINING_SEED = 1000
 
 
@@ -71,6 +73,16 @@ def _logits(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
     return np.concatenate(
         [forward(model, inputs[s : s + 2048])[1] for s in range(0, len(inputs), 2048)]
     )
+
+
+@functools.lru_cache(maxsize=2)
+def _negatives(per_family: int, seed: int) -> np.ndarray:
+    """The detector's non-digits, drawn once per process (read-only)."""
+    from multilayer.nondigits import FAMILIES, non_digits
+
+    images = np.concatenate([non_digits(f, per_family, seed=seed) for f in FAMILIES])
+    images.flags.writeable = False
+    return images
 
 
 def fit_detector(
@@ -98,15 +110,12 @@ def fit_detector(
     """
     from multilayer.engine.layers import Dense
     from multilayer.models.sequential import Sequential
-    from multilayer.nondigits import FAMILIES, non_digits
 
     if not 0 < max_false_rejections < 1:
         raise ValueError(f"max_false_rejections must be in (0, 1), got {max_false_rejections}")
     if len(validation) == 0:
         raise ValueError("the detector's threshold needs validation images")
-    negatives = np.concatenate(
-        [non_digits(f, negatives_per_family, seed=TRAINING_SEED + seed) for f in FAMILIES]
-    )
+    negatives = _negatives(negatives_per_family, TRAINING_SEED)
     positive = _values(model, digits, pixel_max)
     negative = _values(model, negatives, 1.0)
     x = np.concatenate([positive, negative])

@@ -145,17 +145,26 @@ def _sparse(rng: np.random.Generator) -> np.ndarray:
 
 
 def _sample_photos() -> list[np.ndarray]:
-    try:
-        from sklearn.datasets import load_sample_images
-    except ImportError:
+    """The JPEG photographs scikit-learn ships (what ``load_sample_images`` reads), in grey,
+    read from its installed package without importing it (that takes seconds)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
         raise ImportError(
             "the 'photos' family needs scikit-learn (its sample images): pip install scikit-learn"
-        ) from None
-    images = load_sample_images().images
-    return [
-        np.asarray(_pillow().fromarray(np.asarray(image)).convert("L"), dtype=np.uint8)
-        for image in images
-    ]
+        )
+    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "images"
+    paths = sorted(folder.glob("*.jpg"))
+    if not paths:
+        raise ImportError(f"no sample photographs in {folder}: reinstall scikit-learn")
+    Image = _pillow()
+    photos = []
+    for path in paths:
+        with Image.open(path) as image:
+            photos.append(np.asarray(image.convert("L"), dtype=np.uint8))
+    return photos
 
 
 def non_digits(family: str, count: int, seed: int = 0) -> np.ndarray:

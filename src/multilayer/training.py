@@ -233,7 +233,11 @@ class PreparedRun:
         return [inputs, *self.recipe.hidden, self.dataset.num_classes]
 
     def run(
-        self, verbose: int = 1, report: bool = True, resume_hint: str | None = None
+        self,
+        verbose: int = 1,
+        report: bool = True,
+        resume_hint: str | None = None,
+        answers: bool = True,
     ) -> RunResult:
         """Train, test, and write the run directory (and its report).
 
@@ -241,6 +245,9 @@ class PreparedRun:
             verbose: ``fit``'s verbosity (0 silent, 1 progress bar, 2 one line per epoch).
             report: also write ``report/`` (needs matplotlib; without it ``report_note``
                 says why there is none).
+            answers: fit the model's calibrated answers on the validation split and store
+                them in it (`multilayer.answer_fitting`; metrics.json's ``answers_note``
+                says why there are none).
             resume_hint: how to resume, printed by ``fit`` if Ctrl-C interrupts it.
 
         Raises:
@@ -268,7 +275,7 @@ class PreparedRun:
             # records those before it, and this one is the last.
             previous = self.resumed_from.state.segments if self.resumed_from else []
             segments = [*previous, time.perf_counter() - start]
-            answers_note = self._fit_answers()
+            answers_note = self._fit_answers() if answers else "not asked for"
             metrics = self._test(history, segments)
             if answers_note is not None:
                 metrics["answers_note"] = answers_note
@@ -565,10 +572,10 @@ def train_run(recipe: str = "fast", dataset: str = "mnist", **options) -> RunRes
     """`prepare_run` then `PreparedRun.run`: one call from a recipe to a run directory.
 
     Args:
-        options: `prepare_run`'s keyword arguments, and ``verbose`` / ``report`` of
-            `PreparedRun.run`.
+        options: `prepare_run`'s keyword arguments, and ``verbose`` / ``report`` /
+            ``answers`` of `PreparedRun.run`.
     """
-    run_options = {k: options.pop(k) for k in ("verbose", "report") if k in options}
+    run_options = {k: options.pop(k) for k in ("verbose", "report", "answers") if k in options}
     return prepare_run(recipe, dataset, **options).run(**run_options)
 
 
