@@ -20,7 +20,7 @@ does it on the validation split; see docs/honest-answers.md):
   reads what the classifier computes for an input (its last hidden layer, its three largest
   logits) and two input statistics, and scores how unlike the training digits the input is
   (0 to 1). Inputs scoring above ``threshold`` are rejected; the threshold is set on the
-  validation digits so that at most a chosen share of them (2% by default) is rejected.
+  validation digits so that at most a chosen share of them (1.5% by default) is rejected.
 
 A model without ``answers`` (older files, ``.keras`` files, models built by hand) keeps
 working: `answer` gives its plain softmax and rejects nothing.
