@@ -216,9 +216,16 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | {pct(row['test_rejected'])} | {cells} |")
     lines += [
         "",
-        f"The stored detector: {pct(results['test_rejected'])} of test digits rejected "
-        f"({pct(results['validation_rejected'])} of validation digits); accuracy on the "
-        f"accepted digits {pct(results['test_accuracy_accepted'])}.",
+        "| the stored detector (its own threshold) | test digits rejected | "
+        + " | ".join(FAMILIES)
+        + " |",
+        "|---" * (2 + len(FAMILIES)) + "|",
+        f"| {pct(results['validation_rejected'])} of validation digits | "
+        f"{pct(results['test_rejected'])} | "
+        + " | ".join(pct(results["families_rejected"][f]) for f in FAMILIES)
+        + " |",
+        "",
+        f"Accuracy on the accepted test digits {pct(results['test_accuracy_accepted'])}.",
         "",
         "| class | accuracy | rejected | accuracy of the accepted |",
         "|---|---|---|---|",
