@@ -146,15 +146,23 @@ def fit_detector(
         threshold=0.5,
     )
     # Scored with the stored float32 arrays, as every consumer will score them.
-    stored = Detector(
-        **{k: v.astype(np.float32) for k, v in detector.tensors().items()}, threshold=0.5
-    )
-    scores = stored.score(_values(model, validation, pixel_max))
+    scores = _stored(detector, 0.5).score(_values(model, validation, pixel_max))
     threshold = float(np.quantile(scores, 1.0 - max_false_rejections, method="higher"))
+    return _stored(detector, threshold, float(np.mean(scores > threshold)))
+
+
+def _stored(detector: Detector, threshold: float, validation_rejected: float = 0.0) -> Detector:
+    """``detector`` with its arrays rounded to float32 (as the model file stores them)."""
+    t = {name: value.astype(np.float32) for name, value in detector.tensors().items()}
     return Detector(
-        **stored.tensors(),
+        mean=t["mean"],
+        scale=t["scale"],
+        kernel=t["kernel"],
+        bias=t["bias"],
+        output_kernel=t["output_kernel"],
+        output_bias=t["output_bias"],
         threshold=threshold,
-        validation_rejected=float(np.mean(scores > threshold)),
+        validation_rejected=validation_rejected,
     )
 
 

@@ -106,6 +106,7 @@ def _letters(rng: np.random.Generator, fonts: list[str]) -> np.ndarray:
 
     image, draw = _canvas()
     letter = LETTERS[int(rng.integers(len(LETTERS)))]
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont
     if fonts:
         font = ImageFont.truetype(fonts[int(rng.integers(len(fonts)))], size=100)
     else:  # Pillow >= 10.1 scales its default font

@@ -149,7 +149,9 @@ def answers_sections(out: Path, model, x: np.ndarray, y: np.ndarray, names: list
     if order.size == 0:
         sections.append(Section(strip_title, note="The detector rejects no test image."))
     else:
-        png = save_png(rejected_figure(x[order], guesses[order], result.score[order], names))
+        png = save_png(
+            rejected_figure(x[order], guesses[order].tolist(), result.score[order].tolist(), names)
+        )
         (out / "rejected.png").write_bytes(png)
         sections.append(
             Section(
