@@ -370,3 +370,61 @@ def test_report_shows_calibration_rejections_and_per_class_accuracy(answered_run
     assert page.count("<th>accuracy (accepted)</th>") == 1
     plain = write_report(trained_run).read_text()
     assert "This model carries no calibrated answers" in plain
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_page_shows_not_sure_and_keeps_the_probabilities(answered_run, tmp_path):
+    """In headless Chromium: an uploaded photo of noise is answered "not sure", bars kept."""
+    import threading
+    import time
+    from pathlib import Path
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("/usr/bin/chromium not found")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    uvicorn = pytest.importorskip("uvicorn")
+    from PIL import Image
+
+    from multilayer.app.server import create_app
+
+    noise = tmp_path / "noise.png"
+    rng = np.random.default_rng(3)
+    Image.fromarray((rng.random((200, 200)) * 255).astype(np.uint8)).save(noise)
+    config = uvicorn.Config(create_app(answered_run), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"]
+            )
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.wait_for_selector("#bars .bar")
+                with page.expect_response(lambda r: r.url.endswith("/predict")):
+                    page.set_input_files("#upload", str(noise))
+                page.wait_for_function(
+                    "() => document.getElementById('top-class').textContent !== '?'"
+                )
+                assert page.text_content("#top-class") == "not sure"
+                assert "does not look like a digit it knows (best guess" in page.text_content(
+                    "#top-prob"
+                )
+                assert page.get_attribute(".answer", "class") == "answer rejected"
+                heights = page.eval_on_selector_all(
+                    "#bars .bar .fill", "bars => bars.map(b => parseFloat(b.style.height) / 100)"
+                )
+                assert len(heights) == 10 and sum(heights) == pytest.approx(1.0, abs=0.01)
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
