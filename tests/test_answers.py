@@ -428,3 +428,18 @@ def test_the_page_shows_not_sure_and_keeps_the_probabilities(answered_run, tmp_p
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.mark.slow
+def test_mlp_evaluate_reports_calibration_and_rejections(answered_run, capsys):
+    from multilayer.cli.main import main
+
+    assert main(["evaluate", str(answered_run), "--json"]) == 0
+    fitted = json.loads(capsys.readouterr().out)["answers"]
+    model = load_model(answered_run / "model.safetensors")
+    assert fitted["temperature"] == model.answers.temperature
+    assert 0 <= fitted["test_ece"] < fitted["test_ece_before"]
+    assert 0 < fitted["test_rejected"] < 0.04
+    assert main(["evaluate", str(answered_run)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"calibrated (temperature {fitted['temperature']:.3f}): expected ")
