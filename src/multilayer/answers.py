@@ -43,6 +43,7 @@ __all__ = [
     "Answers",
     "Detector",
     "answer",
+    "check_model",
     "detector_inputs",
     "forward",
 ]
@@ -56,17 +57,29 @@ MAX_DETECTOR_UNITS = 1024
 _TENSORS = ("mean", "scale", "kernel", "bias", "output_kernel", "output_bias")
 
 
+def check_model(model) -> None:
+    """Refuse a model answers cannot be fitted to or applied on.
+
+    Raises:
+        ValueError: not a `Sequential` model whose last layer is Dense.
+    """
+    from multilayer.models.sequential import Sequential
+
+    layers = list(getattr(model, "layers", []))
+    if not isinstance(model, Sequential) or not layers or not isinstance(layers[-1], Dense):
+        raise ValueError("calibrated answers need a Sequential model whose last layer is Dense")
+
+
 def forward(model, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The last hidden layer's outputs and the logits of a `Sequential` model ending in a
     ``Dense`` layer, both float64, for ``inputs`` at the model's scale.
 
     Raises:
-        ValueError: a model that does not end in a Dense layer.
+        ValueError: a model that does not end in a Dense layer (`check_model`).
     """
+    check_model(model)
     layers = list(model.layers)
-    last = layers[-1] if layers else None
-    if not isinstance(last, Dense):
-        raise ValueError("calibrated answers need a model whose last layer is Dense")
+    last = layers[-1]
     x = inputs
     for layer in layers[:-1]:
         x = layer.forward(x, training=False)

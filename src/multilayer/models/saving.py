@@ -401,12 +401,10 @@ def load_model(filepath, compile: bool = True):
     model.input_scale = parsed.get("input")
     model.answers = None
     if "answers" in parsed:
-        from multilayer.answers import Answers
-        from multilayer.engine.layers import Dense
+        from multilayer.answers import Answers, check_model
 
         try:
-            if not model.layers or not isinstance(model.layers[-1], Dense):
-                raise ValueError("answers need a Sequential model whose last layer is Dense")
+            check_model(model)
             model.answers = Answers.from_file(parsed["answers"], tensors)
         except ValueError as error:
             raise ModelFileError(f"{path}: invalid header entry 'answers': {error}") from None
