@@ -29,12 +29,14 @@ photographs): ``pip install 'multilayer[calibration]'`` (the ``cli`` extra inclu
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 from multilayer.answers import Answers, Detector, detector_inputs, forward
 from multilayer.calibration import expected_calibration_error, fit_temperature, softmax_t
 from multilayer.inference import input_pixel_max, model_inputs
+from multilayer.nondigits import FAMILIES
 
 __all__ = [
     "MAX_FALSE_REJECTIONS",
@@ -54,6 +56,9 @@ MAX_FALSE_REJECTIONS = 0.015
 POSITIVES = 16000
 #: How many non-digits of each family it learns from.
 NEGATIVES_PER_FAMILY = 2400
+#: Non-digits per training digit (12,000 for 16,000 by default); a smaller training set gets
+#: proportionally fewer (`fit_answers`).
+NEGATIVE_SHARE = NEGATIVES_PER_FAMILY * len(FAMILIES) / POSITIVES
 #: The detector's hidden units.
 DETECTOR_UNITS = 128
 #: The detector's training epochs.
@@ -83,7 +88,7 @@ def _logits(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
 @functools.lru_cache(maxsize=2)
 def _negatives(per_family: int, seed: int) -> np.ndarray:
     """The detector's non-digits, drawn once per process (read-only)."""
-    from multilayer.nondigits import FAMILIES, non_digits
+    from multilayer.nondigits import non_digits
 
     images = np.concatenate([non_digits(f, per_family, seed=seed) for f in FAMILIES])
     images.flags.writeable = False
@@ -183,7 +188,9 @@ def fit_answers(
 
     Args:
         train: training ``(images, labels)``; up to ``positives`` of the images (a seeded
-            random choice) teach the detector what digits look like.
+            random choice) teach the detector what digits look like, against
+            ``negatives_per_family`` non-digits of each family, or fewer for fewer digits
+            (`NEGATIVE_SHARE` of them).
         negatives_per_family, epochs, max_false_rejections: as for `fit_detector`.
         validation: ``(images, labels)`` the model was not trained on: they fit the
             temperature and set the detector's threshold.
@@ -205,7 +212,12 @@ def fit_answers(
     detector = None
     if reject:
         rng = np.random.default_rng(seed)
-        chosen = rng.choice(len(train[0]), min(positives, len(train[0])), replace=False)
+        count = min(positives, len(train[0]))
+        chosen = rng.choice(len(train[0]), count, replace=False)
+        # As many non-digits as the default's 3 per 4 digits, for a small training set.
+        negatives_per_family = min(
+            negatives_per_family, max(1, math.ceil(NEGATIVE_SHARE * count / len(FAMILIES)))
+        )
         detector = fit_detector(
             model,
             train[0][np.sort(chosen)],
