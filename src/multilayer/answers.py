@@ -304,8 +304,8 @@ class Answer:
         if not self.rejected[index]:
             return None
         return (
-            f"unlike the digits it was trained on: score {self.score[index]:.2f} "
-            f"> {self.threshold:.2f}"
+            f"unlike the digits it was trained on: score {self.score[index]:.3f} "
+            f"> {self.threshold:.3f}"
         )
 
 

@@ -19,7 +19,8 @@ Families (`FAMILIES`):
   installed, else Pillow's default font;
 * ``photos``: random crops of the photographs scikit-learn ships
   (``sklearn.datasets.load_sample_images``), in grey;
-* ``sparse``: blank-but-not-empty canvases: a few dots, a border, or one horizontal line.
+* ``sparse``: blank-but-not-empty canvases: one to five dots, a border, or one horizontal
+  line.
 
 Needs Pillow (``multilayer[images]``); ``photos`` also needs scikit-learn.
 """
@@ -129,8 +130,8 @@ def _photos(rng: np.random.Generator, photos: list[np.ndarray]) -> np.ndarray:
 def _sparse(rng: np.random.Generator) -> np.ndarray:
     image, draw = _canvas()
     kind = int(rng.integers(3))
-    if kind == 0:  # a few dots anywhere
-        for _ in range(int(rng.integers(2, 6))):
+    if kind == 0:  # one dot (a dot alone is scaled up to a disc), or a few anywhere
+        for _ in range(int(rng.integers(1, 6))):
             x, y = rng.uniform(10, CANVAS - 10, 2)
             r = float(rng.uniform(3, 7))
             draw.ellipse([x - r, y - r, x + r, y + r], fill=0)
