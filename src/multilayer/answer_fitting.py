@@ -62,7 +62,7 @@ NEGATIVE_SHARE = NEGATIVES_PER_FAMILY * len(FAMILIES) / POSITIVES
 #: The detector's hidden units.
 DETECTOR_UNITS = 128
 #: The detector's training epochs.
-DETECTOR_EPOCHS = 20
+DETECTOR_EPOCHS = 10
 #: The seed of the non-digits every detector learns from (`multilayer.nondigits.non_digits`):
 #: a fixed training set, drawn once per process; the benchmark measures on another seed.
 TRAINING_SEED = 1000
