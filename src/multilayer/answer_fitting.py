@@ -153,6 +153,11 @@ def fit_detector(
     # Scored with the stored float32 arrays, as every consumer will score them.
     scores = _stored(detector, 0.5).score(_values(model, validation, pixel_max))
     threshold = float(np.quantile(scores, 1.0 - max_false_rejections, method="higher"))
+    # Halfway to the next higher score: the same images are rejected, and a score computed
+    # again in other batches (rounding differs in the last bits) does not cross it.
+    above = scores[scores > threshold]
+    if above.size:
+        threshold = (threshold + float(above.min())) / 2
     return _stored(detector, threshold, float(np.mean(scores > threshold)))
 
 
