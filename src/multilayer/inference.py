@@ -8,16 +8,24 @@ version) `expects_raw_pixels` recognises the leading ``Rescaling`` of those reci
 anything else is taken to want floats in [0, 1]. `model_inputs` converts images
 accordingly, so the CLI (``mlp evaluate``, ``mlp predict``) and the web app feed every model
 correctly.
+
+`answer_images` is what every consumer asks a model: its probabilities, calibrated by the
+temperature stored with it, and whether each image is rejected as unlike the training digits
+("not sure"); see `multilayer.answers`. A model without stored answers gets its plain
+probabilities and rejects nothing.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from multilayer.answers import Answer, answer
 from multilayer.engine.activations import softmax
 from multilayer.engine.layers import Dense, Flatten, InputLayer, Rescaling
 
 __all__ = [
+    "answer_images",
+    "answer_inputs",
     "expects_raw_pixels",
     "image_shape",
     "first_dense",
@@ -128,8 +136,42 @@ def probabilities(model, outputs: np.ndarray) -> np.ndarray:
     return outputs if activation == "softmax" else softmax(outputs)
 
 
+def answer_inputs(model, inputs: np.ndarray, batch_size: int = 1024) -> Answer:
+    """`answer_images` for inputs already at the model's scale (`model_inputs`), in batches
+    of ``batch_size`` (bounded memory)."""
+    if getattr(model, "answers", None) is None:
+        probs = probabilities(model, model.predict(inputs, verbose=0))
+        n = len(probs)
+        return Answer(np.asarray(probs), np.zeros(n, bool), np.full(n, np.nan), None)
+    parts = [
+        answer(model, inputs[start : start + batch_size], input_pixel_max(model))
+        for start in range(0, len(inputs), batch_size)
+    ]
+    if not parts:
+        classes = int(model.output_shape[-1])
+        return Answer(np.zeros((0, classes)), np.zeros(0, bool), np.zeros(0), None)
+    return Answer(
+        np.concatenate([p.probabilities for p in parts]),
+        np.concatenate([p.rejected for p in parts]),
+        np.concatenate([p.score for p in parts]),
+        parts[0].threshold,
+        np.concatenate([p.logits for p in parts if p.logits is not None]),
+    )
+
+
+def answer_images(model, images: np.ndarray, pixel_max: float = 1.0) -> Answer:
+    """Calibrated probabilities and "not sure" verdicts for a batch of images (see the
+    module docstring and `multilayer.answers.Answer`).
+
+    Args:
+        images: shape (n, height, width), values in ``0 .. pixel_max`` (default [0, 1]).
+    """
+    return answer_inputs(model, model_inputs(model, images, pixel_max))
+
+
 def predict_images(model, images: np.ndarray, pixel_max: float = 1.0) -> np.ndarray:
-    """Class probabilities for a batch of images.
+    """Class probabilities for a batch of images, calibrated by the model's stored
+    temperature if it has one (`answer_images`).
 
     Args:
         images: shape (n, height, width), values in ``0 .. pixel_max`` (default [0, 1]).
@@ -137,7 +179,7 @@ def predict_images(model, images: np.ndarray, pixel_max: float = 1.0) -> np.ndar
     Returns:
         float array of shape (n, num_classes), each row summing to 1.
     """
-    return probabilities(model, model.predict(model_inputs(model, images, pixel_max)))
+    return answer_images(model, images, pixel_max).probabilities
 
 
 def predict_image(model, image: np.ndarray) -> np.ndarray:

@@ -136,8 +136,9 @@ def evaluate_model(model: Sequential, dataset) -> dict:
     Raises:
         ValueError: the model's inputs or number of classes do not match the dataset.
     """
+    from multilayer.calibration import expected_calibration_error, softmax_t
     from multilayer.evaluation import classification_report
-    from multilayer.inference import model_inputs, probabilities
+    from multilayer.inference import answer_inputs, model_inputs
     from multilayer.utils import to_categorical
 
     if model.output_shape is None:
@@ -158,15 +159,29 @@ def evaluate_model(model: Sequential, dataset) -> dict:
             else dataset.y_test
         )
         loss = model.evaluate(x, targets, verbose=0, return_dict=True)["loss"]
-    probs = probabilities(model, model.predict(x))
+    answered = answer_inputs(model, x)
+    probs = answered.probabilities
     report = classification_report(dataset.y_test, probs, dataset.num_classes, dataset.class_names)
-    return {
+    result = {
         "test_loss": loss,
         "test_accuracy": report["accuracy"],
         "test_samples": len(dataset.x_test),
         "per_class": report["per_class"],
         "confusion_matrix": report["confusion_matrix"],
     }
+    answers = getattr(model, "answers", None)
+    if answers is not None:  # calibrated probabilities and the reject option on the test set
+        labels = np.asarray(dataset.y_test)
+        kept = ~answered.rejected
+        correct = probs.argmax(axis=1) == labels
+        result["answers"] = {
+            "temperature": answers.temperature,
+            "test_ece_before": expected_calibration_error(softmax_t(answered.logits), labels),
+            "test_ece": expected_calibration_error(probs, labels),
+            "test_rejected": float(answered.rejected.mean()),
+            "test_accuracy_accepted": float(correct[kept].mean()) if kept.any() else None,
+        }
+    return result
 
 
 def versions() -> dict[str, str]:
@@ -227,7 +242,11 @@ class PreparedRun:
         return [inputs, *self.recipe.hidden, self.dataset.num_classes]
 
     def run(
-        self, verbose: int = 1, report: bool = True, resume_hint: str | None = None
+        self,
+        verbose: int = 1,
+        report: bool = True,
+        resume_hint: str | None = None,
+        answers: bool = True,
     ) -> RunResult:
         """Train, test, and write the run directory (and its report).
 
@@ -235,6 +254,9 @@ class PreparedRun:
             verbose: ``fit``'s verbosity (0 silent, 1 progress bar, 2 one line per epoch).
             report: also write ``report/`` (needs matplotlib; without it ``report_note``
                 says why there is none).
+            answers: fit the model's calibrated answers on the validation split and store
+                them in it (`multilayer.answer_fitting`; metrics.json's ``answers_note``
+                says why there are none).
             resume_hint: how to resume, printed by ``fit`` if Ctrl-C interrupts it.
 
         Raises:
@@ -262,7 +284,10 @@ class PreparedRun:
             # records those before it, and this one is the last.
             previous = self.resumed_from.state.segments if self.resumed_from else []
             segments = [*previous, time.perf_counter() - start]
+            answers_note = self._fit_answers() if answers else "not asked for"
             metrics = self._test(history, segments)
+            if answers_note is not None:
+                metrics["answers_note"] = answers_note
             config = self._config()
             self._write(run, config, history, metrics)
             page, note = self._report(run) if report else (None, None)
@@ -306,6 +331,23 @@ class PreparedRun:
             run=self.settings,
             resume_hint=resume_hint or f"multilayer.training.resume_run({str(run_path)!r})",
         )
+
+    def _fit_answers(self) -> str | None:
+        """Calibrated answers (`multilayer.answer_fitting.fit_answers`) on the validation
+        split, stored in the model: the temperature, and for 28x28 images the "not a digit"
+        detector. Returns why there are none (no validation split, a library missing)."""
+        if self.validation is None:
+            return "no validation split: the model has no calibrated answers"
+        from multilayer.answer_fitting import fit_answers
+
+        reject = tuple(self.dataset.x_train.shape[1:]) == (28, 28)
+        try:
+            self.model.answers = fit_answers(
+                self.model, self.train, self.validation, seed=self.seed, reject=reject
+            )
+        except ImportError as error:
+            return str(error)
+        return None
 
     def _test(self, history: History, segments: list[float]) -> dict:
         metrics = evaluate_model(self.model, self.dataset)
@@ -613,10 +655,10 @@ def train_run(recipe: str = "fast", dataset: str = "mnist", **options) -> RunRes
     """`prepare_run` then `PreparedRun.run`: one call from a recipe to a run directory.
 
     Args:
-        options: `prepare_run`'s keyword arguments, and ``verbose`` / ``report`` of
-            `PreparedRun.run`.
+        options: `prepare_run`'s keyword arguments, and ``verbose`` / ``report`` /
+            ``answers`` of `PreparedRun.run`.
     """
-    run_options = {k: options.pop(k) for k in ("verbose", "report") if k in options}
+    run_options = {k: options.pop(k) for k in ("verbose", "report", "answers") if k in options}
     return prepare_run(recipe, dataset, **options).run(**run_options)
 
 

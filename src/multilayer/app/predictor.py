@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from multilayer.answers import answer
 from multilayer.engine.layers import Dense
-from multilayer.inference import model_inputs, probabilities
+from multilayer.inference import input_pixel_max, model_inputs, probabilities
 
 if TYPE_CHECKING:
     from multilayer.models.sequential import Sequential
@@ -34,9 +35,15 @@ class LayerActivation:
 class Prediction:
     """What the model makes of one 28x28 image."""
 
-    probabilities: np.ndarray  # (classes,), the last layer's output
+    probabilities: np.ndarray  # (classes,), calibrated when the model carries answers
     image: np.ndarray  # (28, 28) float32 in [0, 1]: what the network sees
     activations: list[LayerActivation]
+    #: "not sure": the image is unlike the training digits (`multilayer.answers`)
+    rejected: bool = False
+    #: the detector's score in [0, 1], None without a detector
+    score: float | None = None
+    #: why the image was rejected, in words, or None
+    reason: str | None = None
 
     @property
     def top_class(self) -> int:
@@ -71,8 +78,9 @@ class Predictor:
                 ``multilayer.data.images.preprocess``).
         """
         image = np.asarray(image, dtype=np.float32).reshape(28, 28)
-        x = model_inputs(self.model, image[None], pixel_max=1.0)
+        x = inputs = model_inputs(self.model, image[None], pixel_max=1.0)
         activations: list[LayerActivation] = []
+        answers = getattr(self.model, "answers", None)
         with self._lock:
             for layer in self.model.layers:
                 x = layer.forward(x, training=False)
@@ -85,5 +93,17 @@ class Predictor:
                             values=np.array(x[0], dtype=np.float32),  # copy out of the buffer
                         )
                     )
-            output = probabilities(self.model, np.array(x, dtype=np.float64))[0]
-        return Prediction(probabilities=output, image=image, activations=activations)
+            if answers is None:
+                output = probabilities(self.model, np.array(x, dtype=np.float64))[0]
+                return Prediction(probabilities=output, image=image, activations=activations)
+            # the answers' own forward pass (under the same lock: it uses the layers' buffers)
+            verdict = answer(self.model, inputs, input_pixel_max(self.model))
+        score = float(verdict.score[0])
+        return Prediction(
+            probabilities=verdict.probabilities[0],
+            image=image,
+            activations=activations,
+            rejected=bool(verdict.rejected[0]),
+            score=None if np.isnan(score) else score,
+            reason=verdict.reason(0),
+        )

@@ -142,8 +142,21 @@ class LayerOutput(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    probabilities: list[float] = Field(description="one probability per class, summing to 1")
+    probabilities: list[float] = Field(
+        description="one probability per class, summing to 1 (calibrated by the temperature "
+        "stored with the model, when it has one)"
+    )
     top_class: int
+    rejected: bool = Field(
+        description='"not sure": the image is unlike the digits the model was trained on '
+        "(its detector's score is above the threshold stored with the model); the "
+        "probabilities are still given. Always false for a model without a detector."
+    )
+    score: float | None = Field(
+        description="the detector's score, 0 (like the training digits) to 1 (not a digit); "
+        "null for a model without a detector"
+    )
+    reason: str | None = Field(description="why the image was rejected, in words, or null")
     image: list[list[float]] = Field(description="the 28x28 image the network saw, in [0, 1]")
     activations: list[LayerOutput] = Field(description="each Dense layer's output, in order")
 
@@ -218,6 +231,9 @@ def _prediction_json(prediction: Prediction) -> dict:
     return {
         "probabilities": _round(prediction.probabilities, 6),
         "top_class": prediction.top_class,
+        "rejected": prediction.rejected,
+        "score": None if prediction.score is None else round(prediction.score, 6),
+        "reason": prediction.reason,
         "image": _round(prediction.image, 4),
         "activations": [
             {

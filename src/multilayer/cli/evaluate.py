@@ -97,3 +97,12 @@ def command(
         )
     else:
         print_report(results, f"{model_file} on {data.name}")
+        fitted = results.get("answers")
+        if fitted is not None:
+            accepted = fitted["test_accuracy_accepted"]
+            print(
+                f"calibrated (temperature {fitted['temperature']:.3f}): expected calibration "
+                f"error {100 * fitted['test_ece_before']:.2f}% -> {100 * fitted['test_ece']:.2f}%; "
+                f"'not sure' for {100 * fitted['test_rejected']:.2f}% of the test images"
+                + ("" if accepted is None else f", accuracy {100 * accepted:.2f}% on the others")
+            )

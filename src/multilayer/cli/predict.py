@@ -12,9 +12,16 @@ model of 28x28 inputs each is prepared as MNIST digits were
 for a run trained on an image folder, each is prepared as the folder's images were
 (`multilayer.datasets.folder.prepare_image`).
 Either way it is fed to the model at the pixel scale it takes (`multilayer.inference`).
+
+A model trained by ``mlp train`` carries calibrated answers (`multilayer.answers`): the
+probabilities shown are calibrated, and an image unlike the training digits is shown as
+``not sure (...)``, its probabilities still listed. With ``--json`` each result has
+``"rejected"`` (true/false), ``"score"`` (the detector's score in [0, 1], null without a
+detector) and ``"reason"`` (why it was rejected, or null).
 """
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -86,7 +93,7 @@ def command(
     from multilayer.cli.errors import describe
     from multilayer.data.images import load_image, preprocess, resize_to
     from multilayer.errors import MultilayerError
-    from multilayer.inference import image_shape, predict_images, top_k
+    from multilayer.inference import answer_images, image_shape, top_k
 
     loaded, _, run = load_model_arg(model)
     height, width = image_shape(loaded, recorded_image_shape(run))
@@ -113,14 +120,21 @@ def command(
                 raise
             failed[path] = describe(error)
     good = [path for path in images if path not in failed]
-    probs = predict_images(loaded, np.stack(prepared), pixel_max=1.0) if prepared else None
+    answered = answer_images(loaded, np.stack(prepared), pixel_max=1.0) if prepared else None
     names = class_names(run) or [str(c) for c in range(int(loaded.output_shape[-1]))]
-    found = {
-        path: [{"class": c, "name": names[c], "probability": p} for c, p in top_k(row, top)]
-        for path, row in zip(good, probs if probs is not None else [], strict=True)
-    }
+    found: dict[Path, dict[str, Any]] = {}
+    for index, path in enumerate(good):
+        assert answered is not None
+        row = answered.probabilities[index]
+        score = float(answered.score[index])
+        found[path] = {
+            "top": [{"class": c, "name": names[c], "probability": p} for c, p in top_k(row, top)],
+            "rejected": bool(answered.rejected[index]),
+            "score": None if math.isnan(score) else score,
+            "reason": answered.reason(index),
+        }
     results: list[dict[str, Any]] = [
-        {"image": str(path), "top": found[path]}
+        {"image": str(path), **found[path]}
         if path in found
         else {"image": str(path), "error": failed[path]}
         for path in images
@@ -135,10 +149,12 @@ def command(
             if "top" in result:
                 top_classes = result["top"]
                 best = ", ".join(f"{t['name']} {100 * t['probability']:.1f}%" for t in top_classes)
-                out.print(
-                    f"{escape(result['image'])}: [bold]{escape(top_classes[0]['name'])}[/bold]  "
-                    f"({escape(best)})"
+                verdict = (
+                    f"not sure ({escape(result['reason'])})"
+                    if result["rejected"]
+                    else f"[bold]{escape(top_classes[0]['name'])}[/bold]"
                 )
+                out.print(f"{escape(result['image'])}: {verdict}  ({escape(best)})")
     if failed:
         raise MultilayerError(
             f"{len(failed)} of {len(images)} images could not be read: "

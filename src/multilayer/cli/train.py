@@ -341,6 +341,14 @@ def command(
         str | None,
         typer.Option(metavar="URI", help="Log to MLflow at this tracking URI (implies --mlflow)."),
     ] = None,
+    answers: Annotated[
+        bool,
+        typer.Option(
+            "--answers/--no-answers",
+            help="Calibrate the model's probabilities and fit its 'not a digit' detector on "
+            "the validation split, stored in the model (docs/honest-answers.md).",
+        ),
+    ] = True,
 ) -> None:
     """Train an MLP, evaluate it on the test set, and write a run directory."""
     from multilayer.models.checkpoint import TrainingInterrupted
@@ -435,10 +443,20 @@ def command(
             verbose=1 if verbose else 0,
             report=report,
             resume_hint=f"mlp train --resume {prepared.output}",
+            answers=answers,
         )
     except TrainingInterrupted:
         raise typer.Exit(130) from None  # fit has written a checkpoint and the resume command
     print(result_message(result))
+    fitted = result.metrics.get("answers")
+    if fitted is not None:
+        print(
+            f"calibrated: temperature {fitted['temperature']:.3f}, test ECE "
+            f"{100 * fitted['test_ece_before']:.2f}% -> {100 * fitted['test_ece']:.2f}%; "
+            f"'not sure' for {100 * fitted['test_rejected']:.2f}% of the test images"
+        )
+    elif answers and "answers_note" in result.metrics:
+        print(f"no calibrated answers: {result.metrics['answers_note']}")
     if result.report_note is not None:
         print(f"no report written: {result.report_note}")
     if result.report is not None:

@@ -18,8 +18,10 @@ Tensor names: ``layers.{index}.{kernel|bias}`` (in a nested model:
 ``get_config()``: a `Sequential` model's list of layers, or a functional model's layers with
 their connections (a subclassed model is saved as the graph it traced to, and loads back as
 a functional `Model`). Header metadata keys: ``format``, ``format_version``, ``model``,
-``compile``, ``optimizer_iterations``, ``training`` and ``input`` (the model's `InputScale`:
-which pixel values it takes; absent from older files).
+``compile``, ``optimizer_iterations``, ``training``, ``input`` (the model's `InputScale`:
+which pixel values it takes; absent from older files) and ``answers`` (its calibrated
+temperature and "not a digit" detector, `multilayer.answers.Answers`, whose arrays are the
+tensors ``answers.*``; absent from older files and from models saved without them).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ _METADATA_KEYS = {
     "optimizer_iterations",
     "training",
     "input",
+    "answers",
 }
 
 
@@ -190,6 +193,10 @@ def save_model(
     }
     if model.input_scale is not None:
         metadata["input"] = json.dumps(model.input_scale.to_dict())
+    answers = getattr(model, "answers", None)
+    if answers is not None:
+        metadata["answers"] = json.dumps(answers.header())
+        tensors.update(answers.tensors())
     if model.compile_config is not None:
         metadata["compile"] = json.dumps(model.compile_config)
         if include_optimizer and model.optimizer.built:
@@ -329,7 +336,8 @@ def load_model(filepath, compile: bool = True):
         config = file_checks.model_config(header_json(metadata, "model", path), path)
         fixed: set[str] = set()
         expected = file_checks.parameter_shapes(config, path, non_trainable=fixed)
-        weights = {k: v for k, v in declared.items() if not k.startswith("optimizer.")}
+        weights = {k: v for k, v in declared.items() if not k.startswith(_NOT_WEIGHTS)}
+        _check_answers(metadata, declared, expected, path, parsed)
         file_checks.check_declared_tensors(
             expected, weights, file_checks.model_dtype(config, path), path
         )
@@ -371,7 +379,7 @@ def load_model(filepath, compile: bool = True):
 
     expected = model_tensors(model)
     optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
-    weight_tensors = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+    weight_tensors = {k: v for k, v in tensors.items() if not k.startswith(_NOT_WEIGHTS)}
     missing, extra = set(expected) - set(weight_tensors), set(weight_tensors) - set(expected)
     if missing or extra:
         raise ModelFileError(
@@ -391,6 +399,15 @@ def load_model(filepath, compile: bool = True):
 
     model.training_info = parsed.get("training", {})
     model.input_scale = parsed.get("input")
+    model.answers = None
+    if "answers" in parsed:
+        from multilayer.answers import Answers, check_model
+
+        try:
+            check_model(model)
+            model.answers = Answers.from_file(parsed["answers"], tensors)
+        except ValueError as error:
+            raise ModelFileError(f"{path}: invalid header entry 'answers': {error}") from None
     if compile and "compile" in parsed:
         compile_config = parsed["compile"]
         try:
@@ -400,6 +417,39 @@ def load_model(filepath, compile: bool = True):
         if optimizer_tensors:
             _restore_optimizer(model, optimizer_tensors, metadata, path)
     return model
+
+
+_NOT_WEIGHTS = ("optimizer.", "answers.")
+
+
+def _check_answers(metadata: dict, declared: dict, expected: dict, path, parsed: dict) -> None:
+    """The ``answers`` entry and its ``answers.*`` tensors, checked against the declared
+    shapes before any tensor is read (`multilayer.answers.Answers.declared_shapes`)."""
+    from multilayer.answers import Answers
+
+    found = {k: v for k, v in declared.items() if k.startswith("answers.")}
+    if "answers" not in metadata:
+        if found:
+            raise ModelFileError(f"{path}: tensors {sorted(found)} without an 'answers' entry")
+        return
+    header = header_json(metadata, "answers", path)
+    kernels = [name for name in expected if name.endswith(".kernel") and name.count(".") == 2]
+    last = max(kernels, key=lambda name: int(name.split(".")[1]), default=None)
+    try:
+        if last is None:
+            raise ValueError("the model has no Dense layer")
+        wanted = Answers.declared_shapes(header, int(expected[last][0]))
+    except ValueError as error:
+        raise ModelFileError(f"{path}: invalid header entry 'answers': {error}") from None
+    if set(found) != set(wanted) or any(
+        tuple(found[k][0]) != wanted[k] or found[k][1] not in ("F32", "F64") for k in wanted
+    ):
+        raise ModelFileError(
+            f"{path}: the 'answers' tensors do not match its header: expected "
+            f"{ {k: v for k, v in wanted.items()} } (float), found "
+            f"{ {k: (tuple(s), t) for k, (s, t) in found.items()} }"
+        )
+    parsed["answers"] = header
 
 
 def compile_model(model, config) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from multilayer.models.callbacks import CallbackList, History
 from multilayer.models.input_scale import InputScale
 from multilayer.models.loop import TrainingState
 from multilayer.models.progress import ProgressLogger, format_logs
+
+if TYPE_CHECKING:
+    from multilayer.answers import Answers
 
 #: Batch size used by evaluate / predict / validation when none is given. Larger batches are
 #: faster and give the same results up to float rounding.
@@ -154,6 +158,8 @@ class Trainer:
         self.training_info: dict = {}
         #: the pixel values the model takes (saved with it); None when not recorded
         self.input_scale: InputScale | None = None
+        #: calibrated temperature and "not a digit" detector (saved with it), or None
+        self.answers: Answers | None = None
         self._compile_args: dict | None = None
         self._losses: list[loss_module.Loss] = []
         self._loss_weights: list[float] = []

@@ -168,6 +168,7 @@ def write_report(
             )
         else:
             sections.extend(_test_sections(out, model, test_data, misclassified))
+            sections.extend(_answers_sections(out, model, test_data))
         shape = None if test_data is None else tuple(np.shape(test_data.x)[1:])
         sections.append(_weights_section(out, model, weight_units, shape))
 
@@ -262,6 +263,17 @@ def _test_sections(out: Path, model, data: TestData, count: int) -> list[Section
         )
     )
     return sections
+
+
+def _answers_sections(out: Path, model, data: TestData) -> list[Section]:
+    """Calibration and the reject option (`multilayer.report.answers`)."""
+    from multilayer.report.answers import answers_sections
+
+    x = np.asarray(data.x)
+    y = np.asarray(data.y).astype(np.intp)
+    classes = int(model.output_shape[-1])
+    names = list(data.class_names or [str(c) for c in range(classes)])
+    return answers_sections(out, model, x, y, names)
 
 
 def _image_shape(model, inputs: int, data_shape: tuple[int, ...] | None) -> tuple[int, int] | None:

@@ -214,6 +214,7 @@ function buildBars() {
 function showEmpty() {
   document.getElementById("top-class").textContent = "?";
   document.getElementById("top-prob").textContent = "draw something";
+  document.querySelector(".answer").classList.remove("rejected");
   for (const bar of barsBox.children) {
     bar.classList.remove("top");
     bar.querySelector(".fill").style.height = "0%";
@@ -229,9 +230,20 @@ function showPrediction(data) {
   if (barsBox.children.length !== probs.length) {
     barsBox.style.gridTemplateColumns = `repeat(${probs.length}, 1fr)`;
   }
-  document.getElementById("top-class").textContent = String(data.top_class);
-  document.getElementById("top-prob").textContent =
-    `${(100 * probs[data.top_class]).toFixed(1)}% sure`;
+  const answer = document.querySelector(".answer");
+  const sure = `${(100 * probs[data.top_class]).toFixed(1)}%`;
+  answer.classList.toggle("rejected", Boolean(data.rejected));
+  if (data.rejected) {
+    // "not sure": say so, and still show what the network would have answered.
+    document.getElementById("top-class").textContent = "not sure";
+    document.getElementById("top-prob").textContent =
+      `this does not look like a digit it knows (best guess ${data.top_class}, ${sure})`;
+    document.getElementById("top-prob").title = data.reason || "";
+  } else {
+    document.getElementById("top-class").textContent = String(data.top_class);
+    document.getElementById("top-prob").textContent = `${sure} sure`;
+    document.getElementById("top-prob").title = "";
+  }
   probs.forEach((p, k) => {
     const bar = barsBox.children[k];
     if (!bar) return;
