@@ -18,6 +18,7 @@
   let history = [];
   let playing = false;
   let maxTrainAccuracy = 0;
+  let maxTestAccuracy = 0;
 
   // Colours: byte 0 is the most negative value, 128 zero (white), 255 the most positive.
   const LUT = new Uint8ClampedArray(256 * 3);
@@ -377,6 +378,7 @@
     history.push([next.step, next.train_loss, next.test_loss]);
     if (history.length > MAX_HISTORY) history = history.filter((_, i) => i % 2 === 0);
     if (next.train_accuracy !== null) maxTrainAccuracy = Math.max(maxTrainAccuracy, next.train_accuracy);
+    if (next.test_accuracy !== null) maxTestAccuracy = Math.max(maxTestAccuracy, next.test_accuracy);
     $("epoch").textContent = next.epoch.toFixed(next.epoch < 10 ? 2 : 0);
     $("updates").textContent = next.step;
     $("train-loss").textContent = number(next.train_loss);
@@ -388,6 +390,7 @@
     dataset.trainAccuracy = next.train_accuracy === null ? "" : next.train_accuracy;
     dataset.testAccuracy = next.test_accuracy === null ? "" : next.test_accuracy;
     dataset.maxTrainAccuracy = maxTrainAccuracy;
+    dataset.maxTestAccuracy = maxTestAccuracy;
     dataset.frames = (parseInt(dataset.frames || "0", 10) + 1).toString();
     dataset.network = columnsOf().join("-");
     drawBoundary();
@@ -399,6 +402,7 @@
     data = next;
     history = [];
     maxTrainAccuracy = 0;
+    maxTestAccuracy = 0;
     document.body.dataset.config = JSON.stringify(next.config);
   }
 
