@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python -m benchmarks.playground                       # ~1 min on 2 cores
     python -m benchmarks.playground --smoke --output /tmp/bench   # seconds
+    MULTILAYER_SMOKE=1 python -m benchmarks.playground    # the smoke run, into a temp dir
 
 The issue's case: a 50x50 grid, 4 hidden layers of 8 tanh neurons, 500 points (250 train,
 250 test; spirals, all seven features), batch size 10. One *update* is what the page gets
@@ -31,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.machine import machine_description
+from benchmarks.machine import machine_description, smoke_directory, smoke_from_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 30.0
@@ -104,10 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="a few updates only")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--updates", type=int, default=300)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
-    if args.smoke:
+    if args.smoke or smoke_from_environment():  # MULTILAYER_SMOKE=1: the docs' CI run
+        args.smoke = True
         args.runs, args.updates = 1, 20
+        args.output = args.output or smoke_directory()
+    args.output = args.output or ROOT / "benchmarks" / "results"
     rates: dict[str, list[float]] = {"library": [], "encoded": [], "http": []}
     for _ in range(args.runs):  # the three measures alternate
         rates["library"].append(_library_rate(args.updates, encoded=False))
