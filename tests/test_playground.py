@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import multilayer
 from multilayer.playground import (
@@ -281,3 +283,24 @@ def test_partial_fit_is_one_pass_of_the_rule():
         multilayer.Perceptron().partial_fit(x, y)
     with pytest.raises(ValueError, match=r"^y holds 2, not one of the classes \[0 1\]"):
         stepped.partial_fit(x, [0, 1, 2, 0])
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats()
+    | st.sampled_from([*FEATURES, "xor", "spirals", "tanh", "step", "adam", ""])
+)
+_values = st.recursive(_scalars, lambda children: st.lists(children, max_size=4), max_leaves=8)
+_keys = st.sampled_from([*PlaygroundConfig().to_dict(), "other"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=6))
+def test_any_json_configuration_is_valid_or_a_value_error(values):
+    try:
+        config = PlaygroundConfig.from_dict(values)
+    except ValueError:
+        return
+    assert PlaygroundConfig.from_dict(config.to_dict()) == config

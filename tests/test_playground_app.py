@@ -242,3 +242,44 @@ def test_frames_stream_while_playing_and_a_closed_page_frees_its_model(live):
         assert app.state.pages == {}
         gone = client.post(f"/api/sessions/{session}/commands", json={"action": "play"})
         assert gone.status_code == 404
+
+
+def test_mlp_playground_serves_and_stops_on_ctrl_c_with_pages_open(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "multilayer.cli.main", "playground", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("playground on http://127.0.0.1:"), line
+        url = line.split()[2].rstrip("/")
+        with httpx.Client(base_url=url, timeout=20) as client:
+            deadline = time.monotonic() + 30
+            while True:  # the socket is bound before the message, listening just after
+                try:
+                    assert client.get("/").status_code == 200
+                    break
+                except httpx.ConnectError:
+                    assert time.monotonic() < deadline, "the server did not start"
+                    time.sleep(0.1)
+            session = new_session(client)
+            with client.stream("GET", f"/api/sessions/{session}/events") as stream:
+                received = events(stream)
+                assert next(received)[0] == "data"
+                process.send_signal(signal.SIGINT)  # Ctrl-C with the page still open
+                assert process.wait(timeout=15) == 130  # mlp's exit code for Ctrl-C
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = process.stderr.read()
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr

@@ -81,6 +81,8 @@ MAX_COMMAND_BYTES = 16_384
 CONNECT_TIMEOUT = 30.0
 #: Seconds between keep-alive comments on an idle stream.
 KEEP_ALIVE = 10.0
+#: Seconds an idle stream waits before checking whether the server is stopping.
+IDLE_POLL = 0.5
 GRID = 50
 ACTIONS = ("play", "pause", "step", "reset", "config", "speed")
 
@@ -102,7 +104,9 @@ def _finite(value: float | None) -> float | None:
 
 def encode_frame(frame: Frame, regression: bool) -> dict[str, Any]:
     """A frame as JSON data: numbers, and the maps as base64 bytes (see `_heatmap`). The
-    boundary of a classifier maps probability 0..1 to bytes 0..255."""
+    boundary maps a classifier's probability 0..1, or a regression output -1..1 (clipped),
+    to bytes 0..255."""
+    # A classifier's probability 0..1 as -1..1; the regression surface's targets lie in -1..1.
     boundary = frame.boundary if regression else frame.boundary * 2 - 1
     return {
         "step": frame.step,
@@ -112,7 +116,7 @@ def encode_frame(frame: Frame, regression: bool) -> dict[str, Any]:
         "train_accuracy": _finite(frame.train_accuracy),
         "test_accuracy": _finite(frame.test_accuracy),
         "grid": int(frame.boundary.shape[0]),
-        "boundary": _heatmap(boundary, scale=None if regression else 1.0),
+        "boundary": _heatmap(boundary, scale=1.0),
         "neurons": [[_heatmap(m) for m in layer] for layer in frame.neurons],
         "weights": [
             {
@@ -200,6 +204,9 @@ def create_playground_app(
         redoc_url=None,
     )
     app.state.pages = pages
+    # The server sets this to its own "should exit" test (``mlp playground``): open streams
+    # then end within IDLE_POLL seconds, so stopping does not wait for every tab to close.
+    app.state.stopping = lambda: False
     app.add_middleware(_SecurityHeaders)
     app.add_middleware(_HostCheck, allowed=tuple(allowed_hosts))
 
@@ -316,7 +323,7 @@ def create_playground_app(
             last = 0.0
             try:
                 while True:
-                    if await request.is_disconnected():
+                    if app.state.stopping() or await request.is_disconnected():
                         return
                     if page.playing or page.dirty:
                         wait = last + period - time.monotonic()
@@ -338,9 +345,11 @@ def create_playground_app(
                     else:
                         page.wake.clear()
                         try:
-                            await asyncio.wait_for(page.wake.wait(), KEEP_ALIVE)
+                            await asyncio.wait_for(page.wake.wait(), IDLE_POLL)
                         except asyncio.TimeoutError:
-                            yield ": keep-alive\n\n"
+                            if time.monotonic() - last > KEEP_ALIVE:
+                                last = time.monotonic()
+                                yield ": keep-alive\n\n"
             finally:  # the page closed (or the server stops): free its model
                 pages.pop(session_id, None)
 

@@ -5,6 +5,9 @@ from typing import Annotated
 
 import typer
 
+#: Seconds Ctrl-C waits for open pages' streams before ending them.
+SHUTDOWN_SECONDS = 5
+
 
 def command(
     host: Annotated[
@@ -29,7 +32,7 @@ def command(
     """Serve the MLP playground: pick a 2-D dataset, build a network (or Rosenblatt's
     perceptron), press play and watch the engine train it."""
     from multilayer.app.playground import create_playground_app
-    from multilayer.app.server import allowed_hosts_for, bind_socket, is_public, serve
+    from multilayer.app.server import allowed_hosts_for, bind_socket, is_public, make_server
 
     hosts = (*allowed_hosts_for(host), *(allow_host or ()))
     app = create_playground_app(allowed_hosts=hosts, max_pages=max_pages)
@@ -43,4 +46,10 @@ def command(
         )
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"playground on http://{shown}:{real_port}/  (Ctrl-C to stop)")
-    serve(app, host=host, port=real_port, sock=sock)
+    server = make_server(app, host, real_port)
+    # Open pages keep their event streams open for ever: on Ctrl-C the streams end by
+    # themselves (app.state.stopping), and any still open after a few seconds are cancelled.
+    app.state.stopping = lambda: server.should_exit
+    server.config.timeout_graceful_shutdown = SHUTDOWN_SECONDS
+    with sock:
+        server.run(sockets=[sock])

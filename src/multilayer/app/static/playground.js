@@ -275,11 +275,10 @@
     if (!data) return;
     const extent = data.extent;
     const at = (v) => ((v + extent) / (2 * extent)) * size;
-    const scale = data.regression ? Math.max(1e-9, ...data.train.map((p) => Math.abs(p[2]))) : 1;
     const draw = (points, stroke) => {
       for (const [x1, x2, y] of points) {
         const code = data.regression
-          ? Math.max(0, Math.min(255, Math.round((y / scale + 1) * 127.5)))
+          ? Math.max(0, Math.min(255, Math.round((y + 1) * 127.5)))
           : (y > 0.5 ? 255 : 0);
         context.beginPath();
         context.arc(at(x1), size - at(x2), 3.2, 0, 2 * Math.PI);
