@@ -80,20 +80,20 @@ else:  # untrained: the zero weights say 0 everywhere
 print(f"train accuracy {{train_accuracy:.4f}}, test accuracy {{test_accuracy:.4f}}")
 '''
     regression = config.dataset == "regression"
-    regularizer = f"L1L2(l1={config.l1!r}, l2={config.l2!r})"
+    regularized = bool(config.l1 or config.l2)
+    regularizer = (
+        f", kernel_regularizer=L1L2(l1={config.l1!r}, l2={config.l2!r})" if regularized else ""
+    )
     lines = []
     width = len(config.features)
     for units in config.hidden:
         lines.append(
-            f"        Dense({units}, activation={config.activation!r}, input_shape=({width},), "
-            f"kernel_regularizer={regularizer}),"
+            f"        Dense({units}, activation={config.activation!r}, input_shape=({width},)"
+            f"{regularizer}),"
         )
         width = units
     output = "linear" if regression else "sigmoid"
-    lines.append(
-        f"        Dense(1, activation={output!r}, input_shape=({width},), "
-        f"kernel_regularizer={regularizer}),"
-    )
+    lines.append(f"        Dense(1, activation={output!r}, input_shape=({width},){regularizer}),")
     layers = "\n".join(lines)
     loss = "mse" if regression else "binary_crossentropy"
     if regression:
@@ -115,8 +115,7 @@ import numpy as np
 import multilayer as keras
 from multilayer.layers import Dense
 from multilayer.playground import make_dataset
-from multilayer.regularizers import L1L2
-
+{"from multilayer.regularizers import L1L2" + chr(10) if regularized else ""}
 {_data_block(config)}
 keras.utils.set_random_seed({config.seed})
 model = keras.Sequential(

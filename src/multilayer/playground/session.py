@@ -228,6 +228,8 @@ class Session:
         config = self.config
         set_random_seed(config.seed)
         regression = self.data.regression
+        # A zero penalty is no penalty: only a regularised network gets a regulariser.
+        regularizer = L1L2(config.l1, config.l2) if config.l1 or config.l2 else None
         layers = []
         width = len(config.features)
         for units in config.hidden:
@@ -236,7 +238,7 @@ class Session:
                     units,
                     activation=config.activation,
                     input_shape=(width,),
-                    kernel_regularizer=L1L2(config.l1, config.l2),
+                    kernel_regularizer=regularizer,
                 )
             )
             width = units
@@ -245,7 +247,7 @@ class Session:
                 1,
                 activation="linear" if regression else "sigmoid",
                 input_shape=(width,),
-                kernel_regularizer=L1L2(config.l1, config.l2),
+                kernel_regularizer=regularizer,
             )
         )
         model = Sequential(layers)
