@@ -8,6 +8,8 @@ import time
 import httpx
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("fastapi", reason="pip install 'multilayer[app]'")
 uvicorn = pytest.importorskip("uvicorn")
@@ -283,3 +285,68 @@ def test_mlp_playground_serves_and_stops_on_ctrl_c_with_pages_open(tmp_path):
             process.wait()
     stderr = process.stderr.read()
     assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+
+
+_COMMAND_WORDS = ["action", "config", "updates", "play", "pause", "step", "reset", "speed"]
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=False)
+    | st.sampled_from(_COMMAND_WORDS + ["xor", "tanh", "step", "x1"]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(_COMMAND_WORDS + ["hidden", "dataset"]), children, max_size=4
+        )
+    ),
+    max_leaves=10,
+)
+_bodies = st.one_of(
+    _json_values.map(lambda value: json.dumps(value).encode()),
+    st.binary(max_size=300),
+)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD"]),
+    route=st.sampled_from(
+        [
+            "/",
+            "/health",
+            "/api/options",
+            "/api/sessions",
+            "/api/sessions/{id}/commands",
+            "/api/sessions/{id}/python",
+            "/api/sessions/nope/events",
+            "/api/sessions/{id}/nothing",
+            "/static/playground.js",
+            "/static/../playground.py",
+        ]
+    ),
+    content_type=st.sampled_from(["application/json", "text/plain", "multipart/form-data", ""]),
+    body=_bodies,
+)
+def test_fuzzed_requests_never_get_a_500(fuzz_client, method, route, content_type, body):
+    client, session = fuzz_client
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.request(method, route.replace("{id}", session), content=body, headers=headers)
+    if response.status_code == 503:  # the page limit, the one deliberate 5xx
+        assert response.json()["detail"].startswith("too many open playground pages (3)")
+    else:
+        assert response.status_code < 500, (response.status_code, response.text)
+    if response.status_code >= 400 and method != "HEAD":
+        assert "detail" in response.json()
+
+
+@pytest.fixture(scope="module")
+def fuzz_client():
+    """A client and one real session (its stream never opened) shared by the examples."""
+    app = create_playground_app(max_pages=3, grid=10, connect_timeout=3600)
+    with TestClient(app, base_url="http://localhost") as client:
+        yield client, new_session(client)
