@@ -89,18 +89,58 @@ class Perceptron:
         self.converged = False
         for _ in range(self.max_epochs):
             order = rng.permutation(len(x)) if self.shuffle else range(len(x))
-            errors = 0
-            for i in order:
-                update = self.learning_rate * (targets[i] - self._fire(x[i]))
-                if update:
-                    self.weights += update * x[i]
-                    self.bias += update
-                    errors += 1
+            errors = self._epoch(x, targets, order)
             self.errors_per_epoch.append(errors)
             if errors == 0:
                 self.converged = True
                 break
         return self
+
+    def partial_fit(self, x, y, classes=None) -> Perceptron:
+        """One pass of the perceptron rule over ``x``, ``y`` in the order given, continuing
+        from the current weights: the step by step form of `fit` (the playground uses it).
+
+        The first call starts from zero weights and needs ``classes``, the two labels (a
+        batch may hold only one of them). Appends the pass's mistakes to ``errors_per_epoch``;
+        ``converged`` tells whether that pass made none.
+        """
+        x = self._check_x(x)
+        if not hasattr(self, "weights"):
+            if classes is None:
+                raise ValueError("the first partial_fit call needs classes=[label0, label1]")
+            self.classes = np.unique(np.asarray(classes))
+            if len(self.classes) != 2:
+                raise ValueError(
+                    f"a perceptron separates exactly two classes, got {len(self.classes)}: "
+                    f"{self.classes}"
+                )
+            self.weights = np.zeros(x.shape[1])
+            self.bias = 0.0
+            self.errors_per_epoch = []
+        y = np.asarray(y)
+        if y.shape != (len(x),):
+            raise ValueError(f"y must have shape ({len(x)},) to match x, got {y.shape}")
+        unknown = ~np.isin(y, self.classes)
+        if unknown.any():
+            raise ValueError(
+                f"y holds {y[unknown][0].item()!r}, not one of the classes {self.classes}"
+            )
+        targets = (y == self.classes[1]).astype(np.float64)
+        errors = self._epoch(x, targets, range(len(x)))
+        self.errors_per_epoch.append(errors)
+        self.converged = errors == 0
+        return self
+
+    def _epoch(self, x: np.ndarray, targets: np.ndarray, order) -> int:
+        """One pass of the rule over the samples ``order``; returns the number of mistakes."""
+        errors = 0
+        for i in order:
+            update = self.learning_rate * (targets[i] - self._fire(x[i]))
+            if update:
+                self.weights += update * x[i]
+                self.bias += update
+                errors += 1
+        return errors
 
     def _fire(self, sample: np.ndarray) -> float:
         return 1.0 if sample @ self.weights + self.bias > 0 else 0.0

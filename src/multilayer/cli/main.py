@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "serve": "multilayer.cli.serve",
     "tune": "multilayer.cli.tune",
     "export": "multilayer.cli.export",
+    "playground": "multilayer.cli.playground",
 }
 
 
