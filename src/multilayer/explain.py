@@ -40,6 +40,8 @@ __all__ = ["DEFAULT_METHOD", "METHODS", "Explanation", "explain", "logits", "sal
 
 Method = Literal["gradient", "gradient_x_input", "occlusion"]
 METHODS: tuple[str, ...] = ("gradient", "gradient_x_input", "occlusion")
+#: Occluded images run through the model at once (memory: this many images).
+OCCLUSION_BATCH = 256
 #: Chosen by the deletion measurement in docs/saliency.md.
 DEFAULT_METHOD: Method = "gradient_x_input"
 
@@ -165,15 +167,26 @@ def _gradient(layers: list, inputs: np.ndarray, weights: np.ndarray) -> np.ndarr
     return np.array(grad, dtype=np.float64)
 
 
-def _occlusion(layers: list, model, image: np.ndarray, weights: np.ndarray, pixel_max):
-    flat = np.asarray(image, dtype=np.float64).reshape(-1)
-    batch = np.repeat(flat[np.newaxis], flat.size + 1, axis=0)
-    index = np.arange(flat.size)
-    batch[index + 1, index] = 0.0  # row 0: the image itself
-    batch = batch.astype(np.asarray(layers[-1].weights["kernel"]).dtype, copy=False)
-    inputs = model_inputs(model, batch.reshape(len(batch), *image.shape), pixel_max)
-    score = _logits_of(layers, _forward_features(layers, inputs)) @ weights
-    return (score[0] - score[1:]).reshape(image.shape)
+def _occlusion(
+    layers: list, model, image: np.ndarray, weights: np.ndarray, pixel_max: float
+) -> np.ndarray:
+    """``weights . logits`` of the image minus that of the image with each pixel set to 0,
+    the occluded images in batches of `OCCLUSION_BATCH` (bounded memory for large images)."""
+    dtype = np.asarray(layers[-1].weights["kernel"]).dtype
+    flat = np.asarray(image, dtype=dtype).reshape(-1)
+
+    def scores(batch: np.ndarray) -> np.ndarray:
+        inputs = model_inputs(model, batch.reshape(len(batch), *image.shape), pixel_max)
+        return _logits_of(layers, _forward_features(layers, inputs)) @ weights
+
+    base = scores(flat[np.newaxis])[0]
+    result = np.empty(flat.size)
+    for start in range(0, flat.size, OCCLUSION_BATCH):
+        index = np.arange(start, min(start + OCCLUSION_BATCH, flat.size))
+        batch = np.repeat(flat[np.newaxis], len(index), axis=0)
+        batch[np.arange(len(index)), index] = 0.0
+        result[index] = base - scores(batch)
+    return result.reshape(image.shape)
 
 
 def explain(
