@@ -21,8 +21,9 @@ negative where it pushed it down. Three methods:
 docs/saliency.md).
 
 Layers keep work buffers between calls: do not call these functions on a model that another
-thread is running (the app holds its predictor's lock). Backpropagation also overwrites the
-layers' parameter-gradient buffers, which only training reads.
+thread is running (the app holds its predictor's lock). Dense layers are differentiated here
+from their weights; other layers (Rescaling, normalisation ...) by their own ``backward``,
+which also overwrites their parameter-gradient buffers (only training reads them).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Literal
 import numpy as np
 
 from multilayer.answers import check_model
+from multilayer.engine.layers import Dense
 from multilayer.inference import input_pixel_max, model_inputs
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "Explanation", "explain", "logits", "saliency"]
@@ -128,23 +130,29 @@ def saliency(
         ValueError: an unknown method, a class index that is not an integer in
             ``0..classes-1``, an image of the wrong size, or a model not ending in Dense.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown saliency method {method!r}: use one of {', '.join(METHODS)}")
     layers = _layers(model)
-    image = np.asarray(image)
-    inputs = model_inputs(model, image[np.newaxis], pixel_max)
     classes = int(layers[-1].units)
     c = _check_class(class_index, classes, "class_index")
-    weights = np.zeros(classes)
-    weights[c] = 1.0
+    weights = np.zeros((1, classes))
+    weights[0, c] = 1.0
     if versus is not None:
         r = _check_class(versus, classes, "versus")
         if r == c:
             raise ValueError(f"versus must differ from class_index, both are {c}")
-        weights[r] = -1.0
+        weights[0, r] = -1.0
+    return _maps(model, layers, np.asarray(image), weights, method, pixel_max)[0]
+
+
+def _maps(
+    model, layers: list, image: np.ndarray, weights: np.ndarray, method: str, pixel_max: float
+) -> np.ndarray:
+    """The maps of ``weights[k] . logits`` for every row k of ``weights``: (k, *image.shape)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown saliency method {method!r}: use one of {', '.join(METHODS)}")
+    inputs = model_inputs(model, image[np.newaxis], pixel_max)
     if method == "occlusion":
         return _occlusion(layers, model, image, weights, pixel_max)
-    gradient = _gradient(layers, inputs, weights).reshape(image.shape)
+    gradient = _gradient(layers, inputs, weights).reshape(len(weights), *image.shape)
     # d/d(image) = d/d(inputs) * (inputs per image unit)
     gradient = gradient * (input_pixel_max(model) / float(pixel_max))
     if method == "gradient":
@@ -153,17 +161,38 @@ def saliency(
 
 
 def _gradient(layers: list, inputs: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """d(weights . logits)/d(inputs) for one input, by the layers' own backward passes."""
-    _forward_features(layers, inputs)
-    last = layers[-1]
-    dtype = np.asarray(last.weights["kernel"]).dtype
-    kernel = np.asarray(last.weights["kernel"], dtype=np.float64)
-    grad = (kernel @ weights)[np.newaxis].astype(dtype)
+    """d(weights[k] . logits)/d(inputs) for one input and every row k of ``weights``.
+
+    Dense layers are run and differentiated here from their public weights and activation
+    (only the input gradient: the layer's own ``backward`` also computes the parameter
+    gradients, which would cost 20 times more); any other layer by its own ``forward`` and
+    ``backward``.
+    """
     hidden = layers[:-1]
+    tape: list[tuple[np.ndarray, np.ndarray] | None] = []
+    x = np.repeat(inputs, len(weights), axis=0)  # one row per map
+    for layer in hidden:
+        if isinstance(layer, Dense):
+            kernel = layer.weights["kernel"]
+            z = np.asarray(x, dtype=kernel.dtype) @ kernel
+            if layer.use_bias:
+                z += layer.weights["bias"]
+            x = layer.activation.forward(z, np.empty_like(z))
+            tape.append((z, x))
+        else:
+            x = layer.forward(x, training=False)
+            tape.append(None)
+    last = layers[-1]
+    kernel = np.asarray(last.weights["kernel"], dtype=np.float64)
+    grad = (weights @ kernel.T).astype(np.asarray(last.weights["kernel"]).dtype)
     if hidden:
-        grad = grad.reshape(1, *hidden[-1].output_shape)
-    for layer in reversed(hidden):
-        grad = layer.backward(grad, True)
+        grad = grad.reshape(np.shape(x))
+    for layer, saved in zip(reversed(hidden), reversed(tape), strict=True):
+        if saved is None:
+            grad = layer.backward(grad, True)
+        else:
+            z, y = saved
+            grad = layer.activation.backward(grad, z, y) @ layer.weights["kernel"].T
     return np.array(grad, dtype=np.float64)
 
 
@@ -177,16 +206,16 @@ def _occlusion(
 
     def scores(batch: np.ndarray) -> np.ndarray:
         inputs = model_inputs(model, batch.reshape(len(batch), *image.shape), pixel_max)
-        return _logits_of(layers, _forward_features(layers, inputs)) @ weights
+        return _logits_of(layers, _forward_features(layers, inputs)) @ weights.T
 
     base = scores(flat[np.newaxis])[0]
-    result = np.empty(flat.size)
+    result = np.empty((flat.size, len(weights)))
     for start in range(0, flat.size, OCCLUSION_BATCH):
         index = np.arange(start, min(start + OCCLUSION_BATCH, flat.size))
         batch = np.repeat(flat[np.newaxis], len(index), axis=0)
         batch[np.arange(len(index)), index] = 0.0
         result[index] = base - scores(batch)
-    return result.reshape(image.shape)
+    return result.T.reshape(len(weights), *image.shape)
 
 
 def explain(
@@ -199,10 +228,10 @@ def explain(
         raise ValueError("explaining top versus runner-up needs a model with 2 classes or more")
     order = np.argsort(-z, kind="stable")
     top, runner_up = int(order[0]), int(order[1])
+    weights = np.zeros((2, z.size))
+    weights[:, top] = 1.0
+    weights[1, runner_up] = -1.0
+    maps = _maps(model, _layers(model), np.asarray(image), weights, method, pixel_max)
     return Explanation(
-        method=method,
-        top_class=top,
-        runner_up=runner_up,
-        top=saliency(model, image, top, method, pixel_max=pixel_max),
-        versus=saliency(model, image, top, method, versus=runner_up, pixel_max=pixel_max),
+        method=method, top_class=top, runner_up=runner_up, top=maps[0], versus=maps[1]
     )
