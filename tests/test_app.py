@@ -106,6 +106,41 @@ def test_response_shapes_and_activations(client, model, test_set):
     np.testing.assert_allclose(body["activations"][-1]["values"], probabilities, atol=1e-4)
 
 
+def test_saliency_maps_are_those_of_the_library(client, model, test_set):
+    from multilayer.explain import DEFAULT_METHOD, explain, logits
+
+    x_test, _ = test_set
+    for index in range(3):
+        pixels = x_test[index].astype(np.float64) / 255
+        body = client.post("/predict", json={"pixels": pixels.ravel().tolist()}).json()
+        maps = body["saliency"]
+        expected = explain(model, pixels, DEFAULT_METHOD)
+        z = logits(model, pixels[None])[0]
+        assert maps["method"] == DEFAULT_METHOD == "gradient_x_input"
+        assert maps["top_class"] == body["top_class"] == expected.top_class == int(np.argmax(z))
+        assert maps["runner_up"] == expected.runner_up == int(np.argsort(-z)[1])
+        for key in ("top", "versus"):
+            got = np.array(maps[key])
+            assert got.shape == (28, 28)
+            # rounded to 5 decimals; computed in float32 by the app
+            np.testing.assert_allclose(got, getattr(expected, key), atol=2e-5, rtol=1e-4)
+            assert np.abs(got).max() > 0.01
+            assert np.all(got[pixels == 0] == 0)  # gradient x input: no ink, no say
+
+
+def test_a_model_not_ending_in_dense_gets_no_saliency(tmp_path):
+    from multilayer.layers import Activation, Dense, Flatten, Input
+    from multilayer.models import Sequential
+
+    model = Sequential([Input((28, 28)), Flatten(), Dense(10), Activation("softmax")], seed=0)
+    model.build()
+    model.save(tmp_path / "model.safetensors")
+    with small_client(tmp_path / "model.safetensors") as client:
+        response = client.post("/predict", json={"pixels": [0.5] * 784})
+    assert response.status_code == 200, response.text
+    assert response.json()["saliency"] is None
+
+
 def test_json_pixels_are_fed_as_they_are(client, model, test_set):
     x_test, _ = test_set
     for index in range(5):

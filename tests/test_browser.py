@@ -155,6 +155,47 @@ def test_drawn_digits_are_recognised(page, digit, screenshots):
     print(f"screenshot: {path}")
 
 
+def _saliency_colours(page) -> dict:
+    """Counts of red (toward) and blue (against) pixels on the saliency canvas."""
+    return page.evaluate(
+        "() => { const d = document.getElementById('saliency').getContext('2d')"
+        ".getImageData(0, 0, 28, 28).data; let red = 0, blue = 0;"
+        " for (let i = 0; i < d.length; i += 4) {"
+        " if (d[i + 3] && d[i] > d[i + 2] + 20) red += 1;"
+        " if (d[i + 3] && d[i + 2] > d[i] + 20) blue += 1; }"
+        " return {red, blue}; }"
+    )
+
+
+def test_the_saliency_view_explains_the_answer(page, screenshots):
+    with page.expect_response(lambda r: r.url.endswith("/predict")) as last:
+        draw(page, STROKES["7"])
+    maps = last.value.json()["saliency"]
+    assert page.text_content("#top-class") == "7" == str(maps["top_class"])
+    runner_up = maps["runner_up"]
+    assert runner_up != 7
+    # the top-answer map: red pixels (toward 7; blue: against), named on its button
+    colours = _saliency_colours(page)
+    assert colours["red"] > 5, colours
+    assert page.get_attribute("#why-top", "aria-pressed") == "true"
+    assert page.text_content("#why-top") == "top answer: 7"
+    assert page.text_content("#why-versus") == f"7 vs runner-up {runner_up}"
+    assert "toward 7" in page.text_content("#why-caption")
+    page.screenshot(path=str(screenshots / "app-saliency.png"), full_page=True)
+    # the toggle shows the other map, naming both classes
+    page.click("#why-versus")
+    assert page.get_attribute("#why-versus", "aria-pressed") == "true"
+    assert page.get_attribute("#why-top", "aria-pressed") == "false"
+    assert f"{runner_up}" in page.text_content("#why-caption")
+    versus = _saliency_colours(page)
+    assert versus["red"] > 5 and versus["blue"] > 0 and versus != colours, versus
+    page.screenshot(path=str(screenshots / "app-saliency-versus.png"), full_page=True)
+    # clearing empties it
+    page.click("#clear")
+    assert _saliency_colours(page) == {"red": 0, "blue": 0}
+    assert page.text_content("#why-top") == "top answer"
+
+
 def test_clear_resets_the_page(page):
     draw(page, STROKES["1"])
     page.click("#clear")

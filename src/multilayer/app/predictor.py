@@ -14,6 +14,7 @@ import numpy as np
 
 from multilayer.answers import answer
 from multilayer.engine.layers import Dense
+from multilayer.explain import DEFAULT_METHOD, Explanation, explain
 from multilayer.inference import input_pixel_max, model_inputs, probabilities
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ class Prediction:
     score: float | None = None
     #: why the image was rejected, in words, or None
     reason: str | None = None
+    #: which pixels pushed toward and against the top class (`multilayer.explain`), or None
+    #: for a model that cannot be explained (not ending in a Dense layer of 2+ classes)
+    explanation: Explanation | None = None
 
     @property
     def top_class(self) -> int:
@@ -69,6 +73,14 @@ class Predictor:
         # Fail early, at start-up, on a model that does not take 28x28 images.
         model_inputs(model, np.zeros((1, 28, 28), dtype=np.float32), pixel_max=1.0)
         self._lock = threading.Lock()
+        last = model.layers[-1] if model.layers else None
+        self.explainable = isinstance(last, Dense) and int(last.units) >= 2
+
+    def _explain(self, image: np.ndarray) -> Explanation | None:
+        # under the lock: the backward pass uses the layers' buffers
+        if not self.explainable:
+            return None
+        return explain(self.model, image.astype(np.float64), DEFAULT_METHOD, pixel_max=1.0)
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Probabilities and every Dense layer's output for one image.
@@ -95,9 +107,15 @@ class Predictor:
                     )
             if answers is None:
                 output = probabilities(self.model, np.array(x, dtype=np.float64))[0]
-                return Prediction(probabilities=output, image=image, activations=activations)
+                return Prediction(
+                    probabilities=output,
+                    image=image,
+                    activations=activations,
+                    explanation=self._explain(image),
+                )
             # the answers' own forward pass (under the same lock: it uses the layers' buffers)
             verdict = answer(self.model, inputs, input_pixel_max(self.model))
+            explanation = self._explain(image)
         score = float(verdict.score[0])
         return Prediction(
             probabilities=verdict.probabilities[0],
@@ -106,4 +124,5 @@ class Predictor:
             rejected=bool(verdict.rejected[0]),
             score=None if np.isnan(score) else score,
             reason=verdict.reason(0),
+            explanation=explanation,
         )

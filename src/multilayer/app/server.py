@@ -5,7 +5,8 @@ Routes:
 * ``GET /`` -- the page (``static/index.html`` with its script and style under ``/static``);
 * ``POST /predict`` -- an image file (``multipart/form-data``, field ``file``) or 784 pixel
   values (``application/json``, ``{"pixels": [...]}``) -> class probabilities, the top class,
-  the 28x28 image the network saw and every Dense layer's output;
+  the 28x28 image the network saw, every Dense layer's output and saliency maps (which pixels
+  pushed toward and against the top class, and against the runner-up: `multilayer.explain`);
 * ``GET /model`` -- the architecture, the run's configuration and metrics;
 * ``GET /report`` -- the run's HTML report, when serving a run directory that has one;
 * ``GET /health``; ``GET /docs`` (Swagger UI, served from the installed ``swagger-ui-bundle-v2``
@@ -141,6 +142,20 @@ class LayerOutput(BaseModel):
     values: list[float]
 
 
+class SaliencyMaps(BaseModel):
+    method: str = Field(description="how the maps were computed (`multilayer.explain`)")
+    top_class: int = Field(description="the class with the largest logit")
+    runner_up: int = Field(description="the class with the second largest logit")
+    top: list[list[float]] = Field(
+        description="28x28, row-major: each pixel's contribution to the top class's logit, "
+        "positive where its ink pushed toward that class, negative where against"
+    )
+    versus: list[list[float]] = Field(
+        description="28x28: each pixel's contribution to logit[top_class] - "
+        "logit[runner_up]: positive where it favoured the top class over the runner-up"
+    )
+
+
 class PredictResponse(BaseModel):
     probabilities: list[float] = Field(
         description="one probability per class, summing to 1 (calibrated by the temperature "
@@ -159,6 +174,10 @@ class PredictResponse(BaseModel):
     reason: str | None = Field(description="why the image was rejected, in words, or null")
     image: list[list[float]] = Field(description="the 28x28 image the network saw, in [0, 1]")
     activations: list[LayerOutput] = Field(description="each Dense layer's output, in order")
+    saliency: SaliencyMaps | None = Field(
+        description="which pixels pushed toward and against the answer; null for a model "
+        "whose last layer is not a Dense layer of 2 or more classes"
+    )
 
 
 class LayerInfo(BaseModel):
@@ -227,6 +246,19 @@ def _round(values: np.ndarray, digits: int = 5) -> list:
     return np.round(np.asarray(values, dtype=np.float64), digits).tolist()
 
 
+def _saliency_json(prediction: Prediction) -> dict | None:
+    maps = prediction.explanation
+    if maps is None:
+        return None
+    return {
+        "method": maps.method,
+        "top_class": maps.top_class,
+        "runner_up": maps.runner_up,
+        "top": _round(maps.top, 5),
+        "versus": _round(maps.versus, 5),
+    }
+
+
 def _prediction_json(prediction: Prediction) -> dict:
     return {
         "probabilities": _round(prediction.probabilities, 6),
@@ -244,6 +276,7 @@ def _prediction_json(prediction: Prediction) -> dict:
             }
             for a in prediction.activations
         ],
+        "saliency": _saliency_json(prediction),
     }
 
 

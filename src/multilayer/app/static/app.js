@@ -13,6 +13,12 @@ const statusLine = document.getElementById("status");
 const barsBox = document.getElementById("bars");
 const seen = document.getElementById("seen");
 const activationsBox = document.getElementById("activations");
+const saliencyCanvas = document.getElementById("saliency");
+const whyCaption = document.getElementById("why-caption");
+const whyTop = document.getElementById("why-top");
+const whyVersus = document.getElementById("why-versus");
+let saliencyData = null; // the last answer's maps
+let saliencyView = "top"; // "top" or "versus"
 
 let drawing = false;
 let last = null;
@@ -223,6 +229,8 @@ function showEmpty() {
   }
   seen.getContext("2d").clearRect(0, 0, 28, 28);
   activationsBox.replaceChildren();
+  saliencyData = null;
+  drawSaliency();
 }
 
 function showPrediction(data) {
@@ -253,6 +261,8 @@ function showPrediction(data) {
     bar.title = `${k}: ${(100 * p).toFixed(2)}%`;
   });
   drawSeen(data.image);
+  saliencyData = data.saliency || null;
+  drawSaliency();
   drawActivations(data.activations.slice(0, -1)); // the last layer is the bar chart
 }
 
@@ -270,6 +280,44 @@ function drawSeen(image) {
     }),
   );
   c.putImageData(pixels, 0, 0);
+}
+
+// Red where a pixel pushed toward the class (or toward the top answer over the runner-up),
+// blue where it pushed against; white is neutral. One scale per map: its largest |value|.
+function drawSaliency() {
+  const c = saliencyCanvas.getContext("2d");
+  whyTop.setAttribute("aria-pressed", String(saliencyView === "top"));
+  whyVersus.setAttribute("aria-pressed", String(saliencyView === "versus"));
+  if (!saliencyData) {
+    c.clearRect(0, 0, 28, 28);
+    whyTop.textContent = "top answer";
+    whyVersus.textContent = "vs runner-up";
+    whyCaption.textContent = "Red: ink that pushed toward the answer; blue: against.";
+    return;
+  }
+  const { top_class: top, runner_up: second } = saliencyData;
+  whyTop.textContent = `top answer: ${top}`;
+  whyVersus.textContent = `${top} vs runner-up ${second}`;
+  const map = saliencyView === "top" ? saliencyData.top : saliencyData.versus;
+  let scale = 0;
+  for (const row of map) for (const v of row) scale = Math.max(scale, Math.abs(v));
+  const pixels = c.createImageData(28, 28);
+  map.forEach((row, i) =>
+    row.forEach((v, j) => {
+      const o = 4 * (28 * i + j);
+      const t = scale > 0 ? Math.min(1, Math.abs(v) / scale) : 0;
+      const fade = Math.round(255 * (1 - t));
+      pixels.data[o] = v > 0 ? 255 : fade;
+      pixels.data[o + 1] = fade;
+      pixels.data[o + 2] = v < 0 ? 255 : fade;
+      pixels.data[o + 3] = 255;
+    }),
+  );
+  c.putImageData(pixels, 0, 0);
+  whyCaption.textContent =
+    saliencyView === "top"
+      ? `Red: ink that pushed toward ${top}; blue: ink that pushed against it.`
+      : `Red: ink that made it ${top} rather than ${second}; blue: ink that pointed to ${second}.`;
 }
 
 function drawActivations(layers) {
@@ -326,6 +374,16 @@ async function loadModel() {
   } catch (error) {
     document.getElementById("model-summary").textContent = `Cannot load the model: ${error}`;
   }
+}
+
+for (const [button, view] of [
+  [whyTop, "top"],
+  [whyVersus, "versus"],
+]) {
+  button.addEventListener("click", () => {
+    saliencyView = view;
+    drawSaliency();
+  });
 }
 
 buildBars();
