@@ -48,28 +48,24 @@ def sample_bilinear(images: np.ndarray, rows: np.ndarray, cols: np.ndarray, fill
     ``(n, h, w)``), bilinearly; a neighbour outside the image counts as ``fill``. Returns
     float32 ``(n, h, w)``. Integer coordinates return the pixels themselves exactly."""
     n, h, w = images.shape
-    flat = images.reshape(n, h * w).astype(np.float32, copy=False)
+    # A border of 2 pixels of ``fill`` around each image: coordinates clipped into it read
+    # ``fill``, and every neighbour of a clipped coordinate is inside the padded image.
+    pad = 2
+    padded = np.full((n, h + 2 * pad, w + 2 * pad), fill, dtype=np.float32)
+    padded[:, pad:-pad, pad:-pad] = images
+    rows = np.clip(rows, -1.5, h + 0.5).astype(np.float32, copy=False)
+    cols = np.clip(cols, -1.5, w + 0.5).astype(np.float32, copy=False)
     r0 = np.floor(rows)
     c0 = np.floor(cols)
-    fr = (rows - r0).astype(np.float32)
-    fc = (cols - c0).astype(np.float32)
-    r0i = r0.astype(np.int64)
-    c0i = c0.astype(np.int64)
-    out = np.zeros(rows.shape, dtype=np.float32)
-    for dr, dc, weight in (
-        (0, 0, (1 - fr) * (1 - fc)),
-        (0, 1, (1 - fr) * fc),
-        (1, 0, fr * (1 - fc)),
-        (1, 1, fr * fc),
-    ):
-        r = r0i + dr
-        c = c0i + dc
-        inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
-        index = (np.clip(r, 0, h - 1) * w + np.clip(c, 0, w - 1)).reshape(n, -1)
-        values = np.take_along_axis(flat, index, axis=1).reshape(rows.shape)
-        values = np.where(inside, values, np.float32(fill)) if fill else values * inside
-        out += weight * values
-    return out
+    fr = rows - r0
+    fc = cols - c0
+    stride = w + 2 * pad
+    base = (np.arange(n, dtype=np.int64) * padded[0].size)[:, None, None]
+    i00 = base + (r0.astype(np.int64) + pad) * stride + (c0.astype(np.int64) + pad)
+    flat = padded.reshape(-1)
+    top = flat[i00] * (1 - fc) + flat[i00 + 1] * fc
+    bottom = flat[i00 + stride] * (1 - fc) + flat[i00 + stride + 1] * fc
+    return top * (1 - fr) + bottom * fr
 
 
 def affine_matrices(rotation: np.ndarray, scale: np.ndarray, shear: np.ndarray) -> np.ndarray:
@@ -107,14 +103,18 @@ def gaussian_kernel_matrix(size: int, sigma: float) -> np.ndarray:
 def elastic_displacements(
     rng: np.random.Generator, n: int, shape: tuple[int, int], alpha: float, sigma: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Simard et al.'s displacement fields ``(d_rows, d_cols)``, each ``(n, h, w)`` float64:
+    """Simard et al.'s displacement fields ``(d_rows, d_cols)``, each ``(n, h, w)`` float32:
     uniform in [-1, 1], smoothed by a Gaussian of ``sigma`` pixels (zero beyond the border),
     times ``alpha``."""
     h, w = shape
     kr, kc = gaussian_kernel_matrix(h, sigma), gaussian_kernel_matrix(w, sigma)
-    fields = rng.uniform(-1.0, 1.0, size=(2, n, h, w))
-    smooth = kr @ fields @ kc.T
-    return alpha * smooth[0], alpha * smooth[1]
+    fields = rng.uniform(-1.0, 1.0, size=(2 * n, h, w)).astype(np.float32)
+    kr32, kc32 = (alpha * kr).astype(np.float32), kc.astype(np.float32)
+    # Along the columns: one matrix product for the whole batch; then along the rows.
+    along_cols = (fields.reshape(-1, w) @ kc32.T).reshape(2 * n, h, w)
+    smooth = (kr32 @ along_cols.transpose(1, 0, 2).reshape(h, -1)).reshape(h, 2 * n, w)
+    smooth = smooth.transpose(1, 0, 2)
+    return smooth[:n], smooth[n:]
 
 
 def _range(value: float | tuple[float, float], name: str, centre: float = 0.0):
@@ -144,23 +144,25 @@ def warp(
         raise ValueError(f"warp: expected images of shape (n, height, width), got {images.shape}")
     n, h, w = images.shape
     cr, cc = (h - 1) / 2.0, (w - 1) / 2.0
-    rr, cc_grid = np.meshgrid(np.arange(h) - cr, np.arange(w) - cc, indexing="ij")
-    dst_r = np.broadcast_to(rr, (n, h, w))
-    dst_c = np.broadcast_to(cc_grid, (n, h, w))
+    # Entries within 1e-9 of 0 or 1 are snapped: a 90-degree turn's cos(pi/2) is 6e-17, not
+    # 0, and must not blend in a neighbour.
+    m = np.asarray(matrices, dtype=np.float64)
+    for target in (0.0, 1.0, -1.0):
+        m = np.where(np.abs(m - target) < 1e-9, target, m)
+    m = m.astype(np.float32)
+    rr = (np.arange(h, dtype=np.float32) - cr)[None, :, None]
+    ccol = (np.arange(w, dtype=np.float32) - cc)[None, None, :]
     if translation is not None:
-        dst_r = dst_r - translation[:, 0, None, None]
-        dst_c = dst_c - translation[:, 1, None, None]
-    m = matrices
-    src_r = m[:, 0, 0, None, None] * dst_r + m[:, 0, 1, None, None] * dst_c + cr
-    src_c = m[:, 1, 0, None, None] * dst_r + m[:, 1, 1, None, None] * dst_c + cc
+        t = np.asarray(translation, dtype=np.float32)
+        rr = rr - t[:, 0, None, None]
+        ccol = ccol - t[:, 1, None, None]
+    src_r = m[:, 0, 0, None, None] * rr + m[:, 0, 1, None, None] * ccol + np.float32(cr)
+    src_c = m[:, 1, 0, None, None] * rr + m[:, 1, 1, None, None] * ccol + np.float32(cc)
+    src_r = np.broadcast_to(src_r, (n, h, w))
+    src_c = np.broadcast_to(src_c, (n, h, w))
     if displacement is not None:
         src_r = src_r + displacement[0]
         src_c = src_c + displacement[1]
-    # Snap coordinates within 1e-6 of an integer onto it: a 90-degree turn's cos(pi/2) is
-    # 6e-17, not 0, and must not blend in a neighbour.
-    for coords in (src_r, src_c):
-        nearest = np.round(coords)
-        np.copyto(coords, nearest, where=np.abs(coords - nearest) < 1e-6)
     out = sample_bilinear(images, src_r, src_c, fill)
     if images.dtype == np.uint8:
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
