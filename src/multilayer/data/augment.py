@@ -43,7 +43,9 @@ __all__ = [
 ]
 
 
-def sample_bilinear(images: np.ndarray, rows: np.ndarray, cols: np.ndarray, fill: float = 0.0):
+def sample_bilinear(
+    images: np.ndarray, rows: np.ndarray, cols: np.ndarray, fill: float = 0.0
+) -> np.ndarray:
     """``images`` ``(n, h, w)`` sampled at the float coordinates ``rows``, ``cols`` (each
     ``(n, h, w)``), bilinearly; a neighbour outside the image counts as ``fill``. Returns
     float32 ``(n, h, w)``. Integer coordinates return the pixels themselves exactly."""
@@ -117,7 +119,7 @@ def elastic_displacements(
     return smooth[:n], smooth[n:]
 
 
-def _range(value: float | tuple[float, float], name: str, centre: float = 0.0):
+def _range(value: float | tuple[float, ...], name: str, centre: float = 0.0) -> tuple[float, float]:
     if isinstance(value, tuple | list):
         low, high = float(value[0]), float(value[1])
     else:
@@ -187,7 +189,7 @@ class Augmentation:
     sigma: float = 4.0
     fill: float = 0.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _range(self.rotation, "rotation")
         _range(self.shear, "shear")
         _range(self.translation, "translation")
@@ -221,10 +223,15 @@ class Augmentation:
                 f"Augmentation: expected images of shape (n, height, width), got {images.shape}"
             )
         n, h, w = images.shape
-        rotation = rng.uniform(*_range(self.rotation, "rotation"), size=n)
-        scale = rng.uniform(*_range(tuple(self.scale), "scale"), size=n)
-        shear = rng.uniform(*_range(self.shear, "shear"), size=n)
-        translation = rng.uniform(*_range(self.translation, "translation"), size=(n, 2))
+
+        def draw(value: float | tuple[float, ...], name: str, size: tuple[int, ...]) -> np.ndarray:
+            low, high = _range(value, name)
+            return rng.uniform(low, high, size=size)
+
+        rotation = draw(self.rotation, "rotation", (n,))
+        scale = draw(tuple(self.scale), "scale", (n,))
+        shear = draw(self.shear, "shear", (n,))
+        translation = draw(self.translation, "translation", (n, 2))
         displacement = (
             elastic_displacements(rng, n, (h, w), self.alpha, self.sigma) if self.alpha else None
         )
@@ -281,7 +288,9 @@ class AugmentedBatches(PyDataset):
     def _permutation(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
 
-    def make_batch(self, epoch: int, index: int, order: np.ndarray):
+    def make_batch(
+        self, epoch: int, index: int, order: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Batch ``index`` of ``epoch`` (``order`` is that epoch's permutation)."""
         rows = order[index * self.batch_size : (index + 1) * self.batch_size]
         images = self.x[rows]
@@ -305,8 +314,11 @@ class AugmentedBatches(PyDataset):
             )
             self._thread.start()
 
-    def _produce(self, epoch, order, out: queue.Queue, stop: threading.Event) -> None:
+    def _produce(
+        self, epoch: int, order: np.ndarray, out: queue.Queue, stop: threading.Event
+    ) -> None:
         for index in range(len(self)):
+            item: tuple[str, object]
             try:
                 item = ("ok", self.make_batch(epoch, index, order))
             except BaseException as error:  # handed to the training thread
@@ -320,7 +332,7 @@ class AugmentedBatches(PyDataset):
             if stop.is_set() or item[0] == "error":
                 return
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if self._order is None:  # used without fit: epoch 0
             self.epoch = max(self.epoch, 0)
             self._order = self._permutation(self.epoch)
@@ -345,6 +357,6 @@ class AugmentedBatches(PyDataset):
         self._thread = None
         self._queue = None
 
-    def __del__(self):
+    def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
