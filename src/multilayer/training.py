@@ -271,15 +271,18 @@ class PreparedRun:
             run.create()
         try:
             start = time.perf_counter()
-            history = self.model.fit(
-                *self.train,
-                batch_size=self.recipe.batch_size,
-                epochs=self.recipe.epochs,
-                validation_data=self.validation,
-                callbacks=self._callbacks(),
-                verbose=verbose,
-                checkpoint=self._checkpoint_config(run.path, resume_hint),
-            )
+            if self.recipe.augment is not None:
+                history = self._fit_augmented(verbose)
+            else:
+                history = self.model.fit(
+                    *self.train,
+                    batch_size=self.recipe.batch_size,
+                    epochs=self.recipe.epochs,
+                    validation_data=self.validation,
+                    callbacks=self._callbacks(),
+                    verbose=verbose,
+                    checkpoint=self._checkpoint_config(run.path, resume_hint),
+                )
             # A resumed run's training time is the sum of its segments: each checkpoint
             # records those before it, and this one is the last.
             previous = self.resumed_from.state.segments if self.resumed_from else []
@@ -301,6 +304,31 @@ class PreparedRun:
         return RunResult(run, self.model, history, config, metrics, page, note)
 
     # the parts of run()
+    def _fit_augmented(self, verbose: int) -> History:
+        """``fit`` on `AugmentedBatches`: every epoch a reshuffled, freshly distorted copy of
+        the training images, prepared by a background thread. No checkpoints: the position
+        inside an augmented epoch is not restored (``prepare_run`` refuses
+        ``checkpoint_every`` for such a recipe)."""
+        from multilayer.data.augment import Augmentation, AugmentedBatches
+
+        assert self.recipe.augment is not None
+        batches = AugmentedBatches(
+            *self.train,
+            batch_size=self.recipe.batch_size,
+            augmentation=Augmentation.from_config(self.recipe.augment),
+            seed=self.seed,
+        )
+        try:
+            return self.model.fit(
+                batches,
+                epochs=self.recipe.epochs,
+                validation_data=self.validation,
+                callbacks=self._callbacks(),
+                verbose=verbose,
+            )
+        finally:
+            batches.close()
+
     def _callbacks(self) -> list:
         """EarlyStopping (best weights restored) if asked for, the extra callbacks, then the loggers. Divergence
         needs no callback: fit stops with a TrainingError and keeps the last good weights."""
@@ -484,8 +512,18 @@ def prepare_run(
     chosen = check_recipe(get_recipe(recipe).with_overrides(**overrides))
     if checkpoint_every is not None:
         parse_every(checkpoint_every)
+        if chosen.augment is not None:
+            raise ValueError(
+                f"recipe {chosen.name!r} augments its images on the fly: it cannot be "
+                "checkpointed (no checkpoint_every)"
+            )
     seed = secrets.randbelow(2**31) if seed is None else seed
     data = load_dataset(dataset, data_dir, image_options=image_options)
+    if chosen.augment is not None and data.x_train.ndim != 3:
+        raise ValueError(
+            f"recipe {chosen.name!r} augments grayscale images (n, height, width); "
+            f"{dataset} has images of shape {data.x_train.shape[1:]}"
+        )
     (x_train, y_train), validation = split(
         data.x_train, data.y_train, chosen.validation_split, seed
     )
