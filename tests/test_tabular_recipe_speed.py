@@ -61,6 +61,9 @@ def test_distinct_values_are_tracked_in_one_pass_and_dropped_beyond_the_bound():
     streamed = FeatureSpace({"hour": FeatureSpace.float_robust(one_hot_values=32)})
     streamed.adapt(batches)
     assert whole.encoded_size() == streamed.encoded_size() == 26
+    tenths = {"x": np.arange(100, dtype=np.float64) % 20 / 10}  # 20 values, not whole
+    space = FeatureSpace({"x": FeatureSpace.float_robust(one_hot_values=32)}).adapt(tenths)
+    assert space.encoded_size() == 1
     many = {"x": np.arange(100, dtype=np.float64) % 65}  # 65 values: more than DISTINCT_MAX
     space = FeatureSpace({"x": FeatureSpace.float_robust(one_hot_values=64)}).adapt(many)
     assert space.encoded_size() == 1
@@ -106,3 +109,22 @@ def test_budget_scales_epochs_and_patience_to_the_table():
     assert (kept.epochs, kept.extra["patience"]) == (100, 30)
     plain = get_recipe("tabular").with_overrides(extra={"patience": 30})
     assert training.budget(plain, steps_per_epoch=10_000) is plain
+
+
+def test_the_one_hot_of_few_values_exports_to_onnx_and_agrees():
+    ort = pytest.importorskip("onnxruntime")
+    from multilayer.engine.layers import Dense
+    from multilayer.export.onnx import to_onnx
+
+    kinds = {"hour": "numeric", "flag": "numeric", "temp": "numeric"}
+    numeric = FeatureSpace.float_robust(one_hot_values=32)
+    space = FeatureSpace.from_kinds(kinds, numeric=numeric).adapt(_hours())
+    model = Model(space.get_inputs(), Dense(2, activation="softmax")(space.get_encoded_features()))
+    rows = _hours(50, seed=4)  # NaN hours in the first 5 rows
+    expected = model.predict({k: v.reshape(-1, 1) for k, v in rows.items()}, verbose=0)
+    session = ort.InferenceSession(
+        to_onnx(model).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    feeds = {k: v.reshape(-1, 1).astype(np.float32) for k, v in rows.items()}
+    probabilities = session.run(None, feeds)[0]
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)

@@ -243,11 +243,12 @@ class FeatureSpace:
     ) -> Feature:
         """RealMLP's robust scaling ``(x - median) / IQR`` (times ``scale_factor``: 1.349
         makes it unit variance for normal data) with smooth clipping at ``clip``. A column
-        with 3 to ``one_hot_values`` distinct values (at most `DISTINCT_MAX`; e.g. an hour
-        or a month as a number) also gets a one-hot encoding of its value (a
-        `Discretization` with a boundary halfway between consecutive values, concatenated
-        after the scaled value; a missing value counts as the median), so the network need not learn a non-monotone function of
-        one input; 0 (the default): never."""
+        of whole numbers with 3 to ``one_hot_values`` distinct values (at most
+        `DISTINCT_MAX`; e.g. an hour or a month as a number) also gets a one-hot encoding
+        of its value (a `Discretization` with a boundary halfway between consecutive
+        values, concatenated after the scaled value; a missing value counts as the
+        median), so the network need not learn a non-monotone function of one input;
+        0 (the default): never."""
         return Feature(
             "float_robust",
             {
@@ -451,6 +452,8 @@ class FeatureSpace:
             limit = min(int(options.get("one_hot_values", 0)), DISTINCT_MAX)
             if values is None or not 3 <= values.size <= limit or not scale > 0:
                 return scaled
+            if not np.array_equal(values, np.round(values)):
+                return scaled  # a measurement with few values (iris' 0.1 cm), not a code
             # Discretization refuses NaN, so it reads the column through an unclipped
             # RobustScaling (a missing value -> the median's bucket; the indicator above
             # says it was missing), with the boundaries moved the same way.
