@@ -26,6 +26,7 @@ from multilayer import recipes
 #: Changes to the ``tabular`` recipe (fields, and ``extra`` merged into its extra).
 VARIANTS: dict[str, dict] = {
     "default": {},
+    "smoke": {"epochs": 2},  # checks the code (tests), not the figures
     "s1000": {"extra": {"max_steps": 1000, "patience_fraction": 0.3}},
     "s500": {"extra": {"max_steps": 500, "patience_fraction": 0.3}},
     "s1000-h2": {"hidden": (256, 256), "extra": {"max_steps": 1000, "patience_fraction": 0.3}},
