@@ -69,6 +69,16 @@ def test_distinct_values_are_tracked_in_one_pass_and_dropped_beyond_the_bound():
     assert space.encoded_size() == 1
 
 
+def test_no_one_hot_of_values_when_many_columns_qualify():
+    rng = np.random.default_rng(0)
+    pixels = {f"p{k}": rng.integers(0, 17, 200).astype(np.float64) for k in range(9)}
+    numeric = FeatureSpace.float_robust(one_hot_values=32)
+    nine = FeatureSpace({k: numeric for k in pixels}).adapt(pixels)
+    assert nine.encoded_size() == 9  # 9 > ONE_HOT_VALUES_COLUMNS: small counts, not codes
+    eight = FeatureSpace({k: numeric for k in list(pixels)[:8]}).adapt(pixels)
+    assert eight.encoded_size() == 8 * (1 + 17)
+
+
 def test_a_model_with_the_one_hot_round_trips_exactly(tmp_path):
     kinds = {"hour": "numeric", "flag": "numeric", "temp": "numeric"}
     numeric = FeatureSpace.float_robust(one_hot_values=32)

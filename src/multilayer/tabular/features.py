@@ -60,6 +60,8 @@ MAX_DISTINCT = 100_000
 ONE_HOT_MAX = 16
 #: Distinct values tracked per numeric column (for ``float_robust(one_hot_values=...)``).
 DISTINCT_MAX = 64
+#: Most columns that get a one-hot of their value (``float_robust(one_hot_values=...)``).
+ONE_HOT_VALUES_COLUMNS = 8
 #: Largest vocabulary kept for a categorical column (the most frequent values).
 MAX_TOKENS = 10_000
 
@@ -248,7 +250,8 @@ class FeatureSpace:
         of its value (a `Discretization` with a boundary halfway between consecutive
         values, concatenated after the scaled value; a missing value counts as the
         median), so the network need not learn a non-monotone function of one input;
-        0 (the default): never."""
+        0 (the default): never. When more than `ONE_HOT_VALUES_COLUMNS` columns of the
+        space qualify, none gets it (small counts or pixel intensities, not codes)."""
         return Feature(
             "float_robust",
             {
@@ -410,16 +413,39 @@ class FeatureSpace:
         stats = self._require_stats()
         inputs: dict[str, KerasTensor] = {}
         encoded: dict[str, KerasTensor] = {}
+        coded = self._value_codes(stats)
         for name, feature in self.features.items():
             tensor = Input(shape=(1,), name=name)
             inputs[name] = tensor
-            encoded[name] = self._encode(tensor, feature, stats[name])
+            encoded[name] = self._encode(tensor, feature, stats[name], name in coded)
         for tensor in encoded.values():
             rename_clashes(tensor, set(inputs))
         self._inputs, self._encoded = inputs, encoded
 
+    def _value_codes(self, stats: dict[str, _NumericStats | _CategoryCounts]) -> set[str]:
+        """The ``float_robust`` columns that get a one-hot of their value: 3 to
+        ``one_hot_values`` distinct whole numbers, and none when more than
+        `ONE_HOT_VALUES_COLUMNS` columns qualify (a table of small counts or pixel
+        intensities, such as scikit-learn's digits, is not a table of codes)."""
+        coded = set()
+        for name, feature in self.features.items():
+            column = stats[name]
+            if feature.kind != "float_robust" or not isinstance(column, _NumericStats):
+                continue
+            values = column.distinct
+            limit = min(int(feature.options.get("one_hot_values", 0)), DISTINCT_MAX)
+            if values is None or not 3 <= values.size <= limit:
+                continue
+            if np.array_equal(values, np.round(values)):  # not iris' 0.1 cm measurements
+                coded.add(name)
+        return coded if len(coded) <= ONE_HOT_VALUES_COLUMNS else set()
+
     def _encode(
-        self, tensor: KerasTensor, feature: Feature, stats: _NumericStats | _CategoryCounts
+        self,
+        tensor: KerasTensor,
+        feature: Feature,
+        stats: _NumericStats | _CategoryCounts,
+        coded: bool = False,
     ) -> KerasTensor:
         options = feature.options
         if isinstance(stats, _NumericStats):
@@ -449,11 +475,8 @@ class FeatureSpace:
                 missing_indicator=bool(indicator),
             )(tensor)
             values = stats.distinct
-            limit = min(int(options.get("one_hot_values", 0)), DISTINCT_MAX)
-            if values is None or not 3 <= values.size <= limit or not scale > 0:
+            if not coded or values is None or not scale > 0:
                 return scaled
-            if not np.array_equal(values, np.round(values)):
-                return scaled  # a measurement with few values (iris' 0.1 cm), not a code
             # Discretization refuses NaN, so it reads the column through an unclipped
             # RobustScaling (a missing value -> the median's bucket; the indicator above
             # says it was missing), with the boundaries moved the same way.
