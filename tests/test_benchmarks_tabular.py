@@ -89,3 +89,17 @@ def test_large_table_peak_rss_does_not_grow_with_the_file(tmp_path):
     # Nor is the whole file ever held: the run stays below its arrays on top of the imports.
     baseline = large["baseline"]["peak_rss_mb"]
     assert large["training"]["peak_rss_mb"] - baseline < large["table"]["in_memory_mb"]
+
+
+def test_tabular_variants_scores_on_validation_data_only():
+    done = _run("benchmarks.tabular_variants", "--datasets", "iris,diabetes", "--variants",
+                "smoke", "--seeds", "1")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert [line.split()[:3] for line in lines] == [
+        ["iris", "smoke", "val"],
+        ["diabetes", "smoke", "val"],
+    ]
+    assert all(line.split()[5] == "2.0" for line in lines)  # epochs: the variant's 2
+    accuracy = float(lines[0].split()[3])
+    assert 0.0 <= accuracy <= 1.0

@@ -90,10 +90,15 @@ RECIPES: dict[str, Recipe] = {
     # extra: weight_decay (AdamW); patience (epochs without a better val_loss before
     # stopping; the best epoch's weights are kept); one_hot_max (categorical columns with more
     # categories get an embedding); min_steps_per_epoch (a small table gets smaller batches,
-    # down to 16 rows, so that an epoch is at least that many steps).
+    # down to 16 rows, so that an epoch is at least that many steps); max_steps (a larger
+    # table trains for about that many steps: fewer epochs, at least 10) and
+    # patience_fraction (patience = that fraction of the epochs, at least 5, at most
+    # patience): tabular.training.budget; one_hot_values (numeric columns of 3 to that many
+    # distinct whole numbers, such as an hour, also get a one-hot encoding). Chosen by
+    # validation scores (benchmarks/tabular_variants.py, docs/benchmarks.md).
     "tabular": Recipe(
         name="tabular",
-        hidden=(256, 256, 256),
+        hidden=(256, 256),
         activation="relu",
         optimizer="adamw",
         learning_rate=1e-3,
@@ -106,7 +111,15 @@ RECIPES: dict[str, Recipe] = {
         dropout=0.1,
         kernel_initializer="he_uniform",
         beta_2=0.95,
-        extra={"weight_decay": 1e-4, "patience": 30, "one_hot_max": 16, "min_steps_per_epoch": 4},
+        extra={
+            "weight_decay": 1e-4,
+            "patience": 15,
+            "one_hot_max": 16,
+            "min_steps_per_epoch": 4,
+            "max_steps": 1500,
+            "patience_fraction": 0.3,
+            "one_hot_values": 32,
+        },
     ),
     # Permutation-invariant (no augmentation): a wide ReLU MLP with dropout on the inputs and
     # the hidden units and max-norm weights (Srivastava et al. 2014), trained longer with a

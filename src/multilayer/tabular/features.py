@@ -58,6 +58,10 @@ SAMPLE_SIZE = 100_000
 MAX_DISTINCT = 100_000
 #: Categorical columns with at most this many categories are one-hot encoded ("auto").
 ONE_HOT_MAX = 16
+#: Distinct values tracked per numeric column (for ``float_robust(one_hot_values=...)``).
+DISTINCT_MAX = 64
+#: Most columns that get a one-hot of their value (``float_robust(one_hot_values=...)``).
+ONE_HOT_VALUES_COLUMNS = 8
 #: Largest vocabulary kept for a categorical column (the most frequent values).
 MAX_TOKENS = 10_000
 
@@ -103,6 +107,8 @@ class _NumericStats:
         self.mean = 0.0
         self.m2 = 0.0
         self.sample = np.empty(0)
+        #: the distinct values while there are at most `DISTINCT_MAX` (then None)
+        self.distinct: np.ndarray | None = np.empty(0)
 
     def update(self, values: np.ndarray) -> None:
         missing = np.isnan(values)
@@ -113,6 +119,9 @@ class _NumericStats:
             return
         if not np.all(np.isfinite(present)):
             raise tables.TableError("a numeric column holds an infinite value")
+        if self.distinct is not None:  # until there are too many (then never again)
+            distinct = np.union1d(self.distinct, present)
+            self.distinct = distinct if distinct.size <= DISTINCT_MAX else None
         self.low = min(self.low, float(present.min()))
         self.high = max(self.high, float(present.max()))
         mean = float(present.mean())
@@ -232,12 +241,25 @@ class FeatureSpace:
         clip: builtins.float | None = DEFAULT_CLIP,
         missing_indicator: bool | str = "auto",
         scale_factor: builtins.float = 1.0,
+        one_hot_values: int = 0,
     ) -> Feature:
         """RealMLP's robust scaling ``(x - median) / IQR`` (times ``scale_factor``: 1.349
-        makes it unit variance for normal data) with smooth clipping at ``clip``."""
+        makes it unit variance for normal data) with smooth clipping at ``clip``. A column
+        of whole numbers with 3 to ``one_hot_values`` distinct values (at most
+        `DISTINCT_MAX`; e.g. an hour or a month as a number) also gets a one-hot encoding
+        of its value (a `Discretization` with a boundary halfway between consecutive
+        values, concatenated after the scaled value; a missing value counts as the
+        median), so the network need not learn a non-monotone function of one input;
+        0 (the default): never. When more than `ONE_HOT_VALUES_COLUMNS` columns of the
+        space qualify, none gets it (small counts or pixel intensities, not codes)."""
         return Feature(
             "float_robust",
-            {"clip": clip, "missing_indicator": missing_indicator, "scale_factor": scale_factor},
+            {
+                "clip": clip,
+                "missing_indicator": missing_indicator,
+                "scale_factor": scale_factor,
+                "one_hot_values": int(one_hot_values),
+            },
         )
 
     @staticmethod
@@ -391,16 +413,39 @@ class FeatureSpace:
         stats = self._require_stats()
         inputs: dict[str, KerasTensor] = {}
         encoded: dict[str, KerasTensor] = {}
+        coded = self._value_codes(stats)
         for name, feature in self.features.items():
             tensor = Input(shape=(1,), name=name)
             inputs[name] = tensor
-            encoded[name] = self._encode(tensor, feature, stats[name])
+            encoded[name] = self._encode(tensor, feature, stats[name], name in coded)
         for tensor in encoded.values():
             rename_clashes(tensor, set(inputs))
         self._inputs, self._encoded = inputs, encoded
 
+    def _value_codes(self, stats: dict[str, _NumericStats | _CategoryCounts]) -> set[str]:
+        """The ``float_robust`` columns that get a one-hot of their value: 3 to
+        ``one_hot_values`` distinct whole numbers, and none when more than
+        `ONE_HOT_VALUES_COLUMNS` columns qualify (a table of small counts or pixel
+        intensities, such as scikit-learn's digits, is not a table of codes)."""
+        coded = set()
+        for name, feature in self.features.items():
+            column = stats[name]
+            if feature.kind != "float_robust" or not isinstance(column, _NumericStats):
+                continue
+            values = column.distinct
+            limit = min(int(feature.options.get("one_hot_values", 0)), DISTINCT_MAX)
+            if values is None or not 3 <= values.size <= limit:
+                continue
+            if np.array_equal(values, np.round(values)):  # not iris' 0.1 cm measurements
+                coded.add(name)
+        return coded if len(coded) <= ONE_HOT_VALUES_COLUMNS else set()
+
     def _encode(
-        self, tensor: KerasTensor, feature: Feature, stats: _NumericStats | _CategoryCounts
+        self,
+        tensor: KerasTensor,
+        feature: Feature,
+        stats: _NumericStats | _CategoryCounts,
+        coded: bool = False,
     ) -> KerasTensor:
         options = feature.options
         if isinstance(stats, _NumericStats):
@@ -423,12 +468,22 @@ class FeatureSpace:
             if indicator == "auto":
                 indicator = stats.missing > 0
             scale *= float(options.get("scale_factor", 1.0))
-            return RobustScaling(
+            scaled = RobustScaling(
                 center=median,
                 scale=scale if math.isfinite(scale) else 0.0,
                 clip=options.get("clip", DEFAULT_CLIP),
                 missing_indicator=bool(indicator),
             )(tensor)
+            values = stats.distinct
+            if not coded or values is None or not scale > 0:
+                return scaled
+            # Discretization refuses NaN, so it reads the column through an unclipped
+            # RobustScaling (a missing value -> the median's bucket; the indicator above
+            # says it was missing), with the boundaries moved the same way.
+            shifted = RobustScaling(center=median, scale=scale, clip=None)(tensor)
+            cuts = sorted({float((c - median) * scale) for c in (values[:-1] + values[1:]) / 2})
+            one_hot = Discretization(bin_boundaries=cuts, output_mode="one_hot")(shifted)
+            return Concatenate()([scaled, one_hot])
         if feature.kind in ("string_hashed", "integer_hashed"):
             return Hashing(num_bins=int(options.get("num_bins", 32)), output_mode="one_hot")(tensor)
         max_tokens = options.get("max_tokens") or MAX_TOKENS

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PreparedTableRun",
     "TableRunResult",
+    "budget",
     "build_table_model",
     "encode_target",
     "prepare_table_run",
@@ -164,15 +165,43 @@ def split_rows(
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
 
 
+def budget(
+    recipe: Recipe, steps_per_epoch: int, fixed_epochs: bool = False, fixed_patience: Any = None
+) -> Recipe:
+    """``recipe`` with its epochs and patience scaled to a table of ``steps_per_epoch``
+    steps: ``extra["max_steps"]`` caps the epochs at ``ceil(max_steps / steps_per_epoch)``
+    (never below ``extra["min_epochs"]``, default 10), so a large table trains for a budget
+    of optimizer steps rather than a fixed number of passes (the schedule spans the epochs
+    actually run), and ``extra["patience_fraction"]`` makes the patience that fraction of
+    the epochs (at least 5, never above ``extra["patience"]``). Epochs or a patience given
+    by the user (``fixed_epochs``, ``fixed_patience``) are kept."""
+    extra = dict(recipe.extra)
+    epochs = recipe.epochs
+    max_steps = extra.get("max_steps")
+    if max_steps and not fixed_epochs:
+        floor = int(extra.get("min_epochs", 10))
+        epochs = min(epochs, max(math.ceil(int(max_steps) / max(steps_per_epoch, 1)), floor))
+    fraction = extra.get("patience_fraction")
+    if fraction and fixed_patience is None:
+        limit = int(extra.get("patience", epochs))
+        extra["patience"] = min(limit, max(5, math.ceil(float(fraction) * epochs)))
+    if epochs == recipe.epochs and extra == recipe.extra:
+        return recipe
+    return recipe.with_overrides(epochs=epochs, extra=extra)
+
+
 def feature_space(spec: TableSpec, recipe: Recipe, seed: int) -> FeatureSpace:
     """The (unadapted) `FeatureSpace` of ``recipe`` for ``spec``'s columns. ``recipe.extra``
-    may set ``one_hot_max`` and ``clip`` (the smooth-clipping bound of numeric columns)."""
+    may set ``one_hot_max``, ``clip`` (the smooth-clipping bound of numeric columns) and
+    ``one_hot_values`` (numeric columns with 3 to that many distinct values also get a
+    one-hot encoding of their value: `FeatureSpace.float_robust`)."""
     numeric = (
         FeatureSpace.float_normalized()
         if recipe.extra.get("numeric") == "normalized"
         else FeatureSpace.float_robust(
             clip=recipe.extra.get("clip", DEFAULT_CLIP),
             scale_factor=float(recipe.extra.get("scale_factor", 1.0)),
+            one_hot_values=int(recipe.extra.get("one_hot_values", 0)),
         )
     )
     return FeatureSpace.from_kinds(
@@ -526,8 +555,9 @@ def prepare_table_run(
     if min_steps > 1:  # a small table: smaller batches, so an epoch is several steps
         batch = max(min(chosen.batch_size, math.ceil(len(y_train) / min_steps)), 16)
         chosen = chosen.with_overrides(batch_size=min(batch, chosen.batch_size))
-    space = feature_space(spec, chosen, seed).adapt(x_train)
     steps = math.ceil(len(y_train) / chosen.batch_size)
+    chosen = budget(chosen, steps, fixed_epochs="epochs" in overrides, fixed_patience=patience)
+    space = feature_space(spec, chosen, seed).adapt(x_train)
     model = build_table_model(space, spec, chosen, y_train, steps, seed=seed)
     source = {
         "name": str(data) if isinstance(data, (str, Path)) else table.source,

@@ -336,7 +336,11 @@ class _Lookup(_Weightless):
             raise ValueError(
                 f"{self.kind} layer {self.name!r} has no vocabulary: give one or call adapt()"
             )
-        x, missing = _without_missing(np.asarray(x), self.oov_token)
+        x = np.asarray(x)
+        fast = self._lookup_known(x)
+        if fast is not None:
+            return fast
+        x, missing = _without_missing(x, self.oov_token)
         if missing is not None and not self.num_oov_indices:
             raise ValueError(
                 f"{self.kind} layer {self.name!r}: a missing value (None or NaN) and "
@@ -362,6 +366,21 @@ class _Lookup(_Weightless):
         if missing is not None:
             result[missing] = self.mask_token is not None  # the first OOV index
         return result.astype(np.int64)
+
+    def _lookup_known(self, x: np.ndarray) -> np.ndarray | None:
+        """The fast path of `lookup` for an object array of strings that are all in the
+        vocabulary (a training batch, usually): one dictionary look-up per value. None
+        (anything else: a missing, unseen or non-string value, a mask token, several OOV
+        indices) leaves the work to the general path, which gives the same indices."""
+        if x.dtype != object or self.kind != "StringLookup" or self.mask_token is not None:
+            return None
+        if self.num_oov_indices != 1 or self.vocabulary is None:
+            return None
+        get = self._index.get
+        found = np.fromiter((get(v, -1) for v in x.reshape(-1).tolist()), np.int64, x.size)
+        if found.size and found.min() < 0:
+            return None
+        return (found + 1).reshape(x.shape)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         indices = self.lookup(x)
