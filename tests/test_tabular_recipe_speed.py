@@ -115,7 +115,7 @@ def test_budget_scales_epochs_and_patience_to_the_table():
     assert (large.epochs, large.extra["patience"]) == (30, 9)
     huge = training.budget(recipe, steps_per_epoch=10_000)  # at least min_epochs (10)
     assert (huge.epochs, huge.extra["patience"]) == (10, 5)
-    kept = training.budget(recipe, steps_per_epoch=50, fixed_epochs=True, fixed_patience=7)
+    kept = training.budget(recipe, steps_per_epoch=50, fixed_epochs=True, fixed_patience=True)
     assert (kept.epochs, kept.extra["patience"]) == (100, 30)
     plain = get_recipe("tabular").with_overrides(extra={"patience": 30})
     assert training.budget(plain, steps_per_epoch=10_000) is plain

@@ -166,7 +166,7 @@ def split_rows(
 
 
 def budget(
-    recipe: Recipe, steps_per_epoch: int, fixed_epochs: bool = False, fixed_patience: Any = None
+    recipe: Recipe, steps_per_epoch: int, fixed_epochs: bool = False, fixed_patience: bool = False
 ) -> Recipe:
     """``recipe`` with its epochs and patience scaled to a table of ``steps_per_epoch``
     steps: ``extra["max_steps"]`` caps the epochs at ``ceil(max_steps / steps_per_epoch)``
@@ -182,7 +182,7 @@ def budget(
         floor = int(extra.get("min_epochs", 10))
         epochs = min(epochs, max(math.ceil(int(max_steps) / max(steps_per_epoch, 1)), floor))
     fraction = extra.get("patience_fraction")
-    if fraction and fixed_patience is None:
+    if fraction and not fixed_patience:
         limit = int(extra.get("patience", epochs))
         extra["patience"] = min(limit, max(5, math.ceil(float(fraction) * epochs)))
     if epochs == recipe.epochs and extra == recipe.extra:
@@ -556,7 +556,9 @@ def prepare_table_run(
         batch = max(min(chosen.batch_size, math.ceil(len(y_train) / min_steps)), 16)
         chosen = chosen.with_overrides(batch_size=min(batch, chosen.batch_size))
     steps = math.ceil(len(y_train) / chosen.batch_size)
-    chosen = budget(chosen, steps, fixed_epochs="epochs" in overrides, fixed_patience=patience)
+    chosen = budget(
+        chosen, steps, fixed_epochs="epochs" in overrides, fixed_patience="patience" in overrides
+    )
     space = feature_space(spec, chosen, seed).adapt(x_train)
     model = build_table_model(space, spec, chosen, y_train, steps, seed=seed)
     source = {
