@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import multilayer as keras
+from helpers.gradients import model_gradients_match
 from multilayer import layers
-from multilayer.engine.optimizers import SGD
 from multilayer.layers import Dense, Dot, Maximum, Minimum, Subtract
 from multilayer.models import Model, load_model
 
@@ -82,31 +82,6 @@ def test_maximum_ties_send_the_gradient_to_the_first_input_and_nan_propagates():
 
 
 # -- function forms inside models ---------------------------------------------------------------
-def _objective(model, x, y):
-    return float(np.mean(model._losses[0].per_sample(y, model._forward(x, training=True))))
-
-
-def model_gradients_match(model, x, y):
-    model.compile(optimizer=SGD(learning_rate=1e-3), loss="mse")
-    model._build_optimizer()
-    values = model.parameters.values
-    before = values.copy()
-    model.train_step(x, y)
-    analytic = model.parameters.grads.copy()
-    values[...] = before
-    numeric = np.empty_like(values)
-    for i in range(values.size):
-        original = values[i]
-        values[i] = original + STEP
-        plus = _objective(model, x, y)
-        values[i] = original - STEP
-        minus = _objective(model, x, y)
-        values[i] = original
-        numeric[i] = (plus - minus) / (2 * STEP)
-    error = np.linalg.norm(analytic - numeric) / (
-        np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    )
-    assert error < 1e-7, f"relative error {error:.2e}"
 
 
 @pytest.mark.parametrize(
