@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from multilayer.answers import Answers, Detector, detector_inputs, forward
+from multilayer.answers import DETECTOR_EXTRAS, Answers, Detector, detector_inputs, forward
 from multilayer.calibration import expected_calibration_error, fit_temperature, softmax_t
 from multilayer.inference import input_pixel_max, model_inputs
 from multilayer.nondigits import FAMILIES
@@ -68,21 +68,50 @@ DETECTOR_EPOCHS = 10
 TRAINING_SEED = 1000
 
 
-def _values(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
-    inputs = model_inputs(model, images, pixel_max)
-    rows = []
-    for start in range(0, len(inputs), 2048):
-        batch = inputs[start : start + 2048]
-        features, logits = forward(model, batch)
-        rows.append(detector_inputs(features, logits, batch, input_pixel_max(model)))
-    return np.concatenate(rows)
+#: Images per forward pass while computing features (bounds the float64 temporaries and
+#: the layers' buffers to a few MB).
+BATCH = 512
+
+
+def _batches(model, images: np.ndarray, pixel_max: float):
+    """``(inputs, features, logits)`` of ``images``, `BATCH` at a time (`forward`)."""
+    for start in range(0, len(images), BATCH):
+        inputs = model_inputs(model, images[start : start + BATCH], pixel_max)
+        yield (inputs, *forward(model, inputs))
+
+
+def _values(model, images: np.ndarray, pixel_max: float, out: np.ndarray | None = None):
+    """`detector_inputs` of ``images`` as float32, written into ``out`` when given (rows
+    ``0 .. len(images)``): one batch of float64 temporaries at a time, never all of them."""
+    rows = 0
+    for inputs, features, logits in _batches(model, images, pixel_max):
+        values = detector_inputs(features, logits, inputs, input_pixel_max(model))
+        if out is None:
+            out = np.empty((len(images), values.shape[1]), dtype=np.float32)
+        out[rows : rows + len(values)] = values
+        rows += len(values)
+    assert out is not None or len(images) == 0
+    return out if out is not None else np.empty((0, 0), dtype=np.float32)
 
 
 def _logits(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
-    inputs = model_inputs(model, images, pixel_max)
-    return np.concatenate(
-        [forward(model, inputs[s : s + 2048])[1] for s in range(0, len(inputs), 2048)]
-    )
+    return np.concatenate([logits for _, _, logits in _batches(model, images, pixel_max)])
+
+
+def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and standard deviation (+1e-3), accumulated in float64 over
+    `BATCH` rows at a time; ``x`` (float32) is standardised in place."""
+    total = np.zeros(x.shape[1])
+    squares = np.zeros(x.shape[1])
+    for start in range(0, len(x), BATCH):
+        rows = x[start : start + BATCH].astype(np.float64)
+        total += rows.sum(axis=0)
+        squares += np.square(rows).sum(axis=0)
+    mean = total / len(x)
+    scale = np.sqrt(np.maximum(squares / len(x) - mean * mean, 0.0)) + 1e-3
+    x -= mean.astype(np.float32)
+    x /= scale.astype(np.float32)
+    return mean, scale
 
 
 @functools.lru_cache(maxsize=2)
@@ -90,7 +119,9 @@ def _negatives(per_family: int, seed: int) -> np.ndarray:
     """The detector's non-digits, drawn once per process (read-only)."""
     from multilayer.nondigits import non_digits
 
-    images = np.concatenate([non_digits(f, per_family, seed=seed) for f in FAMILIES])
+    images = np.empty((per_family * len(FAMILIES), 28, 28), dtype=np.float32)
+    for k, family in enumerate(FAMILIES):
+        images[k * per_family : (k + 1) * per_family] = non_digits(family, per_family, seed=seed)
     images.flags.writeable = False
     return images
 
@@ -126,20 +157,22 @@ def fit_detector(
     if len(validation) == 0:
         raise ValueError("the detector's threshold needs validation images")
     negatives = _negatives(negatives_per_family, TRAINING_SEED)
-    positive = _values(model, digits, pixel_max)
-    negative = _values(model, negatives, 1.0)
-    x = np.concatenate([positive, negative])
-    y = np.concatenate([np.zeros(len(positive)), np.ones(len(negative))]).astype(np.float32)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0) + 1e-3
-    u = ((x - mean) / scale).astype(np.float32)
+    # One float32 array of every example's features, standardised in place: its size (28,000
+    # x 773 x 4 bytes for the default) is the only large allocation here.
+    width = len(model.layers[-1].weights["kernel"]) + DETECTOR_EXTRAS
+    u = np.empty((len(digits) + len(negatives), width), dtype=np.float32)
+    _values(model, digits, pixel_max, out=u[: len(digits)])
+    _values(model, negatives, 1.0, out=u[len(digits) :])
+    y = np.zeros((len(u), 1), dtype=np.float32)
+    y[len(digits) :] = 1.0
+    mean, scale = _standardize(u)
 
     net = Sequential(
         [Dense(units, activation="relu", input_shape=(u.shape[1],)), Dense(1, "sigmoid")],
         seed=seed,
     )
     net.compile(optimizer="adam", loss="binary_crossentropy")
-    net.fit(u, y[:, None], batch_size=128, epochs=epochs, verbose=0, shuffle=True)
+    net.fit(u, y, batch_size=128, epochs=epochs, verbose=0, shuffle=True)
     hidden, output = net.layers[0], net.layers[1]
     detector = Detector(
         mean=mean,
