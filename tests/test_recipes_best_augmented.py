@@ -121,3 +121,13 @@ def test_augmented_refuses_checkpoints_and_non_grayscale_images(digits_npz, tmp_
     monkeypatch.setattr(training, "load_dataset", lambda *args, **kwargs: fake)
     with pytest.raises(ValueError, match=r"augments grayscale images \(n, height, width\)"):
         prepare_run("augmented", "folder", output=tmp_path / "r")
+
+
+def test_the_recipes_adversarial_field_sets_fgsm_training_on_the_pixel_scale():
+    from multilayer.models.adversarial import AdversarialTraining
+
+    recipe = get_recipe("best").with_overrides(adversarial=0.1)
+    model = build_model(recipe, (28, 28), 10, steps_per_epoch=10, seed=0)
+    assert model.adversarial_training == AdversarialTraining(25.5, clip=(0.0, 255.0))
+    plain = build_model(get_recipe("fast"), (28, 28), 10, steps_per_epoch=10, seed=0)
+    assert plain.adversarial_training is None

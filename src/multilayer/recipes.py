@@ -51,6 +51,9 @@ class Recipe:
     #: on-the-fly augmentation of the training images during fit
     #: (``multilayer.data.augment.Augmentation`` fields); None: none
     augment: dict | None = None
+    #: FGSM adversarial training (`multilayer.models.adversarial`): how far each pixel moves,
+    #: as a fraction of the pixel range (0.1: a tenth); 0 for none
+    adversarial: float = 0.0
 
     def with_overrides(self, **changes) -> Recipe:
         """A copy with the given fields changed (None values are ignored)."""
@@ -299,4 +302,11 @@ def build_model(
         loss=SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=["accuracy"],
     )
+    if recipe.adversarial:
+        from multilayer.models.adversarial import AdversarialTraining
+
+        # the model takes pixels as stored, 0 .. 255
+        model.adversarial_training = AdversarialTraining(
+            recipe.adversarial * 255.0, clip=(0.0, 255.0)
+        )
     return model

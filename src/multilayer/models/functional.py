@@ -495,6 +495,13 @@ class Model(Trainer, Layer):
     def _run_backward(self, output_grads: list[np.ndarray], fused: list[bool]) -> None:
         self._built_graph().backward(output_grads, fused, False)
 
+    def _run_backward_inputs(
+        self, output_grads: list[np.ndarray], fused: list[bool]
+    ) -> list[np.ndarray | None]:
+        grads = self._built_graph().backward(output_grads, fused, True)
+        assert grads is not None  # asked for
+        return grads
+
     def _fusable(self, k: int) -> str | None:
         return self._built_graph().fusable(k)
 

@@ -37,6 +37,7 @@ from multilayer.models.progress import ProgressLogger, format_logs
 
 if TYPE_CHECKING:
     from multilayer.answers import Answers
+    from multilayer.models.adversarial import AdversarialTraining
 
 #: Batch size used by evaluate / predict / validation when none is given. Larger batches are
 #: faster and give the same results up to float rounding.
@@ -88,6 +89,13 @@ class Trainer:
         raise NotImplementedError
 
     def _run_backward(self, output_grads: list[np.ndarray], fused: list[bool]) -> None:
+        raise NotImplementedError
+
+    def _run_backward_inputs(
+        self, output_grads: list[np.ndarray], fused: list[bool]
+    ) -> list[np.ndarray | None]:
+        """`_run_backward`, also returning the gradient of each input (None for one that
+        has none, such as integer indices)."""
         raise NotImplementedError
 
     def _fusable(self, k: int) -> str | None:
@@ -175,6 +183,10 @@ class Trainer:
         self._trainability_warned = False
         self._update_values: np.ndarray | None = None
         self._update_grads: np.ndarray | None = None
+        #: FGSM adversarial training during fit, or None (`multilayer.models.adversarial`);
+        #: a training setting, not saved with the model
+        self.adversarial_training: AdversarialTraining | None = None
+        self._clean_grads: np.ndarray | None = None
 
     # -- compile ----------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None) -> None:
@@ -372,43 +384,100 @@ class Trainer:
         With ``sample_weight`` (one float per sample), each output's loss is Keras'
         ``"sum_over_batch_size"`` reduction: ``sum(w_i * loss_i) / n``; its gradient scales
         each sample's row by ``w_i``. The metrics are not weighted (Keras' ``metrics``).
+        With `adversarial_training` set, the loss is that of
+        `multilayer.models.adversarial` (the metrics are the clean batch's).
         """
         xs = x if isinstance(x, list) else [x]
         ys = y if isinstance(y, list) else [y]
         if not self._losses:
             self._resolve_outputs()
+        adversarial = self.adversarial_training
+        clean_share = 1.0 if adversarial is None else 1.0 - adversarial.weight
+        values, grads = self._loss_gradients(xs, ys, sample_weight, clean_share, metrics=True)
+        penalty = self._regularization_loss()
+        fused = self._fusion()
+        if adversarial is None:
+            self._run_backward(grads, fused)
+        else:
+            values = self._adversarial_backward(adversarial, xs, ys, sample_weight, values, grads)
+        loss = penalty
+        for k, value in enumerate(values):
+            if self._loss_trackers:
+                self._loss_trackers[k].update_state(value, len(xs[0]))
+            loss += value if self._loss_weights[k] == 1.0 else self._loss_weights[k] * value
+        self._check_divergence(loss)
+        self._apply_update(self._buffer_of_parameters())
+        return loss
+
+    def _loss_gradients(
+        self,
+        xs: list[np.ndarray],
+        ys: list,
+        sample_weight: np.ndarray | None,
+        scale: float,
+        metrics: bool,
+    ) -> tuple[list[float], list[np.ndarray]]:
+        """A training-mode forward pass: each output's loss, and the gradients of ``scale``
+        times the weighted sum of the losses with respect to the outputs (which may be
+        computed in the outputs' buffers); ``metrics``: update the metrics first."""
         outputs = self._run_forward(xs, training=True)
         n = len(xs[0])
-        loss = 0.0
+        values, grads = [], []
         for k, (output, target) in enumerate(zip(outputs, ys, strict=True)):
             per_sample = self._losses[k].per_sample(target, output)
             if sample_weight is None:
-                value = float(np.mean(per_sample, dtype=np.float64))
+                values.append(float(np.mean(per_sample, dtype=np.float64)))
             else:
-                value = _weighted_sum(per_sample, _column(sample_weight, k)) / n
-            if self._loss_trackers:
-                self._loss_trackers[k].update_state(value, n)
-            loss += value if self._loss_weights[k] == 1.0 else self._loss_weights[k] * value
-        loss += self._regularization_loss()
-        for metric, k in zip(self.metrics, self._metric_outputs, strict=True):
-            metric.update_state(ys[k], outputs[k])
-        grads = []
+                values.append(_weighted_sum(per_sample, _column(sample_weight, k)) / n)
+        if metrics:
+            for metric, k in zip(self.metrics, self._metric_outputs, strict=True):
+                metric.update_state(ys[k], outputs[k])
         fused = self._fusion()
         for k, (output, target) in enumerate(zip(outputs, ys, strict=True)):
             if fused[k]:
                 grad = self._losses[k].fused_gradient(target, output)
             else:
                 grad = self._losses[k].gradient(target, output).astype(self.dtype)
-            if self._loss_weights[k] != 1.0:
-                grad *= self._loss_weights[k]
+            factor = self._loss_weights[k] * scale
+            if factor != 1.0:
+                grad *= factor
             if sample_weight is not None:
                 weights = _column(sample_weight, k)
                 grad *= weights.reshape((n,) + (1,) * (grad.ndim - 1)).astype(grad.dtype)
             grads.append(grad)
-        self._run_backward(grads, fused)
-        self._check_divergence(loss)
-        self._apply_update(self._buffer_of_parameters())
-        return loss
+        return values, grads
+
+    def _adversarial_backward(
+        self, adversarial, xs, ys, sample_weight, values: list[float], grads: list[np.ndarray]
+    ) -> list[float]:
+        """The backward passes of FGSM adversarial training: the clean term's (which also
+        gives the input gradients), then the moved batch's forward and backward; the
+        parameter gradients are their sum. Returns each output's combined loss.
+
+        Raises:
+            ValueError: a model with weight or activity penalties (each backward pass adds
+                their gradient, so the sum would count them twice).
+        """
+        if getattr(self, "losses", None):
+            raise ValueError(
+                "adversarial training does not support weight or activity regularizers "
+                "(each of its two backward passes would add their gradient); use a weight "
+                "constraint (e.g. MaxNorm) or the optimizer's weight_decay instead"
+            )
+        fused = self._fusion()
+        input_grads = self._run_backward_inputs(grads, fused)
+        parameters = self._buffer_of_parameters()
+        if self._clean_grads is None or self._clean_grads.shape != parameters.grads.shape:
+            self._clean_grads = np.empty_like(parameters.grads)
+        np.copyto(self._clean_grads, parameters.grads)
+        moved = adversarial.perturb(xs, input_grads, self._model_dtype())
+        moved_values, moved_grads = self._loss_gradients(
+            moved, ys, sample_weight, adversarial.weight, metrics=False
+        )
+        self._run_backward(moved_grads, fused)
+        parameters.grads += self._clean_grads
+        w = adversarial.weight
+        return [(1 - w) * a + w * b for a, b in zip(values, moved_values, strict=True)]
 
     def _check_divergence(self, loss: float) -> None:
         """Refuse to apply an update computed from a non-finite loss or gradient, so the
