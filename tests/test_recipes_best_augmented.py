@@ -131,3 +131,14 @@ def test_the_recipes_adversarial_field_sets_fgsm_training_on_the_pixel_scale():
     assert model.adversarial_training == AdversarialTraining(25.5, clip=(0.0, 255.0))
     plain = build_model(get_recipe("fast"), (28, 28), 10, steps_per_epoch=10, seed=0)
     assert plain.adversarial_training is None
+
+
+def test_mlp_train_adversarial_flag_reaches_the_recipe(digits_npz, tmp_path, capsys):
+    out = tmp_path / "adv"
+    args = ["train", "--dataset", digits_npz, "--epochs", "1", "--seed", "0", "--no-report"]
+    assert main([*args, "--adversarial", "0.05", "-q", "-o", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"]["name"] == "fast" and config["recipe"]["adversarial"] == 0.05
+    capsys.readouterr()
+    assert main([*args, "--adversarial", "1.5", "-q", "-o", str(tmp_path / "bad")]) == 2
+    assert "Invalid value for '--adversarial': must be in [0, 1), got 1.5" in capsys.readouterr().err

@@ -246,7 +246,7 @@ def test_cli_errors_for_bad_tables(capsys, tmp_path, csv):
         == f"error: Invalid value for --target: {bad} is a table: name the column to predict with --target"
     )
     assert fails(good, "--target", "price", "--optimizer", "sgd") == (
-        "error: Invalid value: --optimizer do not apply to table runs (they use AdamW and no checkpoints)"
+        "error: Invalid value: --optimizer do not apply to table runs (they use AdamW, no checkpoints and no adversarial training)"
     )
     assert not (tmp_path / "never").exists()
     other = tmp_path / "other.csv"

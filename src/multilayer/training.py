@@ -78,6 +78,7 @@ OVERRIDABLE = (
     "epochs",
     "validation_split",
     "label_smoothing",
+    "adversarial",
 )
 
 

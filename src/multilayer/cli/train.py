@@ -264,6 +264,15 @@ def command(
     label_smoothing: Annotated[
         float | None, typer.Option(callback=_below_one, help="Label smoothing, in [0, 1).")
     ] = None,
+    adversarial: Annotated[
+        float | None,
+        typer.Option(
+            callback=_below_one,
+            metavar="EPS",
+            help="FGSM adversarial training: move each pixel by EPS of its range, in [0, 1) "
+            "(0 for none; recipe best: 0.1). Images only.",
+        ),
+    ] = None,
     early_stopping: Annotated[
         int | None,
         typer.Option(
@@ -364,7 +373,10 @@ def command(
                 "batch_size": batch_size, "epochs": epochs,
                 "validation_split": validation_split, "label_smoothing": label_smoothing,
             },
-            {"--optimizer": optimizer, "--resume": resume, "--checkpoint-every": checkpoint_every},
+            {
+                "--optimizer": optimizer, "--resume": resume,
+                "--checkpoint-every": checkpoint_every, "--adversarial": adversarial,
+            },
             early_stopping, seed, output, verbose, report, stream, steps_per_epoch,
         )  # fmt: skip
         return
@@ -391,6 +403,7 @@ def command(
         "epochs": epochs,
         "validation_split": validation_split,
         "label_smoothing": label_smoothing,
+        "adversarial": adversarial,
     }
     try:
         if resume is not None:
@@ -506,7 +519,7 @@ def _train_table(
     given = [name for name, value in image_only.items() if value is not None]
     if given:
         raise typer.BadParameter(
-            f"{', '.join(given)} do not apply to table runs (they use AdamW and no checkpoints)"
+            f"{', '.join(given)} do not apply to table runs (they use AdamW, no checkpoints and no adversarial training)"
         )
     if early_stopping is not None:
         overrides = {**overrides, "patience": early_stopping}
