@@ -75,7 +75,8 @@ def test_best_builds_dropout_on_inputs_and_hidden_units_and_max_norm():
         "Dense",
     ]
     rates = [layer.rate for layer in model.layers if isinstance(layer, Dropout)]
-    assert rates == [0.2, 0.5, 0.5]
+    assert rates == [0.2, 0.3, 0.3]
+    assert model.adversarial_training.epsilon == pytest.approx(0.2 * 255)
     dense = [layer for layer in model.layers if isinstance(layer, Dense)]
     assert [layer.units for layer in dense] == [1024, 1024, 10]
     assert all(isinstance(layer.kernel_constraint, MaxNorm) for layer in dense)
