@@ -7,12 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.gradients import central_differences
 from multilayer.engine.layers import Dense, Dropout, Rescaling
 from multilayer.engine.optimizers import SGD
 from multilayer.models.adversarial import AdversarialTraining
 from multilayer.models.sequential import Sequential
-
-STEP = 1e-6
 
 
 def _model(seed: int = 0, dtype: str = "float64", regularizer=None) -> Sequential:
@@ -35,14 +34,8 @@ def _loss(model, x, y) -> float:
 
 def _input_gradient(model, x, y) -> np.ndarray:
     """dJ/dx of the clean loss by central differences."""
-    grad = np.empty_like(x)
-    for index in np.ndindex(*x.shape):
-        moved = x.copy()
-        moved[index] += STEP
-        plus = _loss(model, moved, y)
-        moved[index] -= 2 * STEP
-        grad[index] = (plus - _loss(model, moved, y)) / (2 * STEP)
-    return grad
+    moved = x.copy()
+    return central_differences(moved, lambda: _loss(model, moved, y))
 
 
 def _data(seed: int = 1):
@@ -67,16 +60,7 @@ def test_the_step_descends_the_adversarial_objective_exactly(weight):
         return (1 - weight) * _loss(model, x, y) + weight * _loss(model, moved, y)
 
     expected_loss = objective()
-    values = model.parameters.values
-    numeric = np.empty_like(values)
-    for i in range(values.size):
-        original = values[i]
-        values[i] = original + STEP
-        plus = objective()
-        values[i] = original - STEP
-        minus = objective()
-        values[i] = original
-        numeric[i] = (plus - minus) / (2 * STEP)
+    numeric = central_differences(model.parameters.values, objective)
 
     loss = model.train_step(x, y)
     analytic = before - model.parameters.values

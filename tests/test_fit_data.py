@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import multilayer as keras
+from helpers.gradients import central_differences
 from multilayer.callbacks import BackupAndRestore, Callback, LambdaCallback
 from multilayer.layers import Dense
 from multilayer.models import Model, Sequential
@@ -94,15 +95,7 @@ def test_weighted_gradient_matches_finite_differences():
             per_sample = model.loss.per_sample(ys[0], out)
             return float(np.sum(w * per_sample) / len(x))
 
-        numeric = np.empty_like(values)
-        for i in range(values.size):
-            original = values[i]
-            values[i] = original + step
-            plus = objective()
-            values[i] = original - step
-            minus = objective()
-            values[i] = original
-            numeric[i] = (plus - minus) / (2 * step)
+        numeric = central_differences(values, objective, step)
         error = np.linalg.norm(analytic - numeric) / np.linalg.norm(analytic + numeric)
         assert error < 1e-7, (fused, error)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import multilayer as keras
+from helpers.gradients import central_differences
 from multilayer.engine.optimizers import SGD
 from multilayer.layers import (
     Activation,
@@ -135,15 +136,7 @@ def test_merge_layer_input_gradients_match_finite_differences(merge):
     layer.forward(xs)
     grads = [g.copy() for g in layer.backward(weights.copy())]
     for x, grad in zip(xs, grads, strict=True):
-        numeric = np.empty_like(x)
-        for index in np.ndindex(x.shape):
-            original = x[index]
-            x[index] = original + STEP
-            plus = value()
-            x[index] = original - STEP
-            minus = value()
-            x[index] = original
-            numeric[index] = (plus - minus) / (2 * STEP)
+        numeric = central_differences(x, value, STEP)
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 

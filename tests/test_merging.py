@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import multilayer as keras
-from helpers.gradients import model_gradients_match
+from helpers.gradients import central_differences, model_gradients_match
 from multilayer import layers
 from multilayer.layers import Dense, Dot, Maximum, Minimum, Subtract
 from multilayer.models import Model, load_model
@@ -33,15 +33,7 @@ def layer_gradients_match(layer, shapes, expected):
         return float(np.sum(layer.forward([x.copy() for x in xs]) * weights))
 
     for x, grad in zip(xs, grads, strict=True):
-        numeric = np.empty_like(x)
-        for index in np.ndindex(x.shape):
-            original = x[index]
-            x[index] = original + STEP
-            plus = value()
-            x[index] = original - STEP
-            minus = value()
-            x[index] = original
-            numeric[index] = (plus - minus) / (2 * STEP)
+        numeric = central_differences(x, value, STEP)
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 

@@ -142,4 +142,6 @@ def test_mlp_train_adversarial_flag_reaches_the_recipe(digits_npz, tmp_path, cap
     assert config["recipe"]["name"] == "fast" and config["recipe"]["adversarial"] == 0.05
     capsys.readouterr()
     assert main([*args, "--adversarial", "1.5", "-q", "-o", str(tmp_path / "bad")]) == 2
-    assert "Invalid value for '--adversarial': must be in [0, 1), got 1.5" in capsys.readouterr().err
+    assert (
+        "Invalid value for '--adversarial': must be in [0, 1), got 1.5" in capsys.readouterr().err
+    )
