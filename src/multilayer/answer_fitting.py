@@ -137,6 +137,7 @@ def fit_detector(
     units: int = DETECTOR_UNITS,
     epochs: int = DETECTOR_EPOCHS,
     max_false_rejections: float = MAX_FALSE_REJECTIONS,
+    negatives: np.ndarray | None = None,
 ) -> Detector:
     """The "not a digit" detector (steps 2 and 3 of the module docstring).
 
@@ -144,6 +145,8 @@ def fit_detector(
         digits: training images (n, 28, 28), pixels in ``0 .. pixel_max``.
         validation: validation images, which set the threshold.
         max_false_rejections: the largest share of validation digits rejected.
+        negatives: the non-digits to learn from, (m, 28, 28) in [0, 1]; default:
+            ``negatives_per_family`` of every family of `multilayer.nondigits`.
 
     Raises:
         ValueError: ``max_false_rejections`` outside (0, 1), or no validation images.
@@ -156,7 +159,8 @@ def fit_detector(
         raise ValueError(f"max_false_rejections must be in (0, 1), got {max_false_rejections}")
     if len(validation) == 0:
         raise ValueError("the detector's threshold needs validation images")
-    negatives = _negatives(negatives_per_family, TRAINING_SEED)
+    if negatives is None:
+        negatives = _negatives(negatives_per_family, TRAINING_SEED)
     # One float32 array of every example's features, standardised in place: its size (28,000
     # x 773 x 4 bytes for the default) is the only large allocation here.
     width = len(model.layers[-1].weights["kernel"]) + DETECTOR_EXTRAS
