@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -250,13 +251,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.run is not None:
         from multilayer.runs import RunDir
 
-        model, run = RunDir(args.run).load_model(compile=False), args.run
-    else:
-        model, run = _train(smoke, output)
+        model = RunDir(args.run).load_model(compile=False)
+        run = str(args.run)
+    else:  # trained in a temporary directory: the results folder holds results only
+        with tempfile.TemporaryDirectory() as workdir:
+            model, _ = _train(smoke, Path(workdir))
+        run = "mlp train --seed 0 (default recipe), trained by this benchmark"
     if model.answers is None or model.answers.reject is None:
         raise SystemExit(f"{run}: the model has no stored detector (train it with mlp train)")
     results = measure(model, 10 if smoke else args.count, smoke)
-    results["run"] = None if run is None else str(run)
+    results["run"] = run
     (output / "honest_answers.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (output / "honest_answers.md").write_text(table)
