@@ -4,7 +4,7 @@ Trains the ``augmented`` recipe's model (784-1024-1024-10, batch 128) for one ep
 same images four ways, side by side in one process, alternating, and reports the median
 seconds per epoch and the ratio to plain arrays:
 
-- ``arrays``: ``fit`` on the uint8 arrays, no augmentation (the ``best`` path);
+- ``arrays``: ``fit`` on the uint8 arrays, no augmentation (the path of an unaugmented recipe);
 - ``batches, no augmentation``: `AugmentedBatches` without distortions (the PyDataset path);
 - ``augmented, in the training thread``: distortions made when each batch is asked for;
 - ``augmented, background producer``: distortions made ahead by a thread (the recipe's way).
