@@ -116,6 +116,7 @@ def test_prepare_run_writes_nothing(small_npz, tmp_path):
             "epochs": None,
             "validation_split": None,
             "label_smoothing": None,
+            "adversarial": None,
         },
     }
 

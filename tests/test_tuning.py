@@ -41,13 +41,15 @@ TINY_SPACE = {
     "batch_size": {"choices": [128, 256]},
 }
 #: Trials long enough (a second or two) for a test to kill a worker in the middle of one.
+# A trial of several seconds, so that a worker killed 0.3 s after its trial started is
+# killed mid-trial even on a quiet machine (with 4 epochs a trial could finish first).
 SLOW_SPACE_TOML = """
 [units]
 choices = [256]
 [layers]
 value = 2
 [epochs]
-value = 4
+value = 12
 [batch_size]
 choices = [64]
 """
