@@ -80,18 +80,22 @@ def _batches(model, images: np.ndarray, pixel_max: float):
         yield (inputs, *forward(model, inputs))
 
 
+def _width(model) -> int:
+    """How many values `detector_inputs` gives per image for ``model``."""
+    return len(model.layers[-1].weights["kernel"]) + DETECTOR_EXTRAS
+
+
 def _values(model, images: np.ndarray, pixel_max: float, out: np.ndarray | None = None):
     """`detector_inputs` of ``images`` as float32, written into ``out`` when given (rows
     ``0 .. len(images)``): one batch of float64 temporaries at a time, never all of them."""
+    if out is None:
+        out = np.empty((len(images), _width(model)), dtype=np.float32)
     rows = 0
     for inputs, features, logits in _batches(model, images, pixel_max):
         values = detector_inputs(features, logits, inputs, input_pixel_max(model))
-        if out is None:
-            out = np.empty((len(images), values.shape[1]), dtype=np.float32)
         out[rows : rows + len(values)] = values
         rows += len(values)
-    assert out is not None or len(images) == 0
-    return out if out is not None else np.empty((0, 0), dtype=np.float32)
+    return out
 
 
 def _logits(model, images: np.ndarray, pixel_max: float) -> np.ndarray:
@@ -163,8 +167,7 @@ def fit_detector(
         negatives = _negatives(negatives_per_family, TRAINING_SEED)
     # One float32 array of every example's features, standardised in place: its size (28,000
     # x 773 x 4 bytes for the default) is the only large allocation here.
-    width = len(model.layers[-1].weights["kernel"]) + DETECTOR_EXTRAS
-    u = np.empty((len(digits) + len(negatives), width), dtype=np.float32)
+    u = np.empty((len(digits) + len(negatives), _width(model)), dtype=np.float32)
     _values(model, digits, pixel_max, out=u[: len(digits)])
     _values(model, negatives, 1.0, out=u[len(digits) :])
     y = np.zeros((len(u), 1), dtype=np.float32)
