@@ -7,6 +7,7 @@ Datasets are loaded and checked by the library (`multilayer.datasets.load_datase
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -51,6 +52,44 @@ DataDirOption = Annotated[
     Path | None,
     typer.Option(help="Directory holding the datasets (default: $MULTILAYER_DATA)."),
 ]
+
+#: ``--host``, ``--port`` and ``--allow-host``, shared by the commands that serve a page.
+HostOption = Annotated[
+    str, typer.Option(help="Address to listen on (0.0.0.0 to accept other machines).")
+]
+PortOption = Annotated[
+    int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")
+]
+AllowHostOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-host",
+        metavar="NAME",
+        help="Also answer requests for this host name (repeatable; '*' for any). By "
+        "default only the names of --host are answered (localhost and 127.0.0.1 for the "
+        "default), which blocks DNS-rebinding pages.",
+    ),
+]
+
+
+def allowed_hosts(host: str, allow_host: list[str] | None) -> tuple[str, ...]:
+    """The host names a server on ``host`` answers: those of ``host`` and ``--allow-host``."""
+    from multilayer.app.server import allowed_hosts_for
+
+    return (*allowed_hosts_for(host), *(allow_host or ()))
+
+
+def listen(host: str, port: int, public_warning: str):
+    """The bound socket for ``host:port`` (a port in use fails here) and the URL it serves
+    at; warns on stderr, with ``public_warning``, when ``host`` accepts other machines."""
+    from multilayer.app.server import bind_socket, is_public
+
+    sock = bind_socket(host, port)
+    real_port = sock.getsockname()[1]
+    if is_public(host):
+        print(f"warning: listening on {host}: {public_warning}", file=sys.stderr)
+    shown = f"[{host}]" if ":" in host else host
+    return sock, real_port, f"http://{shown}:{real_port}/"
 
 
 def load_model_arg(path: Path):
