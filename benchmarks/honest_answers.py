@@ -40,11 +40,12 @@ SEED = 1
 
 
 def _train(smoke: bool, workdir: Path):
+    """The model of ``mlp train --seed 0`` (a tiny one for a smoke run), with its answers."""
     from multilayer.training import prepare_run
 
     if not smoke:
         result = prepare_run("fast", seed=0, output=workdir / "fast").run(verbose=0, report=False)
-        return result.model, result.run.path
+        return result.model
     from multilayer.answer_fitting import fit_answers
 
     prepared = prepare_run("fast", seed=0, overrides={"hidden": [32], "epochs": 1})
@@ -57,7 +58,7 @@ def _train(smoke: bool, workdir: Path):
         negatives_per_family=20,
         epochs=1,
     )
-    return prepared.model, None
+    return prepared.model
 
 
 def _stats(images: np.ndarray, pixel_max: float) -> np.ndarray:
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         run = str(args.run)
     else:  # trained in a temporary directory: the results folder holds results only
         with tempfile.TemporaryDirectory() as workdir:
-            model, _ = _train(smoke, Path(workdir))
+            model = _train(smoke, Path(workdir))
         run = "mlp train --seed 0 (default recipe), trained by this benchmark"
     if model.answers is None or model.answers.reject is None:
         raise SystemExit(f"{run}: the model has no stored detector (train it with mlp train)")
